@@ -1,0 +1,37 @@
+# ocrtrain — the two front-door commands are `make dashboard` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8866
+
+.PHONY: setup test dashboard demo bench clean-venv browser-deps
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	# trdg 1.8.0 pins a yanked arabic-reshaper and an old python-bidi: install it without its pins.
+	$(BIN)/python -m pip install -q --no-deps trdg==1.8.0
+	# rfc3987-syntax builds Lark parsers at import and slows every Jupyter start (KNOWN-TRAPS).
+	-$(BIN)/python -m pip uninstall -q -y rfc3987-syntax
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser-deps
+	$(BIN)/python -m pytest -q tests
+
+dashboard: setup
+	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
+	  --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60
+
+bench: setup
+	$(BIN)/python -m bench.synth_speed
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,35 @@
+"""The one error hierarchy of ocrtrain: every message says what, where and the fix."""
+from __future__ import annotations
+
+__all__ = [
+    "OcrtrainError",
+    "ConfigError",
+    "DatasetError",
+    "InputError",
+    "ModelError",
+    "RunError",
+]
+
+
+class OcrtrainError(Exception):
+    """Base of every error ocrtrain raises on purpose."""
+
+
+class ConfigError(OcrtrainError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class DatasetError(OcrtrainError):
+    """A dataset folder or LMDB is missing, empty or inconsistent."""
+
+
+class InputError(OcrtrainError):
+    """A user-provided file (word list, CSV, labels, image, zip) cannot be used."""
+
+
+class ModelError(OcrtrainError):
+    """A model file, checkpoint or architecture does not fit."""
+
+
+class RunError(OcrtrainError):
+    """A run folder or job is in a state that does not allow the request."""

@@ -1,0 +1,169 @@
+"""Reading and writing LMDBs in deep-text-recognition-benchmark's layout (the one lmdb import).
+
+Layout: ``num-samples`` (ASCII int) and, for 1-based ``i``, ``image-%09d`` (encoded image bytes)
+and ``label-%09d`` (UTF-8 text). Extra keys (``meta-*``) are allowed and ignored by DTRB tools.
+The map starts small and doubles when full, so no huge sparse file is created.
+
+>>> import tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> with LmdbWriter(os.path.join(d, "x")) as w:
+...     w.add(b"png-bytes", "hei")
+>>> r = LmdbReader(os.path.join(d, "x")); len(r), r.label(0)
+(1, 'hei')
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import lmdb
+
+from .errors import DatasetError
+
+__all__ = ["LmdbWriter", "LmdbReader", "is_lmdb"]
+
+_INITIAL_MAP = 16 * 1024 * 1024
+
+
+def is_lmdb(path: Union[str, Path]) -> bool:
+    """True when `path` is a folder holding an LMDB data file."""
+    return (Path(path) / "data.mdb").is_file()
+
+
+class LmdbWriter:
+    """Append samples to a new LMDB; call :meth:`close` (or use ``with``) to write ``num-samples``."""
+
+    def __init__(self, path: Union[str, Path], commit_every: int = 256):
+        self.path = Path(path)
+        if is_lmdb(self.path):
+            raise DatasetError(f"{self.path} already holds an LMDB: choose a new folder or delete it")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(self.path), map_size=_INITIAL_MAP, subdir=True, lock=True)
+        self._pending: dict[bytes, bytes] = {}
+        self._commit_every = commit_every
+        self.count = 0
+        self._meta: dict[str, bytes] = {}
+
+    def add(self, image: bytes, label: str) -> int:
+        """Append one sample; returns its 0-based index."""
+        self.count += 1
+        self._pending[b"image-%09d" % self.count] = bytes(image)
+        self._pending[b"label-%09d" % self.count] = label.encode("utf-8")
+        if len(self._pending) >= 2 * self._commit_every:
+            self._flush()
+        return self.count - 1
+
+    def set_meta(self, key: str, value) -> None:
+        """Store a JSON value under ``meta-<key>``."""
+        self._meta[f"meta-{key}"] = json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+    def _flush(self, final: bool = False) -> None:
+        items = dict(self._pending)
+        if final:
+            items[b"num-samples"] = str(self.count).encode()
+            items.update({k.encode(): v for k, v in self._meta.items()})
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for k, v in items.items():
+                        txn.put(k, v)
+                break
+            except lmdb.MapFullError:
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+        self._pending.clear()
+
+    def close(self) -> None:
+        if self._env is None:
+            return
+        self._flush(final=True)
+        self._env.sync()
+        self._env.close()
+        self._env = None
+
+    def abort(self) -> None:
+        """Close without writing ``num-samples`` (the LMDB then reads as incomplete)."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def __enter__(self) -> "LmdbWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class LmdbReader:
+    """Random access to a DTRB-layout LMDB; opens lazily and reopens in each worker process."""
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        if not is_lmdb(self.path):
+            raise DatasetError(
+                f"{self.path} is not an LMDB (no data.mdb): give a dataset split folder such as DATASET/train"
+            )
+        self._env = None
+        self._pid: Optional[int] = None
+        with self._open().begin() as txn:
+            raw = txn.get(b"num-samples")
+        if raw is None:
+            raise DatasetError(
+                f"{self.path} has no 'num-samples' key (an interrupted write?): regenerate or re-import it"
+            )
+        self._len = int(raw)
+
+    def _open(self):
+        if self._env is None or self._pid != os.getpid():
+            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
+                                  meminit=False, max_readers=256)
+            self._pid = os.getpid()
+        return self._env
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_env"] = None
+        state["_pid"] = None
+        return state
+
+    def _get(self, key: bytes) -> bytes:
+        with self._open().begin() as txn:
+            value = txn.get(key)
+        if value is None:
+            raise DatasetError(f"{self.path}: key {key.decode()} is missing: the LMDB is damaged, re-create it")
+        return bytes(value)
+
+    def _check(self, index: int) -> int:
+        if not 0 <= index < self._len:
+            raise IndexError(f"sample {index} out of range 0..{self._len - 1} in {self.path}")
+        return index + 1
+
+    def image_bytes(self, index: int) -> bytes:
+        return self._get(b"image-%09d" % self._check(index))
+
+    def label(self, index: int) -> str:
+        return self._get(b"label-%09d" % self._check(index)).decode("utf-8")
+
+    def __getitem__(self, index: int) -> tuple[bytes, str]:
+        return self.image_bytes(index), self.label(index)
+
+    def labels(self) -> Iterator[str]:
+        for i in range(self._len):
+            yield self.label(i)
+
+    def meta(self, key: str, default=None):
+        with self._open().begin() as txn:
+            raw = txn.get(f"meta-{key}".encode())
+        return default if raw is None else json.loads(bytes(raw).decode("utf-8"))
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
