@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -25,6 +26,52 @@ from .errors import DatasetError
 __all__ = ["LmdbWriter", "LmdbReader", "is_lmdb"]
 
 _INITIAL_MAP = 16 * 1024 * 1024
+
+# py-lmdb refuses to open the same LMDB files twice in one process ("already open in this
+# process"), and a forked child inherits that bookkeeping. So read-only environments are shared
+# per (process, data file) and counted; a child closes what it inherited before reopening.
+_ENVS: dict[tuple, list] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+def _reset_lock_after_fork() -> None:
+    global _ENVS_LOCK
+    _ENVS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
+def _acquire_env(path: Path) -> tuple[tuple, "lmdb.Environment"]:
+    st = os.stat(path / "data.mdb")
+    pid = os.getpid()
+    key = (pid, st.st_dev, st.st_ino)
+    with _ENVS_LOCK:
+        for k in [k for k in _ENVS if k[0] != pid]:
+            inherited = _ENVS.pop(k)[0]
+            try:
+                inherited.close()  # in a child this only drops the parent's handle here
+            except Exception:  # pragma: no cover - best effort on an unusable handle
+                pass
+        entry = _ENVS.get(key)
+        if entry is None:
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False,
+                            meminit=False, max_readers=256)
+            entry = _ENVS[key] = [env, 0]
+        entry[1] += 1
+        return key, entry[0]
+
+
+def _release_env(key: tuple) -> None:
+    with _ENVS_LOCK:
+        entry = _ENVS.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _ENVS[key]
+            entry[0].close()
 
 
 def is_lmdb(path: Union[str, Path]) -> bool:
@@ -109,6 +156,7 @@ class LmdbReader:
             )
         self._env = None
         self._pid: Optional[int] = None
+        self._key: Optional[tuple] = None
         with self._open().begin() as txn:
             raw = txn.get(b"num-samples")
         if raw is None:
@@ -119,8 +167,7 @@ class LmdbReader:
 
     def _open(self):
         if self._env is None or self._pid != os.getpid():
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                  meminit=False, max_readers=256)
+            self._key, self._env = _acquire_env(self.path)
             self._pid = os.getpid()
         return self._env
 
@@ -131,6 +178,7 @@ class LmdbReader:
         state = dict(self.__dict__)
         state["_env"] = None
         state["_pid"] = None
+        state["_key"] = None
         return state
 
     def _get(self, key: bytes) -> bytes:
@@ -164,6 +212,13 @@ class LmdbReader:
         return default if raw is None else json.loads(bytes(raw).decode("utf-8"))
 
     def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        if self._env is not None and self._pid == os.getpid():
+            _release_env(self._key)
+        self._env = None
+        self._key = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass

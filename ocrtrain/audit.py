@@ -1,0 +1,262 @@
+"""Auditing a dataset before training: counts, characters the base model lacks, sizes, misfits.
+
+>>> # report = audit_dataset("data/receipts"); print(report.summary())
+>>> # report.outside_charset  ->  {'ø': 31, 'å': 12, 'æ': 7}
+"""
+from __future__ import annotations
+
+import io
+import math
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from PIL import Image
+
+from .charset import Charset, english_g2_charset
+from .dataset import SPLITS, Dataset
+from .errors import ConfigError, DatasetError
+
+__all__ = ["AuditReport", "audit_dataset", "resolve_charset", "ctc_length_needed", "ctc_steps"]
+
+_EXAMPLES_PER_CHAR = 3
+_TOO_LONG_LISTED = 200
+
+
+def resolve_charset(base: Union[str, Charset]) -> tuple[str, Charset]:
+    """(name, Charset) for ``"english_g2"``, a Charset, or a string of characters."""
+    if isinstance(base, Charset):
+        return "custom", base
+    if base == "english_g2":
+        return "english_g2", english_g2_charset()
+    if isinstance(base, str) and base:
+        return "custom", Charset(dict.fromkeys(base))
+    raise ConfigError(f"base charset {base!r} is not understood: give 'english_g2' or the characters")
+
+
+def ctc_length_needed(label: str) -> int:
+    """Time steps CTC needs for `label`: one per character plus a blank between each repeat."""
+    return len(label) + sum(1 for a, b in zip(label, label[1:]) if a == b)
+
+
+def ctc_steps(width: int, height: int, model_height: int = 64) -> int:
+    """Time steps english_g2's VGG emits for an image of this size.
+
+    The image is resized to `model_height` keeping its aspect; two 2x2 poolings divide the
+    width by 4 and the final 2x2 convolution (no padding) removes one more column.
+    """
+    resized = math.ceil(model_height * width / max(1, height))
+    return max(0, resized // 4 - 1)
+
+
+def _histogram(values: list[float], bins: int = 20, integer: bool = True) -> dict:
+    """Equal-width histogram as {"edges": [...], "counts": [...]} (len(edges) = len(counts) + 1)."""
+    if not values:
+        return {"edges": [], "counts": []}
+    lo, hi = min(values), max(values)
+    if integer:
+        lo, hi = math.floor(lo), math.floor(hi) + 1
+        width = max(1, math.ceil((hi - lo) / bins))
+        n = max(1, math.ceil((hi - lo) / width))
+        edges = [lo + i * width for i in range(n + 1)]
+    else:
+        if hi == lo:
+            hi = lo + 1e-9
+        n = bins
+        width = (hi - lo) / n
+        edges = [round(lo + i * width, 4) for i in range(n + 1)]
+    counts = [0] * n
+    for v in values:
+        i = min(n - 1, int((v - lo) // width))
+        counts[i] += 1
+    return {"edges": edges, "counts": counts}
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {}
+    return {"min": min(values), "median": statistics.median(values), "max": max(values),
+            "mean": round(statistics.fmean(values), 3)}
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What :func:`audit_dataset` found. ``to_dict()`` is JSON-able; ``summary()`` is short text."""
+
+    path: str
+    base_charset: str
+    base_size: int
+    counts: dict
+    empty_splits: list
+    char_counts: dict
+    outside_charset: dict
+    outside_examples: dict
+    label_lengths: dict
+    label_length_stats: dict
+    images_sampled: dict
+    width: dict
+    height: dict
+    aspect: dict
+    unreadable: list
+    too_long: list
+    too_long_count: int
+    max_label_length: Optional[int]
+    model_height: int
+    rejected: list
+    warnings: list = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["total"] = self.total
+        data["label_lengths"] = {str(k): v for k, v in self.label_lengths.items()}
+        return data
+
+    def summary(self) -> str:
+        lines = [f"Dataset {self.path}"]
+        lines.append("Samples: " + ", ".join(f"{s} {n}" for s, n in self.counts.items())
+                     + f" (total {self.total})")
+        if self.empty_splits:
+            lines.append(f"EMPTY splits: {', '.join(self.empty_splits)}")
+        lines.append(f"Characters: {len(self.char_counts)} distinct")
+        if self.outside_charset:
+            shown = ", ".join(f"{c!r} x{n}" for c, n in list(self.outside_charset.items())[:12])
+            example = next(iter(self.outside_examples.values()))[0]
+            lines.append(f"Outside {self.base_charset} ({self.base_size} chars): {shown} "
+                         f"(e.g. {example!r}): fine-tune with an extended charset")
+        else:
+            lines.append(f"All characters are in {self.base_charset}")
+        if self.label_length_stats:
+            st = self.label_length_stats
+            lines.append(f"Label length: min {st['min']}, median {st['median']}, max {st['max']}")
+        n_img = sum(self.images_sampled.values())
+        if n_img:
+            w, h, a = self.width["stats"], self.height["stats"], self.aspect["stats"]
+            lines.append(f"Images ({n_img} sampled): width {w['min']}..{w['max']} px, "
+                         f"height {h['min']}..{h['max']} px, aspect {a['min']:.1f}..{a['max']:.1f}")
+        if self.unreadable:
+            lines.append(f"Unreadable images: {len(self.unreadable)} (first: {self.unreadable[0]['reason']})")
+        if self.too_long_count:
+            t = self.too_long[0]
+            lines.append(f"Labels too long for their image: {self.too_long_count} (first: {t['split']}#"
+                         f"{t['index']} {t['label']!r}: {t['reason']})")
+        else:
+            lines.append("Labels too long for their image: 0")
+        if self.rejected:
+            r = self.rejected[0]
+            lines.append(f"Rejected at import: {len(self.rejected)} (first: {r['sample']}: {r['reason']})")
+        lines.extend(f"Warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "english_g2",
+                  max_label_length: Optional[int] = None, max_images: int = 20000,
+                  model_height: int = 64) -> AuditReport:
+    """Audit a dataset folder (or a bare LMDB folder) against a base model's charset.
+
+    `max_images` bounds the image headers read per split (evenly spaced); labels are all read.
+    A label is flagged when CTC cannot fit it into its image's time steps (see :func:`ctc_steps`)
+    or when it is longer than `max_label_length`.
+    """
+    if max_images < 0:
+        raise ConfigError(f"max_images must be >= 0, got {max_images}")
+    base_name, base = resolve_charset(base_charset)
+    ds = Dataset(path)
+    counts: dict[str, int] = {}
+    chars: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    lengths: Counter = Counter()
+    widths: list[int] = []
+    heights: list[int] = []
+    aspects: list[float] = []
+    sampled: dict[str, int] = {}
+    unreadable: list[dict] = []
+    too_long: list[dict] = []
+    too_long_count = 0
+    names = list(ds.splits) if "all" in ds.splits else list(SPLITS)
+    for split in names:
+        if split not in ds.splits:
+            counts[split] = 0
+            continue
+        reader = ds.reader(split)
+        try:
+            n = len(reader)
+            counts[split] = n
+            step = max(1, math.ceil(n / max_images)) if max_images else 0
+            picked = set(range(0, n, step)) if step else set()
+            sampled[split] = len(picked)
+            for i in range(n):
+                try:
+                    label = reader.label(i)
+                except (DatasetError, UnicodeDecodeError) as exc:
+                    unreadable.append({"split": split, "index": i, "reason": f"label: {exc}"})
+                    continue
+                chars.update(label)
+                lengths[len(label)] += 1
+                for c in set(label):
+                    if c not in base:
+                        ex = examples.setdefault(c, [])
+                        if len(ex) < _EXAMPLES_PER_CHAR:
+                            ex.append(label)
+                reasons = []
+                if max_label_length is not None and len(label) > max_label_length:
+                    reasons.append(f"{len(label)} characters > max_label_length {max_label_length}")
+                if i in picked:
+                    try:
+                        with Image.open(io.BytesIO(reader.image_bytes(i))) as im:
+                            w, h = im.size  # header only: no pixel decode
+                    except Exception as exc:  # PIL raises many types for bad data
+                        unreadable.append({"split": split, "index": i,
+                                           "reason": f"{reader.path} sample {i}: {type(exc).__name__}: {exc}"})
+                    else:
+                        widths.append(w)
+                        heights.append(h)
+                        aspects.append(w / max(1, h))
+                        steps = ctc_steps(w, h, model_height)
+                        need = ctc_length_needed(label)
+                        if need > steps:
+                            reasons.append(f"needs {need} CTC steps, a {w}x{h} image gives {steps} at "
+                                           f"height {model_height}: use a wider crop or a shorter label")
+                if reasons:
+                    too_long_count += 1
+                    if len(too_long) < _TOO_LONG_LISTED:
+                        too_long.append({"split": split, "index": i, "label": label, "reason": "; ".join(reasons)})
+        finally:
+            reader.close()
+    empty = [s for s, n in counts.items() if n == 0]
+    outside = {c: chars[c] for c in sorted(examples, key=lambda c: (-chars[c], c))}
+    warnings = []
+    if empty:
+        warnings.append(f"split(s) {', '.join(empty)} are empty: training needs train, validation "
+                        "needs val; re-import with val_fraction/test_fraction > 0")
+    if too_long_count > len(too_long):
+        warnings.append(f"only the first {len(too_long)} of {too_long_count} too-long labels are listed")
+    rejected = [{"sample": r.sample, "label": r.label, "reason": r.reason} for r in ds.rejected()]
+    return AuditReport(
+        path=str(path),
+        base_charset=base_name,
+        base_size=len(base),
+        counts=counts,
+        empty_splits=empty,
+        char_counts=dict(sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))),
+        outside_charset=outside,
+        outside_examples={c: examples[c] for c in outside},
+        label_lengths=dict(sorted(lengths.items())),
+        label_length_stats=_stats(list(lengths.elements())),
+        images_sampled=sampled,
+        width={"stats": _stats(widths), "histogram": _histogram(widths)},
+        height={"stats": _stats(heights), "histogram": _histogram(heights)},
+        aspect={"stats": _stats(aspects), "histogram": _histogram(aspects, integer=False)},
+        unreadable=unreadable,
+        too_long=too_long,
+        too_long_count=too_long_count,
+        max_label_length=max_label_length,
+        model_height=model_height,
+        rejected=rejected,
+        warnings=warnings,
+    )

@@ -1,0 +1,158 @@
+"""ocrtrain checkpoint files: one ``torch.save``d dict of plain data, loadable with ``weights_only=True``.
+
+Layout (``format: ocrtrain-checkpoint/1``)::
+
+    {"format", "model_config": dict, "charset": str, "state_dict": {name: tensor},
+     "step": int, "metrics": dict, ...extra}   # last.pt adds optimizer, scheduler, rng, epoch, samples_seen
+
+Writes are atomic (temporary file + ``os.replace``), so a crash never leaves half a checkpoint.
+
+>>> # save_checkpoint("run/checkpoints/best.pt", model, charset, ModelConfig(), step=100, metrics={"cer": 0.02})
+>>> # ckpt = load_checkpoint("run/checkpoints/best.pt"); model, charset, cfg = model_from_checkpoint(ckpt)
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+
+from .charset import Charset
+from .errors import ConfigError, ModelError
+from .model import ModelConfig, Recognizer, check_state_dict, strip_module_prefix
+
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "read_torch_file"]
+
+CHECKPOINT_FORMAT = "ocrtrain-checkpoint/1"
+_BASE_KEYS = ("format", "model_config", "charset", "state_dict", "step", "metrics")
+_PLAIN = (str, bytes, int, float, complex, bool, type(None), torch.Size, torch.dtype, torch.device)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Reject objects a weights-only load would refuse (NumPy arrays, custom classes)."""
+    # Exact types: NumPy scalars subclass float/int but a weights-only load refuses them.
+    if isinstance(value, torch.Tensor) or type(value) in _PLAIN:
+        return
+    if type(value) in (dict, OrderedDict):
+        for k, v in value.items():
+            if type(k) not in _PLAIN:
+                raise ModelError(f"checkpoint entry {where} has a key of type {type(k).__name__}: "
+                                 "use str/int keys so weights_only loading accepts it")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    if type(value) in (list, tuple, set, frozenset):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise ModelError(f"checkpoint entry {where} is a {type(value).__module__}.{type(value).__qualname__}, "
+                     "which torch.load(weights_only=True) refuses: store tensors, numbers, text, "
+                     "lists or dicts (e.g. torch.from_numpy(array), or state.tolist())")
+
+
+def _plain_number(value: Any) -> Any:
+    """NumPy/0-d tensor metric values -> Python numbers (metric code often yields np.float64)."""
+    if type(value) not in _PLAIN and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    return value
+
+
+def save_checkpoint(path: Union[str, Path], model: Recognizer, charset: Charset, model_config: ModelConfig,
+                    step: int, metrics: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write a checkpoint atomically; `extra` adds resumable state (optimizer, scheduler, rng...)."""
+    path = Path(path)
+    if model.num_class != charset.num_classes:
+        raise ModelError(f"model has {model.num_class} classes but charset {len(charset)} characters "
+                         f"(+ blank = {charset.num_classes}): adapt the charset before saving")
+    data: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model_config.to_dict(),
+        "charset": charset.chars,
+        "state_dict": {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()},
+        "step": int(step),
+        "metrics": {str(k): _plain_number(v) for k, v in (metrics or {}).items()},
+    }
+    for key, value in (extra or {}).items():
+        if key in _BASE_KEYS:
+            raise ConfigError(f"extra checkpoint key {key!r} would replace a base entry: use another name")
+        data[key] = value
+    _check_plain(data, "checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_torch_file(path: Union[str, Path], what: str = "model file") -> Any:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with readable ModelErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{what} {path} does not exist: check the path (or train/export it first)")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it is about to refuse anyway.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise ModelError(
+                f"{path} holds a pickled {found.group(1)} object, which a safe (weights_only) load refuses: "
+                "it is not a plain checkpoint/state dict; re-save only the weights with "
+                "torch.save(model.state_dict(), path)") from None
+        raise ModelError(f"{path} is not a readable PyTorch file (a raw pickle or other data the safe "
+                         "weights_only loader refuses): use a file written by torch.save") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:200]}): "
+                         "it is truncated or of another format; use the original file") from None
+
+
+def load_checkpoint(path: Union[str, Path]) -> dict:
+    """Read and check an ocrtrain checkpoint (weights_only); ModelError says what was found instead."""
+    path = Path(path)
+    data = read_torch_file(path, "checkpoint")
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} holds a {type(data).__name__}, not an ocrtrain checkpoint dict: "
+                         "pass a checkpoint written by ocrtrain (RUN/checkpoints/best.pt)")
+    if data.get("format") != CHECKPOINT_FORMAT:
+        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+            raise ModelError(
+                f"{path} is a bare state dict ({len(data)} tensors, e.g. {next(iter(data))!r}), not an "
+                "ocrtrain checkpoint: load it as an origin instead, e.g. 'easyocr:DIR/NAME' (with NAME.yaml) "
+                "or 'dtrb:FILE:CHARSET'")
+        found = data.get("format", f"keys {sorted(map(str, data))[:6]}")
+        raise ModelError(f"{path} is not an ocrtrain checkpoint (expected format {CHECKPOINT_FORMAT!r}, "
+                         f"found {found!r}): pass a checkpoint written by ocrtrain")
+    missing = [k for k in _BASE_KEYS if k not in data]
+    if missing:
+        raise ModelError(f"{path} lacks checkpoint entries {missing}: the file is damaged; use another version")
+    try:
+        config = ModelConfig.from_dict(data["model_config"])
+        charset = Charset(data["charset"])
+    except ConfigError as exc:
+        raise ModelError(f"{path} has an invalid model_config or charset ({exc}): use another version") from None
+    check_state_dict(config, charset.num_classes, strip_module_prefix(data["state_dict"]), str(path))
+    return data
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], device: Union[str, torch.device] = "cpu"
+                          ) -> tuple[Recognizer, Charset, ModelConfig]:
+    """Build the Recognizer of a loaded checkpoint dict (strict weight load)."""
+    config = ModelConfig.from_dict(checkpoint["model_config"])
+    charset = Charset(checkpoint["charset"])
+    model = Recognizer(config, charset.num_classes)
+    model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]), strict=True)
+    return model.to(device), charset, config

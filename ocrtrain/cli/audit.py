@@ -1,0 +1,37 @@
+"""`ocrtrain audit DIR`: counts, characters outside the base model, image sizes, misfit labels."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..audit import audit_dataset
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "audit", help="check a dataset against the base model before training",
+        description="Report split counts, characters the base model cannot emit, label lengths, "
+                    "image sizes, labels too long for their image and the samples rejected at import.")
+    parser.add_argument("path", metavar="DIR", help="dataset folder (or a bare LMDB folder)")
+    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    parser.add_argument("--base", default="english_g2", metavar="CHARSET",
+                        help="base model charset: 'english_g2' or the characters themselves (default: english_g2)")
+    parser.add_argument("--max-label-length", type=int, default=None, metavar="N",
+                        help="also flag labels longer than N characters (default: off)")
+    parser.add_argument("--max-images", type=int, default=20000, metavar="N",
+                        help="image headers read per split, evenly spaced (default: 20000)")
+    parser.add_argument("--height", type=int, default=64, metavar="PX",
+                        help="model input height used to estimate CTC time steps (default: 64)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = audit_dataset(args.path, base_charset=args.base, max_label_length=args.max_label_length,
+                           max_images=args.max_images, model_height=args.height)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.summary())
+    return 0

@@ -1,0 +1,131 @@
+"""`ocrtrain eval SOURCE --data PATH`: score a run or origin model on a dataset split."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a run or origin model on a dataset split",
+        description="Evaluate SOURCE (a run folder or an origin spec such as english_g2, run:PATH@last, "
+                    "easyocr:DIR/NAME) on a dataset's test split (val when test is empty) or an LMDB "
+                    "split folder. Reports of a run folder are also saved to RUN/reports/.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="run folder or origin spec")
+    p.add_argument("--data", required=True, metavar="PATH", help="dataset folder or LMDB split folder (e.g. DATASET/test)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
+    p.add_argument("--compare-with", default=None, metavar="ORIGIN",
+                   help="also evaluate ORIGIN on the same samples and report better/worse/same per sample")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the JSON report to FILE")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="lines per forward pass (default: 32)")
+    p.add_argument("--reader-compatible", action="store_true",
+                   help="apply EasyOCR Reader's low-confidence contrast retry, as Reader.recognize does")
+    p.add_argument("--worst", type=int, default=10, metavar="K", help="worst samples shown (default: 10)")
+    p.set_defaults(func=run)
+
+
+def _report_path(source: str, split: str, kind: str) -> Optional[Path]:
+    from ..evaluate import run_version
+
+    folder, version = run_version(source)
+    if folder is None:
+        return None
+    # The best checkpoint's report has the plain name; other versions get their own file.
+    suffix = f"-{version}" if version not in (None, "best") else ""
+    return folder / "reports" / f"{kind}-{split}{suffix}.json"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+_SHOWN = ("n", "accuracy", "accuracy_ci", "cer", "wer", "ned", "mean_confidence")
+
+
+def _print_eval(report, worst: int) -> None:
+    print(f"source: {report.source}")
+    print(f"data:   {report.data} ({report.split}, {report.metrics['n']} samples)")
+    print()
+    for key in _SHOWN:
+        print(f"  {key:<16} {_fmt(report.metrics.get(key))}")
+    _print_worst(report.worst[:worst])
+    _print_confusions(report.top_confusions(10))
+
+
+def _print_worst(rows) -> None:
+    if not rows:
+        return
+    print("\nworst samples (cer  label -> prediction):")
+    for r in rows:
+        print(f"  #{r['index']:<5} {r['cer']:.2f}  {r['label']!r} -> {r['prediction']!r}")
+
+
+def _print_confusions(rows) -> None:
+    if not rows:
+        return
+    print("\ntop confusions:")
+    for r in rows:
+        gold = repr(r["gold"]) if r["gold"] else "(none)"
+        pred = repr(r["pred"]) if r["pred"] else "(none)"
+        print(f"  {r['count']:>5}x {r['kind']:<12} {gold} -> {pred}")
+
+
+def _print_compare(report, worst: int) -> None:
+    print(f"before: {report.before.source}")
+    print(f"after:  {report.after.source}")
+    print(f"data:   {report.after.data} ({report.after.split}, {report.after.metrics['n']} samples)")
+    print()
+    print(f"  {'metric':<16} {'before':>8} {'after':>8} {'delta':>8}")
+    delta = report.delta()
+    for key in _SHOWN:
+        print(f"  {key:<16} {_fmt(report.before.metrics.get(key)):>8} {_fmt(report.after.metrics.get(key)):>8} "
+              f"{_fmt(delta.get(key)):>8}")
+    c = report.counts
+    print(f"\nper sample: {c['better']} better, {c['worse']} worse, {c['same']} same")
+    regressions = report.regressions[:worst]
+    if regressions:
+        print("\nregressions (label: before -> after):")
+        for r in regressions:
+            print(f"  #{r['index']:<5} {r['label']!r}: {r['before']!r} -> {r['after']!r}")
+    _print_worst(report.after.worst[:worst])
+    _print_confusions(report.after.top_confusions(10))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import compare, evaluate, resolve_source
+
+    source = resolve_source(args.source)
+    kwargs = dict(limit=args.limit, device=args.device, batch_size=args.batch_size,
+                  reader_compatible=args.reader_compatible)
+    if args.compare_with:
+        report = compare(args.compare_with, source, args.data, **kwargs)
+        split, kind = report.after.split, "compare"
+    else:
+        report = evaluate(source, args.data, **kwargs)
+        split, kind = report.split, "eval"
+    saved = []
+    auto = _report_path(source, split, kind)
+    for path in (auto, Path(args.out) if args.out else None):
+        if path is not None:
+            saved.append(report.save(path))
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        (_print_compare if args.compare_with else _print_eval)(report, args.worst)
+        for path in saved:
+            print(f"\nreport saved to {path}")
+    return 0

@@ -1,0 +1,56 @@
+"""`ocrtrain export RUN_OR_ORIGIN --name NAME --out DIR`: write an EasyOCR user_network bundle."""
+from __future__ import annotations
+
+import json
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a run or origin model as an EasyOCR user_network bundle",
+        description="Write NAME.pth, NAME.yaml and NAME.py into DIR so that "
+                    "easyocr.Reader(['en'], recog_network=NAME, user_network_directory=DIR, "
+                    "model_storage_directory=DIR) loads the model. RUN_OR_ORIGIN is a run folder "
+                    "(its --version checkpoint) or an origin spec (english_g2, run:PATH@last, "
+                    "easyocr:DIR/NAME, dtrb:FILE:CHARS, a checkpoint .pt).",
+    )
+    p.add_argument("source", metavar="RUN_OR_ORIGIN", help="run folder or origin spec")
+    p.add_argument("--name", required=True, help="bundle name, a Python identifier (EasyOCR imports NAME.py)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
+    p.add_argument("--version", default="best", help="checkpoint of a run: best, last or step-N (default: best)")
+    p.add_argument("--lang", default="en", metavar="CODES",
+                   help="comma-separated lang_list written to NAME.yaml (default: en)")
+    p.add_argument("--parity-data", default=None, metavar="PATH",
+                   help="after exporting, compare our reading with easyocr.Reader's on this dataset/LMDB")
+    p.add_argument("--parity-limit", type=int, default=300, metavar="N",
+                   help="samples for the parity check (default: 300)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export_easyocr
+
+    langs = [c.strip() for c in args.lang.split(",") if c.strip()] or ["en"]
+    result = export_easyocr(args.source, args.name, args.out, version=args.version, lang_list=langs)
+    parity = None
+    if args.parity_data:
+        from ..evaluate import parity_check
+
+        parity = parity_check(result["dir"], args.name, args.parity_data, limit=args.parity_limit)
+    if args.json:
+        print(json.dumps({**result, "parity": parity}, indent=2, ensure_ascii=False, default=str))
+        return 0 if parity is None or parity.get("ok", True) else 1
+    print(f"exported {result['source']['spec']} ({result['num_class'] - 1} characters) as {args.name!r}:")
+    for path in result["files"].values():
+        print(f"  {path}")
+    print("\nload it with:\n")
+    print(result["snippet"])
+    if parity is not None:
+        print(f"\nparity on {parity.get('n')} samples: ours {parity.get('accuracy_ours')}, "
+              f"easyocr.Reader {parity.get('accuracy_reader')}, agreement {parity.get('agreement')}, "
+              f"ok={parity.get('ok')}")
+        return 0 if parity.get("ok", True) else 1
+    return 0

@@ -1,0 +1,82 @@
+"""`ocrtrain predict [SOURCE] IMAGE_OR_FOLDER... [--model SPEC]`: read line images with a model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import InputError
+
+__all__ = ["register", "run", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="read text-line images with a run or origin model",
+        description="Print the text and EasyOCR-style confidence of each line image. The model is "
+                    "--model, or a leading SOURCE argument (run folder or origin spec such as "
+                    "english_g2, run:PATH@last, easyocr:DIR/NAME); folders are read non-recursively.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="line images or folders of them")
+    p.add_argument("--model", default=None, metavar="SPEC", help="run folder or origin spec (default: english_g2)")
+    p.add_argument("--version", default="best", help="checkpoint of a run folder: best, last or step-N")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="lines per forward pass (default: 32)")
+    p.add_argument("--reader-compatible", action="store_true",
+                   help="apply EasyOCR Reader's low-confidence contrast retry")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {image, text, confidence}")
+    p.set_defaults(func=run)
+
+
+def _looks_like_model(arg: str) -> bool:
+    path = Path(arg)
+    if arg == "english_g2" or arg.startswith(_SPEC_PREFIXES):
+        return not path.exists()
+    if path.is_dir():
+        return (path / "checkpoints").is_dir() or (path / "status.json").is_file()
+    return path.is_file() and path.suffix.lower() in (".pt", ".pth")
+
+
+def _image_paths(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"folder {path} has no images ({', '.join(IMAGE_SUFFIXES)}): "
+                                 "pass image files or a folder holding them")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise InputError(f"{path} does not exist: pass line images or folders of them")
+    return paths
+
+
+def run(args) -> int:
+    from ..export import resolve_source
+    from ..images import decode_image
+    from ..inference import Predictor
+
+    inputs = list(args.inputs)
+    model = args.model
+    if model is None and len(inputs) > 1 and _looks_like_model(inputs[0]):
+        model = inputs.pop(0)
+    spec = resolve_source(model or "english_g2", args.version)
+    paths = _image_paths(inputs)
+    images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
+    predictor = Predictor.from_origin(spec, device=args.device, batch_size=args.batch_size,
+                                      reader_compatible=args.reader_compatible)
+    predictions = predictor.predict(images)
+    if args.json:
+        rows = [{"image": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
+                for p, r in zip(paths, predictions)]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for p, r in zip(paths, predictions):
+            print(f"{p}\t{r.text}\t{r.confidence:.4f}")
+    return 0

@@ -1,0 +1,60 @@
+"""`ocrtrain run-notebook NAME -p key value ... [--run RUN]`: execute a notebook as a run's report."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import notebooks
+
+__all__ = ["register", "run"]
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "run-notebook",
+        help="execute notebooks/NAME.ipynb with papermill into RUN/notebooks/",
+        description="Execute a project notebook with parameters into RUN/notebooks/NAME.ipynb and record "
+                    "them in RUN/notebooks/NAME.params.json. Values are parsed into the type of the "
+                    "notebook's default (lists and mappings as YAML).",
+    )
+    parser.add_argument("name", nargs="?", help="notebook name, e.g. 02_finetune (omit with --list)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="set a parameter of the notebook's `parameters` cell (repeatable)")
+    parser.add_argument("--run", metavar="RUN", default=None,
+                        help="run folder to execute in (default: runs/DATE-TIME-NAME)")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and their parameters")
+    parser.add_argument("--log-output", action="store_true", help="print cell outputs while executing")
+    parser.set_defaults(func=run)
+
+
+def _list() -> int:
+    for name in notebooks.list_notebooks():
+        defaults = notebooks.read_parameters(notebooks.notebook_path(name))
+        print(name)
+        for key, value in defaults.items():
+            print(f"    -p {key} {value!r}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
+    if not args.name:
+        print("ocrtrain run-notebook: give a notebook name (see --list)", file=sys.stderr)
+        return 2
+    if args.log_output:
+        # papermill logs cell outputs at INFO on its own logger; show them plainly on stdout.
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        pm_log = logging.getLogger("papermill")
+        pm_log.addHandler(handler)
+        pm_log.setLevel(logging.INFO)
+        pm_log.propagate = False
+    output = notebooks.run_notebook(
+        args.name, args.run, dict(args.parameter), log_output=args.log_output,
+        callback=lambda event: print(getattr(event, "text", event), file=sys.stderr),
+    )
+    print(f"executed notebook: {output}")
+    print(f"parameters: {output.with_suffix('.params.json')}")
+    return 0

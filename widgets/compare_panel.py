@@ -1,0 +1,405 @@
+"""Compare tab: origin vs fine-tuned on the test split, the run's versions, and try-it-yourself.
+
+The comparison is :func:`ocrtrain.evaluate.compare`; its report is saved under RUN/reports/ so
+reopening the page shows the last one. The gallery reads the crops back from the LMDB the
+report names, so what is shown is exactly what was scored.
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import ipywidgets as W
+
+from ocrtrain.errors import InputError
+
+from .downloads import data_uri_link, png_data_uri
+from .feedback import StatusBox, describe_error
+from .pickers import DatasetPicker, RunVersionPicker, run_dataset, run_versions
+from .tasks import BackgroundTask, Throttle
+from .workspace import Workspace
+
+__all__ = ["ComparePanel", "highlight_errors"]
+
+METRICS = [("accuracy", "line accuracy", True), ("accuracy_ci", "line accuracy (any case)", True),
+           ("cer", "CER", False), ("wer", "WER", False), ("ned", "NED", False),
+           ("mean_confidence", "mean confidence", True)]
+GALLERY_ROWS = 40
+
+
+def highlight_errors(prediction: str, label: str) -> str:
+    """HTML of `prediction` with characters that differ from `label` marked (class "bad")."""
+    out = []
+    sm = difflib.SequenceMatcher(None, label, prediction, autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        got, want = html.escape(prediction[j1:j2]), html.escape(label[i1:i2])
+        if tag == "equal":
+            out.append(got)
+        elif tag == "delete":
+            out.append(f'<span class="bad" title="missing {want}">‸</span>')
+        else:
+            title = f"expected {want}" if want else "extra"
+            out.append(f'<span class="bad" title="{title}">{got.replace(" ", "&nbsp;")}</span>')
+    return "".join(out) or '<span class="bad" title="nothing read">∅</span>'
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+class ComparePanel(W.VBox):
+    """Before/after gallery, metrics, confusions, versions and an upload box to try both models."""
+
+    def __init__(self, workspace: Workspace, **kwargs):
+        super().__init__(**kwargs)
+        self.add_class("ocrtrain-compare")
+        self.workspace = workspace
+        self.report = None  # the last CompareReport (or its dict when loaded from disk)
+        self.task: Optional[BackgroundTask] = None
+        self._predictors: dict[str, object] = {}
+        self._predictor_lock = threading.Lock()
+
+        style = {"description_width": "120px"}
+        self.before = W.Text(value="english_g2", description="before (origin)", style=style,
+                             layout=W.Layout(width="400px"),
+                             tooltip="origin spec: english_g2, run:PATH, easyocr:DIR/NAME, ...")
+        self.before.add_class("ocrtrain-compare-before")
+        self.after = RunVersionPicker(workspace, description="after (run)")
+        self.data = DatasetPicker(workspace, description="test data")
+        self.limit = W.IntText(value=200, description="samples", style=style, layout=W.Layout(width="220px"),
+                               tooltip="how many test samples to read (0 = all)")
+        self.limit.add_class("ocrtrain-compare-limit")
+        self.device = W.Dropdown(options=["cpu", "cuda"], value="cpu", description="device", style=style,
+                                 layout=W.Layout(width="220px"))
+        self.run_button = W.Button(description="Compare", icon="balance-scale", button_style="primary")
+        self.run_button.add_class("ocrtrain-compare-run")
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px", visibility="hidden"))
+        self.progress.add_class("ocrtrain-compare-progress")
+        self.status = StatusBox()
+        self.metrics_html = W.HTML()
+        self.metrics_html.add_class("ocrtrain-compare-metrics")
+        self.metrics_html.add_class("ocrtrain-table")
+        self.filter = W.ToggleButtons(options=[("regressions first", "all"), ("worse", "worse"),
+                                               ("better", "better"), ("still wrong", "wrong")],
+                                      value="all", style={"button_width": "120px"})
+        self.filter.add_class("ocrtrain-gallery-filter")
+        self.gallery = W.HTML()
+        self.gallery.add_class("ocrtrain-gallery")
+        self.charts = W.Box(layout=W.Layout(width="100%", flex_flow="row wrap"))
+        self.charts.add_class("ocrtrain-compare-charts")
+        self.versions_html = W.HTML()
+        self.versions_html.add_class("ocrtrain-versions")
+        self.versions_html.add_class("ocrtrain-table")
+        self.download_version = W.Dropdown(description="version", layout=W.Layout(width="300px"))
+        self.download_button = W.Button(description="Prepare download", icon="download")
+        self.download_button.add_class("ocrtrain-version-download")
+        self.download_link = W.HTML()
+        self.download_link.add_class("ocrtrain-version-link")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a line image")
+        self.upload.add_class("ocrtrain-try-upload")
+        self.try_result = W.HTML()
+        self.try_result.add_class("ocrtrain-try-result")
+        self.try_status = StatusBox()
+
+        self.run_button.on_click(self._on_compare)
+        self.filter.observe(lambda _c: self._render_gallery(), names="value")
+        self.after.observe(self._on_run_changed, names="run")
+        self.download_button.on_click(self._on_download)
+        self.upload.observe(self._on_upload, names="value")
+
+        self.children = [
+            W.HTML("<h3>Before / after on the test set</h3>"),
+            self.after, W.HBox([self.before, self.device]), self.data, self.limit,
+            W.HBox([self.run_button, self.progress]), self.status,
+            self.metrics_html, self.charts,
+            W.HTML("<b>Same crops, both readings</b> <span class='ocrtrain-help'>(red: characters that differ "
+                   "from the label; hover for the expected text)</span>"),
+            self.filter, self.gallery,
+            W.HTML("<h3>Versions of the run</h3>"), self.versions_html,
+            W.HBox([self.download_version, self.download_button]), self.download_link,
+            W.HTML("<h3>Try it yourself</h3><span class='ocrtrain-help'>Upload a cropped text line; "
+                   "both models read it.</span>"),
+            self.upload, self.try_status, self.try_result,
+        ]
+        self._on_run_changed()
+
+    # -- run / versions -----------------------------------------------------------------
+    def refresh(self) -> None:
+        self.after.refresh()
+        self.data.refresh()
+        self._on_run_changed()
+
+    def _on_run_changed(self, _change=None) -> None:
+        run = self.after.run
+        if run:
+            ds = run_dataset(Path(run))
+            if ds and Path(ds).is_dir():
+                self.data.refresh(select=str(Path(ds).resolve()))
+            cfg = json.loads((Path(run) / "config.json").read_text()) if (Path(run) / "config.json").is_file() else {}
+            origin = cfg.get("origin")
+            if isinstance(origin, str) and origin:
+                self.before.value = origin
+        self._render_versions()
+        self._load_saved_report()
+
+    def _render_versions(self) -> None:
+        run = self.after.run
+        if not run:
+            self.versions_html.value = "<span class='ocrtrain-help'>No trained run yet.</span>"
+            self.download_version.options = []
+            return
+        from .follow import read_json
+
+        data = read_json(Path(run) / "checkpoints" / "versions.json")
+        items = data.get("versions", [])
+        best = data.get("best")
+        rows = []
+        for v in items or []:
+            if not isinstance(v, dict):
+                continue
+            m = v.get("metrics") or {}
+            mark = " ★" if best and str(v.get("file", "")).endswith(str(best)) else ""
+            loss = m.get("val_loss")
+            loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "–"
+            rows.append(f"<tr><td>{v.get('step')}{mark}</td><td>{html.escape(str(v.get('file', '')))}</td>"
+                        f"<td>{_pct(m.get('cer'))}</td><td>{_pct(m.get('accuracy'))}</td><td>{loss_text}</td></tr>")
+        self.versions_html.value = ("<table><tr><th>step</th><th>file</th><th>val CER</th><th>val line accuracy</th>"
+                                    "<th>val loss</th></tr>" + "".join(rows) + "</table>") if rows else \
+            "<span class='ocrtrain-help'>No validated checkpoint yet.</span>"
+        self.download_version.options = run_versions(Path(run))
+
+    def _on_download(self, _b=None) -> None:
+        run, version = self.after.run, self.download_version.value
+        if not run or not version:
+            self.download_link.value = '<div class="ocrtrain-error">pick a run and a version first</div>'
+            return
+        try:
+            from ocrtrain.runs import Run
+
+            path = Path(Run(run).checkpoint_path(version))
+        except Exception as exc:
+            self.download_link.value = f'<div class="ocrtrain-error">{html.escape(describe_error(exc))}</div>'
+            return
+        if not path.is_file():
+            self.download_link.value = f'<div class="ocrtrain-error">{html.escape(str(path))} does not exist</div>'
+            return
+        self.download_link.value = data_uri_link(path, f"{Path(run).name}-{version}.pt")
+
+    # -- comparing ----------------------------------------------------------------------
+    def _on_compare(self, _b=None) -> None:
+        if self.task is not None and self.task.running:
+            return
+        try:
+            after = self.after.spec
+            if not after:
+                raise InputError("no run to compare: train one on the Train tab first (or pick one above)")
+            if not self.data.value:
+                raise InputError("no test data: generate or import a dataset on the Dataset tab first")
+            before = self.before.value.strip()
+            if not before:
+                raise InputError("the 'before' model is empty: give an origin spec such as english_g2")
+            if self.limit.value < 0:
+                raise InputError(f"samples must be >= 0 (0 = all), got {self.limit.value}")
+        except InputError as exc:
+            self.status.error(exc)
+            return
+        limit = self.limit.value or None
+        data, device, run = self.data.value, self.device.value, self.after.run
+        self.status.note(f"reading the test crops with {before} and {after} ...")
+        self.run_button.disabled = True
+        self.progress.layout.visibility = "visible"
+        throttle = Throttle(0.5)
+
+        def on_event(event) -> None:
+            total = getattr(event, "total", 0)
+            if total and throttle.ready(force=event.done >= total):
+                self.progress.max = total
+                self.progress.value = event.done
+
+        def work(stop):
+            from ocrtrain.evaluate import compare
+
+            report = compare(before, after, data, limit=limit, device=device, callback=on_event)
+            report.save(Path(run) / "reports" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            return report
+
+        def done(report) -> None:
+            self.show_report(report.to_dict())
+            c = report.counts
+            self.status.ok(f"compared {sum(c.values())} test lines: {c['better']} better, {c['worse']} worse, "
+                           f"{c['same']} the same")
+
+        def finish() -> None:
+            self.run_button.disabled = False
+            self.progress.layout.visibility = "hidden"
+
+        self.task = BackgroundTask(work, done, self.status.error, finish, name="ocrtrain-compare").start()
+
+    def _load_saved_report(self) -> None:
+        run = self.after.run
+        reports = sorted((Path(run) / "reports").glob("compare-*.json")) if run else []
+        if reports:
+            try:
+                self.show_report(json.loads(reports[-1].read_text(encoding="utf-8")))
+                self.status.note(f"showing the last comparison ({reports[-1].name}); press Compare to redo it")
+                return
+            except (OSError, ValueError):
+                pass
+        self.report = None
+        self.metrics_html.value = self.gallery.value = ""
+        self.charts.children = []
+
+    def show_report(self, report: dict) -> None:
+        """Render a CompareReport.to_dict() (fresh or loaded from RUN/reports/)."""
+        self.report = report
+        m = report["metrics"]
+        rows = []
+        for key, label, higher_better in METRICS:
+            b, a = m["before"].get(key), m["after"].get(key)
+            d = m["delta"].get(key)
+            good = d is not None and ((d > 0) == higher_better) and d != 0
+            cls = "good" if good else ("bad" if d else "")
+            rows.append(f"<tr><td>{label}</td><td>{_pct(b)}</td><td>{_pct(a)}</td>"
+                        f"<td class='{cls}'>{'' if d is None else f'{100 * d:+.2f} pts'}</td></tr>")
+        c = report["counts"]
+        self.metrics_html.value = (
+            f"<table><tr><th>metric</th><th>before: {html.escape(report['before'])}</th>"
+            f"<th>after: {html.escape(report['after'])}</th><th>change</th></tr>{''.join(rows)}</table>"
+            f"<div class='ocrtrain-help'>{report.get('split', 'test')} split of {html.escape(str(report.get('data')))}: "
+            f"n={m['after'].get('n')} · better {c['better']} · worse {c['worse']} · same {c['same']}</div>")
+        self._render_charts(report)
+        self._render_gallery()
+
+    def _render_charts(self, report: dict) -> None:
+        import plotly.graph_objects as go
+
+        m = report["metrics"]
+        keys = [(k, label) for k, label, _ in METRICS[:5]]
+        bars = go.FigureWidget(layout=dict(title="metrics (lower CER/WER/NED is better)", barmode="group",
+                                           height=320, width=520, template="plotly_white",
+                                           margin=dict(l=40, r=10, t=40, b=40), yaxis=dict(tickformat=".0%")))
+        for side in ("before", "after"):
+            bars.add_bar(x=[label for _, label in keys], y=[m[side].get(k) or 0 for k, _ in keys], name=side)
+        heat = self._confusion_heatmap(report)
+        self.charts.children = [bars] + ([heat] if heat is not None else [])
+
+    @staticmethod
+    def _confusion_heatmap(report: dict):
+        import plotly.graph_objects as go
+
+        confusions = (report.get("top_confusions") or {}).get("after") or []
+        subs = [r for r in confusions if r["count"]]
+        rows = report.get("rows") or []
+        # Rebuild substitutions over all rows of the after model for a fuller picture.
+        from ocrtrain.metrics import char_confusions
+
+        full = char_confusions([r["after"] for r in rows], [r["label"] for r in rows]) if rows else None
+        if full is not None:
+            counts = dict(full["substitutions"])
+            for ch, n in full["deletions"].items():
+                counts[(ch, "∅")] = n
+            for ch, n in full["insertions"].items():
+                counts[("∅", ch)] = n
+        else:
+            counts = {(r["gold"] or "∅", r["pred"] or "∅"): r["count"] for r in subs}
+        if not counts:
+            return None
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:40]
+        golds = sorted({g for (g, _), _n in top})
+        preds = sorted({p for (_g, p), _n in top})
+        z = [[counts.get((g, p), 0) for p in preds] for g in golds]
+        fig = go.FigureWidget(go.Heatmap(z=z, x=[repr(p)[1:-1] for p in preds], y=[repr(g)[1:-1] for g in golds],
+                                         colorscale="Reds", hovertemplate="label %{y} read as %{x}: %{z}<extra></extra>"))
+        fig.update_layout(title="after: label character (y) read as (x)", height=320, width=460,
+                          template="plotly_white", margin=dict(l=50, r=10, t=40, b=40),
+                          xaxis=dict(type="category"), yaxis=dict(type="category"))
+        return fig
+
+    def _render_gallery(self) -> None:
+        report = self.report
+        if not report:
+            self.gallery.value = ""
+            return
+        mode = self.filter.value
+        rows = report.get("rows") or []
+        worse = report.get("regressions") or [r for r in rows if r["verdict"] == "worse"]
+        better = report.get("improvements") or [r for r in rows if r["verdict"] == "better"]
+        wrong = [r for r in rows if r["verdict"] == "same" and r["after"] != r["label"]]
+        right = [r for r in rows if r["verdict"] == "same" and r["after"] == r["label"]]
+        chosen = {"all": worse + better + wrong + right, "worse": worse, "better": better, "wrong": wrong}[mode]
+        chosen = chosen[:GALLERY_ROWS]
+        images = self._crops(report.get("data"), [r["index"] for r in chosen])
+        body = []
+        for r in chosen:
+            img = images.get(r["index"])
+            img_html = f'<img src="{img}"/>' if img else "(image unavailable)"
+            verdict = {"worse": "▼ worse", "better": "▲ better", "same": "= same"}[r["verdict"]]
+            body.append(
+                f'<tr class="verdict-{r["verdict"]}"><td>{img_html}</td><td>{html.escape(r["label"])}</td>'
+                f'<td>{highlight_errors(r["before"], r["label"])}</td>'
+                f'<td>{highlight_errors(r["after"], r["label"])}</td><td>{verdict}</td></tr>')
+        if not body:
+            self.gallery.value = "<span class='ocrtrain-help'>No lines in this group.</span>"
+            return
+        self.gallery.value = (f"<table><tr><th>crop</th><th>label</th><th>before</th><th>after</th><th></th></tr>"
+                              f"{''.join(body)}</table>")
+
+    @staticmethod
+    def _crops(lmdb_path: Optional[str], indices: list[int]) -> dict[int, str]:
+        if not lmdb_path or not indices:
+            return {}
+        from ocrtrain.lmdb_io import LmdbReader, is_lmdb
+
+        if not is_lmdb(lmdb_path):
+            return {}
+        reader = LmdbReader(lmdb_path)
+        try:
+            return {i: png_data_uri(reader.image_bytes(i)) for i in indices if 0 <= i < len(reader)}
+        finally:
+            reader.close()
+
+    # -- try it yourself ----------------------------------------------------------------
+    def _predictor(self, spec: str):
+        with self._predictor_lock:
+            if spec not in self._predictors:
+                from ocrtrain.inference import Predictor
+
+                self._predictors[spec] = Predictor.from_origin(spec, device=self.device.value)
+            return self._predictors[spec]
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0]
+        content = bytes(item["content"]) if not isinstance(item, dict) or "content" in item else b""
+        name = item.get("name", "upload") if isinstance(item, dict) else "upload"
+        self.read_image(content, name)
+
+    def read_image(self, content: bytes, name: str = "upload") -> Optional[BackgroundTask]:
+        """Read one uploaded image with the before and after models (in a thread)."""
+        before, after = self.before.value.strip(), self.after.spec
+        specs = [s for s in (before, after) if s]
+        self.try_status.note(f"reading {name} with {', '.join(specs)} ...")
+
+        def work(stop):
+            from ocrtrain.images import decode_image
+
+            image = decode_image(content, where=name)
+            return [(spec, self._predictor(spec).predict([image])[0]) for spec in specs]
+
+        def done(results) -> None:
+            rows = "".join(f"<tr><td>{html.escape(spec)}</td><td><b>{html.escape(p.text)}</b></td>"
+                           f"<td>{p.confidence:.2f}</td></tr>" for spec, p in results)
+            self.try_result.value = (f'<div class="ocrtrain-gallery"><img src="{png_data_uri(content)}"/></div>'
+                                     f'<div class="ocrtrain-table"><table><tr><th>model</th><th>reads</th>'
+                                     f"<th>confidence</th></tr>{rows}</table></div>")
+            self.try_status.clear()
+
+        return BackgroundTask(work, done, self.try_status.error, name="ocrtrain-try").start()

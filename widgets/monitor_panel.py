@@ -1,0 +1,310 @@
+"""Monitor tab: the runs table and one run's live curves, progress, log, Cancel / Resume.
+
+Everything shown is read from run folders (status.json, metrics.jsonl, log.txt), so runs started
+from the CLI or before the page was opened appear too. A daemon thread polls about once a
+second; curves are redrawn only when new records arrived, downsampled to `max_points`.
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import ipywidgets as W
+import traitlets
+
+from .feedback import StatusBox
+from .follow import MetricsFollower, run_summary, tail_text
+from .workspace import Workspace
+
+__all__ = ["MonitorPanel", "make_curves_figure"]
+
+ACTIVE = ("created", "queued", "running")
+# (kind, key, subplot row, col, name)
+TRACES = [
+    ("train", "train_loss", 1, 1, "train loss"),
+    ("val", "val_loss", 1, 1, "val loss"),
+    ("val", "accuracy", 1, 2, "line accuracy"),
+    ("val", "cer", 2, 1, "CER"),
+    ("train", "lr", 2, 2, "learning rate"),
+]
+
+
+def make_curves_figure():
+    """An empty 2x2 FigureWidget: loss, line accuracy, CER, learning rate."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("loss", "line accuracy (val)", "CER (val)", "learning rate"),
+                        horizontal_spacing=0.1, vertical_spacing=0.16)
+    for kind, key, row, col, name in TRACES:
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers" if kind == "val" else "lines",
+                                 name=name, marker={"size": 5}), row=row, col=col)
+    fig.update_layout(height=460, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.12))
+    for i in range(1, 5):
+        fig.update_xaxes(title_text="step", row=(i - 1) // 2 + 1, col=(i - 1) % 2 + 1)
+    widget = go.FigureWidget(fig)
+    return widget
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f}%" if pct else f"{v:.4g}"
+
+
+class MonitorPanel(W.VBox):
+    """Runs table + the selected run's live view. Poll with :meth:`start`, stop with :meth:`close`."""
+
+    selected = traitlets.Unicode("")  # the run folder shown (path), "" for none
+
+    def __init__(self, workspace: Workspace, interval: float = 1.0, max_points: int = 500, **kwargs):
+        super().__init__(**kwargs)
+        self.add_class("ocrtrain-monitor")
+        self.workspace = workspace
+        self.interval = interval
+        self.max_points = max_points
+        self._followers: dict[str, MetricsFollower] = {}
+        self._rows: list[dict] = []
+        self._table_html = ""
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+        self.table = W.HTML()
+        self.table.add_class("ocrtrain-runs-table")
+        self.table.add_class("ocrtrain-table")
+        self.run_select = W.Dropdown(options=[("(no runs yet)", "")], value="", description="run",
+                                     layout=W.Layout(width="420px"))
+        self.run_select.add_class("ocrtrain-run-select")
+        self.refresh_button = W.Button(description="Refresh", icon="refresh")
+        self.refresh_button.add_class("ocrtrain-refresh")
+        self.cancel_button = W.Button(description="Cancel run", icon="stop", button_style="danger", disabled=True)
+        self.cancel_button.add_class("ocrtrain-cancel-run")
+        self.resume_button = W.Button(description="Resume", icon="play", disabled=True)
+        self.resume_button.add_class("ocrtrain-resume-run")
+        self.progress = W.FloatProgress(value=0, min=0, max=1, description="progress",
+                                        layout=W.Layout(width="420px"))
+        self.progress.add_class("ocrtrain-run-progress")
+        self.progress_text = W.HTML()
+        self.progress_text.add_class("ocrtrain-run-progress-text")
+        self.info = W.HTML()
+        self.info.add_class("ocrtrain-run-info")
+        self.log_view = W.HTML()
+        self.log_view.add_class("ocrtrain-log")
+        self.status = StatusBox()
+        self.fig = make_curves_figure()
+        self.fig_box = W.Box([self.fig], layout=W.Layout(width="100%"))
+        self.fig_box.add_class("ocrtrain-curves")
+
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.cancel_button.on_click(self._on_cancel)
+        self.resume_button.on_click(self._on_resume)
+        self.run_select.observe(self._on_select, names="value")
+
+        self.children = [
+            W.HTML("<h3>Runs</h3>"),
+            self.table,
+            W.HBox([self.run_select, self.refresh_button, self.cancel_button, self.resume_button]),
+            self.status,
+            W.HBox([self.progress, self.progress_text], layout=W.Layout(align_items="center")),
+            self.info,
+            self.fig_box,
+            W.HTML("<b>log</b>"),
+            self.log_view,
+        ]
+        self.refresh()
+
+    # -- polling ------------------------------------------------------------------------
+    def start(self) -> "MonitorPanel":
+        """Start the polling thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="ocrtrain-monitor", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop polling (the widgets stay)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception as exc:  # keep following; show what went wrong
+                self.status.error(exc)
+
+    # -- reading ------------------------------------------------------------------------
+    def _follower(self, path: str) -> MetricsFollower:
+        f = self._followers.get(path)
+        if f is None:
+            f = self._followers[path] = MetricsFollower(Path(path) / "metrics.jsonl")
+        return f
+
+    def run_dirs(self) -> list[Path]:
+        root = self.workspace.runs_dir
+        dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                and ((p / "status.json").is_file() or (p / "config.json").is_file())]
+        return sorted(dirs, key=lambda p: p.stat().st_mtime if (p / "status.json").exists() else 0,
+                      reverse=True)
+
+    def refresh(self) -> None:
+        """One poll: table, selection, and the selected run's view."""
+        with self._lock:
+            rows = []
+            from ocrtrain.runs import Run
+            from ocrtrain.errors import RunError
+
+            for d in self.run_dirs():
+                f = self._follower(str(d))
+                f.poll()
+                try:
+                    status = Run(d).status()  # notices a job that died without saying so
+                except RunError as exc:
+                    status = {"state": "failed", "error": str(exc)}
+                rows.append(run_summary(d, f, status))
+            # Stable order: newest started first (mtime changes with every status write).
+            rows.sort(key=lambda r: (r["started"] or "", r["name"]), reverse=True)
+            self._rows = rows
+            options = [(r["name"], r["path"]) for r in rows] or [("(no runs yet)", "")]
+            if list(self.run_select.options) != options:
+                current = self.run_select.value
+                self.run_select.options = options
+                values = [o[1] for o in options]
+                self.run_select.value = current if current in values else values[0]
+            if self.selected != self.run_select.value:
+                self.selected = self.run_select.value
+            self._render_table()
+            self._render_selected()
+
+    @property
+    def rows(self) -> list[dict]:
+        """The runs table as data (one dict per run)."""
+        return list(self._rows)
+
+    def select(self, run_dir: Union[str, Path]) -> None:
+        """Show `run_dir` (e.g. just launched); it is listed on the next poll if new."""
+        path = str(Path(run_dir).resolve())
+        with self._lock:
+            if path not in [o[1] for o in self.run_select.options]:
+                self.refresh()
+            if path in [o[1] for o in self.run_select.options]:
+                self.run_select.value = path
+            self._render_selected()
+
+    def _render_table(self) -> None:
+        head = "<tr><th>run</th><th>status</th><th>progress</th><th>best CER</th><th>device</th><th>started</th><th>duration</th></tr>"
+        body = []
+        for r in self._rows:
+            cls = ' class="selected"' if r["path"] == self.selected else ""
+            prog = f'{r["step"]}/{r["max_steps"]} ({100 * r["progress"]:.0f}%)' if r["max_steps"] else str(r["step"])
+            body.append(
+                f'<tr{cls} data-run="{html.escape(r["name"])}"><td>{html.escape(r["name"])}</td>'
+                f'<td class="state-{html.escape(r["state"])}">{html.escape(r["state"])}</td>'
+                f"<td>{prog}</td><td>{_fmt(r['best_cer'], pct=True)}</td><td>{html.escape(str(r['device']))}</td>"
+                f"<td>{html.escape(str(r['started'])[:19])}</td><td>{r['duration']}</td></tr>")
+        text = (f"<table>{head}{''.join(body)}</table>" if body
+                else '<div class="ocrtrain-help">No runs yet: launch one on the Train tab '
+                     '(runs started with `ocrtrain train` appear here too).</div>')
+        if text != self._table_html:
+            self._table_html = text
+            self.table.value = text
+
+    def _render_selected(self) -> None:
+        path = self.selected
+        row = next((r for r in self._rows if r["path"] == path), None)
+        if row is None:
+            self.cancel_button.disabled = self.resume_button.disabled = True
+            self.progress.value = 0
+            self.progress_text.value = ""
+            self.info.value = ""
+            self.log_view.value = ""
+            self._draw(None)
+            return
+        state = row["state"]
+        self.cancel_button.disabled = state not in ACTIVE
+        self.resume_button.disabled = state not in ("canceled", "failed")
+        self.progress.value = min(1.0, row["progress"])
+        self.progress.bar_style = {"finished": "success", "failed": "danger", "canceled": "warning"}.get(state, "info")
+        f = self._follower(path)
+        eta = f.last_train.get("eta_s") if state == "running" else None
+        eta_text = f" · ETA {_fmt_eta(eta)}" if isinstance(eta, (int, float)) else ""
+        speed = f.last_train.get("samples_per_s")
+        speed_text = f" · {speed:.1f} samples/s" if isinstance(speed, (int, float)) and state == "running" else ""
+        self.progress_text.value = (f'<span data-state="{html.escape(state)}" data-step="{row["step"]}" '
+                                    f'data-max-steps="{row["max_steps"]}">{html.escape(state)} · step '
+                                    f'{row["step"]}/{row["max_steps"] or "?"}{eta_text}{speed_text}</span>')
+        last_val = f.last_val
+        parts = [f"device {html.escape(str(row['device']) or '?')}", f"duration {row['duration'] or '–'}"]
+        if last_val:
+            parts.append(f"last val: CER {_fmt(last_val.get('cer'), True)}, line accuracy "
+                         f"{_fmt(last_val.get('accuracy'), True)} (step {last_val.get('step')})")
+        if row["best_cer"] is not None:
+            parts.append(f"best CER {_fmt(row['best_cer'], True)}")
+        info = " · ".join(parts)
+        if row["error"]:
+            info += f'<div class="ocrtrain-error">{html.escape(str(row["error"]))}</div>'
+        self.info.value = info
+        log = tail_text(Path(path) / "log.txt")
+        self.log_view.value = f"<pre>{html.escape(log) or '(no log yet)'}</pre>"
+        self._draw(f)
+
+    def _draw(self, f: Optional[MetricsFollower]) -> None:
+        count = f.count if f is not None else 0
+        key = (self.selected, count)
+        if key == getattr(self, "_drawn_key", None):
+            return
+        self._drawn_key = key
+        with self.fig.batch_update():
+            for trace, (kind, name, *_rest) in zip(self.fig.data, TRACES):
+                xs, ys = f.series(kind, name, self.max_points) if f is not None else ([], [])
+                trace.x, trace.y = xs, ys
+
+    def points(self, name: str) -> int:
+        """How many points the trace `name` (e.g. "train loss") shows now (for tests)."""
+        for trace in self.fig.data:
+            if trace.name == name:
+                return len(trace.x or ())
+        raise KeyError(name)
+
+    # -- actions ------------------------------------------------------------------------
+    def _on_cancel(self, _b=None) -> None:
+        from ocrtrain import runs
+
+        try:
+            runs.cancel(self.selected)
+            self.status.note(f"cancel requested for {Path(self.selected).name}; it stops at the next step")
+        except Exception as exc:
+            self.status.error(exc)
+        self.refresh()
+
+    def _on_resume(self, _b=None) -> None:
+        from ocrtrain import runs
+
+        try:
+            runs.resume(self.selected, detach=True)
+            self.status.note(f"resumed {Path(self.selected).name} from its last checkpoint")
+        except Exception as exc:
+            self.status.error(exc)
+        self.refresh()
+
+    def _on_select(self, change) -> None:
+        if change["new"] != self.selected:
+            self.selected = change["new"] or ""
+            self.status.clear()
+            with self._lock:
+                self._render_table()
+                self._render_selected()
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -1,0 +1,127 @@
+"""Dropdowns for things on disk: datasets of the workspace, runs and their checkpoint versions."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import ipywidgets as W
+import traitlets
+
+from .follow import read_json
+from .workspace import Workspace
+
+__all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset"]
+
+
+def run_versions(run_dir: Path) -> list[tuple[str, str]]:
+    """(label, version) choices of a run: best, last, then each validated step (newest first)."""
+    ckpt = Path(run_dir) / "checkpoints"
+    data = read_json(ckpt / "versions.json")
+    items = data.get("versions", [])
+    choices: list[tuple[str, str]] = []
+    if (ckpt / "best.pt").is_file():
+        choices.append(("best (lowest val CER)", "best"))
+    if (ckpt / "last.pt").is_file():
+        choices.append(("last", "last"))
+    for v in reversed(items or []):
+        if not isinstance(v, dict) or "step" not in v:
+            continue
+        m = v.get("metrics") or {}
+        cer = m.get("cer")
+        label = f"step {v['step']}" + (f" · CER {100 * cer:.1f}%" if isinstance(cer, (int, float)) else "")
+        choices.append((label, f"step-{int(v['step'])}"))
+    return choices
+
+
+def run_dataset(run_dir: Path) -> Optional[str]:
+    """The dataset folder a run trained on (from RUN/config.json), if recorded."""
+    cfg = read_json(Path(run_dir) / "config.json")
+    for key in ("data", "dataset", "data_path", "dataset_path"):
+        if isinstance(cfg.get(key), str):
+            return cfg[key]
+    return None
+
+
+class DatasetPicker(W.HBox):
+    """A dropdown of the workspace's datasets (value: folder path or "")."""
+
+    value = traitlets.Unicode("")
+
+    def __init__(self, workspace: Workspace, description: str = "dataset", **kwargs):
+        super().__init__(**kwargs)
+        self.workspace = workspace
+        self.dropdown = W.Dropdown(description=description, layout=W.Layout(width="460px"),
+                                   style={"description_width": "120px"})
+        self.dropdown.add_class("ocrtrain-dataset-select")
+        self.reload = W.Button(icon="refresh", tooltip="reload the list", layout=W.Layout(width="40px"))
+        self.reload.on_click(lambda _b: self.refresh())
+        self.dropdown.observe(lambda c: setattr(self, "value", c["new"] or ""), names="value")
+        self.children = [self.dropdown, self.reload]
+        self.refresh()
+
+    def refresh(self, select: Optional[str] = None) -> None:
+        paths = self.workspace.datasets()
+        options = [(self.workspace.dataset_summary(p), str(p)) for p in paths] or [("(no datasets yet)", "")]
+        current = select or self.dropdown.value
+        if list(self.dropdown.options) != options:
+            self.dropdown.options = options
+        values = [o[1] for o in options]
+        self.dropdown.value = current if current in values else values[0]
+        self.value = self.dropdown.value or ""
+
+
+class RunVersionPicker(W.HBox):
+    """A run of the workspace and one of its checkpoint versions; `spec` is the origin spec."""
+
+    run = traitlets.Unicode("")
+    version = traitlets.Unicode("best")
+
+    def __init__(self, workspace: Workspace, description: str = "run", **kwargs):
+        super().__init__(**kwargs)
+        self.workspace = workspace
+        self.run_dropdown = W.Dropdown(description=description, layout=W.Layout(width="400px"),
+                                       style={"description_width": "120px"})
+        self.run_dropdown.add_class("ocrtrain-run-picker")
+        self.version_dropdown = W.Dropdown(description="version", layout=W.Layout(width="280px"),
+                                           style={"description_width": "60px"})
+        self.version_dropdown.add_class("ocrtrain-version-picker")
+        self.reload = W.Button(icon="refresh", tooltip="reload runs", layout=W.Layout(width="40px"))
+        self.reload.on_click(lambda _b: self.refresh())
+        self.run_dropdown.observe(self._on_run, names="value")
+        self.version_dropdown.observe(lambda c: setattr(self, "version", c["new"] or ""), names="value")
+        self.children = [self.run_dropdown, self.version_dropdown, self.reload]
+        self.refresh()
+
+    def refresh(self, select: Optional[str] = None) -> None:
+        runs = sorted((p for p in self.workspace.runs_dir.iterdir()
+                       if p.is_dir() and (p / "checkpoints").is_dir()),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        options = [(p.name, str(p)) for p in runs] or [("(no trained runs yet)", "")]
+        current = select or self.run_dropdown.value
+        if list(self.run_dropdown.options) != options:
+            self.run_dropdown.options = options
+        values = [o[1] for o in options]
+        self.run_dropdown.value = current if current in values else values[0]
+        self._fill_versions()
+
+    def _on_run(self, change) -> None:
+        self.run = change["new"] or ""
+        self._fill_versions()
+
+    def _fill_versions(self) -> None:
+        self.run = self.run_dropdown.value or ""
+        choices = run_versions(Path(self.run)) if self.run else []
+        options = choices or [("(no checkpoint yet)", "")]
+        keep = self.version_dropdown.value
+        if list(self.version_dropdown.options) != options:
+            self.version_dropdown.options = options
+        values = [o[1] for o in options]
+        self.version_dropdown.value = keep if keep in values else values[0]
+        self.version = self.version_dropdown.value or ""
+
+    @property
+    def spec(self) -> str:
+        """``run:PATH@VERSION`` for the engine, or "" when nothing is picked."""
+        if not self.run or not self.version:
+            return ""
+        return f"run:{self.run}@{self.version}"

@@ -1,0 +1,269 @@
+"""Train tab: the TrainConfig form, named templates, a quick "Check", and Launch as a separate job.
+
+Training never runs in the kernel: Launch calls :func:`ocrtrain.runs.launch`, which starts a job
+process, so closing the page does not stop it. "Check" launches a 3-step job into a scratch
+folder and times its steps on the configured device, then removes it.
+"""
+from __future__ import annotations
+
+import html
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import ipywidgets as W
+import traitlets
+
+from ocrtrain.errors import InputError, OcrtrainError, RunError
+from ocrtrain.train import TrainConfig, list_templates, load_template, save_template
+
+from .feedback import StatusBox
+from .forms import ConfigForm
+from .pickers import DatasetPicker
+from .tasks import BackgroundTask
+from .workspace import Workspace
+
+__all__ = ["TrainPanel", "step_seconds"]
+
+CHECK_STEPS = 3
+# The fields a person sets most, shown first; the rest sit in an "advanced" accordion.
+MAIN_FIELDS = ("origin", "charset_mode", "max_epochs", "max_steps", "batch_size", "lr", "warmup_steps",
+               "weight_decay", "patience", "device")
+
+
+def step_seconds(rows: list[dict]) -> list[float]:
+    """Seconds of each training step, recovered from metrics.jsonl train rows.
+
+    A row's ``samples_per_s`` is the mean over a window of up to 20 steps, so for the first 20
+    steps (cumulative samples / rate) is the cumulative time; differences give each step.
+    """
+    out, samples, previous = [], 0, 0.0
+    for row in rows[:20]:
+        samples += int(row.get("batch_size") or 0)
+        rate = row.get("samples_per_s") or 0
+        if not rate or not samples:
+            return out
+        total = samples / rate
+        out.append(max(0.0, total - previous))
+        previous = total
+    return out
+
+
+def _fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "?"
+    if s < 90:
+        return f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+class TrainPanel(W.VBox):
+    """Form + templates + Check + Launch. The traitlet `run` is the folder of the last launched run."""
+
+    run = traitlets.Unicode("")
+    check_result = traitlets.Dict()
+
+    def __init__(self, workspace: Workspace, **kwargs):
+        super().__init__(**kwargs)
+        self.add_class("ocrtrain-train")
+        self.workspace = workspace
+        self.task: Optional[BackgroundTask] = None
+        self.data = DatasetPicker(workspace, description="training data")
+        self.form = ConfigForm(TrainConfig, include=MAIN_FIELDS, title="Training")
+        self.advanced = ConfigForm(TrainConfig, exclude=MAIN_FIELDS, show_errors=False)
+        adv = W.Accordion(children=[self.advanced], titles=("Advanced: optimizer, schedule, augmentation, "
+                                                            "checkpoints",))
+        adv.selected_index = None
+        self.template_select = W.Dropdown(description="template", layout=W.Layout(width="320px"))
+        self.template_select.add_class("ocrtrain-template-select")
+        self.load_button = W.Button(description="Load", icon="folder-open")
+        self.load_button.add_class("ocrtrain-template-load")
+        self.template_name = W.Text(placeholder="name, e.g. receipts-cpu", layout=W.Layout(width="220px"))
+        self.template_name.add_class("ocrtrain-template-name")
+        self.save_button = W.Button(description="Save as template", icon="save")
+        self.save_button.add_class("ocrtrain-template-save")
+        self.run_name = W.Text(description="run name", placeholder="(generated)", layout=W.Layout(width="380px"),
+                               style={"description_width": "120px"})
+        self.run_name.add_class("ocrtrain-run-name")
+        self.check_button = W.Button(description="Check", icon="stethoscope",
+                                     tooltip="time a few training steps on the chosen device")
+        self.check_button.add_class("ocrtrain-check")
+        self.launch_button = W.Button(description="Launch training", icon="rocket", button_style="success")
+        self.launch_button.add_class("ocrtrain-launch")
+        self.status = StatusBox()
+        self.check_html = W.HTML()
+        self.check_html.add_class("ocrtrain-check-result")
+
+        self.load_button.on_click(self._on_load)
+        self.save_button.on_click(self._on_save)
+        self.check_button.on_click(self._on_check)
+        self.launch_button.on_click(self._on_launch)
+        self.form.observe(self._on_form, names="error")
+        self.advanced.observe(self._on_form, names="error")
+
+        self.children = [
+            self.data,
+            W.HBox([self.template_select, self.load_button, self.template_name, self.save_button]),
+            self.form, adv, self.run_name,
+            W.HBox([self.check_button, self.launch_button]),
+            self.status, self.check_html,
+        ]
+        self.refresh_templates()
+
+    # -- config -------------------------------------------------------------------------
+    def config(self) -> TrainConfig:
+        """The TrainConfig of both forms (ConfigError with the engine's message if invalid)."""
+        values = self.advanced.raw()
+        values.update({k: v for k, v in self.form.raw().items() if k in MAIN_FIELDS})
+        return TrainConfig.from_dict(values)
+
+    def set_config(self, config: TrainConfig) -> None:
+        self.form.set_config(config)
+        self.advanced.set_config(config)
+
+    def _on_form(self, _change=None) -> None:
+        # Cross-field rules (e.g. warmup vs max_steps) span both forms: check the whole config.
+        try:
+            self.config()
+        except OcrtrainError as exc:
+            self.status.error(exc)
+        else:
+            if self.status.kind == "error":
+                self.status.clear()
+
+    def _validated(self) -> Optional[tuple[TrainConfig, str]]:
+        try:
+            config = self.config()
+            if not self.data.value:
+                raise InputError("no training data: generate or import a dataset on the Dataset tab first")
+            return config, self.data.value
+        except OcrtrainError as exc:
+            self.status.error(exc)
+            return None
+
+    # -- templates ------------------------------------------------------------------------
+    def refresh_templates(self, select: Optional[str] = None) -> None:
+        names = list_templates()
+        self.template_select.options = names or [("(no templates)", "")]
+        if select in names:
+            self.template_select.value = select
+
+    def _on_load(self, _b=None) -> None:
+        name = self.template_select.value
+        try:
+            if not name:
+                raise InputError("no template chosen: save one first or pick one from the list")
+            self.set_config(load_template(name))
+            self.status.ok(f"loaded template {name!r}")
+        except OcrtrainError as exc:
+            self.status.error(exc)
+
+    def _on_save(self, _b=None) -> None:
+        name = self.template_name.value.strip()
+        try:
+            path = save_template(self.config(), name, overwrite=True)
+            self.refresh_templates(select=Path(path).stem)
+            self.status.ok(f"saved template {Path(path).stem!r} ({path})")
+        except OcrtrainError as exc:
+            self.status.error(exc)
+
+    # -- launch ---------------------------------------------------------------------------
+    def _on_launch(self, _b=None) -> None:
+        checked = self._validated()
+        if checked is None:
+            return
+        config, data = checked
+        from ocrtrain.runs import launch
+
+        name = self.run_name.value.strip() or None
+        try:
+            run = launch(config, data, runs_root=self.workspace.runs_dir, name=name)
+        except OcrtrainError as exc:
+            self.status.error(exc)
+            return
+        self.run_name.value = ""
+        self.status.ok(f"launched {run.name} as a separate job: follow it on the Monitor tab")
+        self.run = str(Path(run.path).resolve())
+
+    # -- check ----------------------------------------------------------------------------
+    def _on_check(self, _b=None) -> None:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+            return
+        checked = self._validated()
+        if checked is None:
+            return
+        config, data = checked
+        self.check_button.description = "Stop check"
+        self.check_html.value = ""
+        self.status.note(f"timing {CHECK_STEPS} training steps with batch {config.batch_size} on device "
+                         f"{config.device} (a short job; about 10-60 s) ...")
+        self.task = BackgroundTask(lambda stop: self._check(config, data, stop), self._show_check,
+                                   self.status.error, self._check_done, name="ocrtrain-check").start()
+
+    def _check_done(self) -> None:
+        self.check_button.description = "Check"
+
+    def _check(self, config: TrainConfig, data: str, stop) -> dict:
+        from ocrtrain.runs import TERMINAL_STATES, cancel, launch
+
+        probe = config.replace(max_steps=CHECK_STEPS, warmup_steps=0, val_interval=CHECK_STEPS, val_limit=4,
+                               keep_checkpoints=1, patience=0)
+        scratch = Path(tempfile.mkdtemp(prefix=".check-", dir=self.workspace.root))
+        try:
+            run = launch(probe, data, runs_root=scratch, name="check")
+            while True:
+                st = run.status()
+                if st["state"] in TERMINAL_STATES:
+                    break
+                if stop.is_set():
+                    cancel(run.path, wait=True, timeout=60)
+                    raise InputError("check stopped: press Check again to time the steps")
+                time.sleep(0.3)
+            if st["state"] != "finished":
+                raise RunError(st.get("error") or f"the check job ended {st['state']}: see {run.path}/log.txt")
+            rows = run.metrics("train")
+            steps = step_seconds(rows)
+            step_s = statistics.median(steps[1:]) if len(steps) > 1 else (steps[0] if steps else None)
+            train_n = int(st.get("train_samples") or 0)
+            batch = int(st.get("batch_size") or config.batch_size)
+            steps_per_epoch = max(1, math.ceil(train_n / batch)) if train_n else None
+            total_steps = config.max_steps or (config.max_epochs * steps_per_epoch if steps_per_epoch else None)
+            return {
+                "device": st.get("device"),
+                "batch_size": config.batch_size,
+                "batch_used": batch,
+                "oom_halvings": st.get("oom_halvings") or 0,
+                "step_s": step_s,
+                "first_step_s": steps[0] if steps else None,
+                "train_samples": train_n,
+                "steps_per_epoch": steps_per_epoch,
+                "epoch_s": step_s * steps_per_epoch if step_s and steps_per_epoch else None,
+                "total_steps": total_steps,
+                "total_s": step_s * total_steps if step_s and total_steps else None,
+                "rejected": st.get("rejected") or 0,
+                "charset_size": st.get("charset_size"),
+            }
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _show_check(self, r: dict) -> None:
+        self.check_result = r
+        fits = (f"batch {r['batch_size']} fits" if not r["oom_halvings"] else
+                f"batch {r['batch_size']} ran out of memory; {r['batch_used']} fits")
+        rows = [("device", r["device"]), ("batch", fits),
+                ("time per step", _fmt_seconds(r["step_s"]) + f" (first step {_fmt_seconds(r['first_step_s'])})"),
+                ("training lines", r["train_samples"]), ("steps per epoch", r["steps_per_epoch"]),
+                ("time per epoch", _fmt_seconds(r["epoch_s"])),
+                ("whole run", f"{r['total_steps']} steps ≈ {_fmt_seconds(r['total_s'])} + validation"),
+                ("charset", f"{r['charset_size']} characters"),
+                ("unusable labels", r["rejected"])]
+        self.check_html.value = ("<div class='ocrtrain-table'><table>" + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table></div>")
+        self.status.ok("check done: the configuration trains on this device")
