@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: The largest |accuracy difference| (percentage points) between our evaluator and Reader.recognize.
 PARITY_TOLERANCE_POINTS = 0.5
 
-_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:")
+_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch:")
 _NAMED_ORIGINS = ("english_g2", "scratch")
 # Images are decoded and predicted in chunks so memory stays flat on large splits while the
 # Predictor still sees enough lines to batch similar widths together.
@@ -248,7 +248,9 @@ def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device
         reader.close()
     info = {"created": _now(), "seconds": round(time.time() - started, 3), "device": device,
             "limit": limit, "split_size": len(reader), "reader_compatible": reader_compatible}
-    return EvalReport.from_predictions(spec, str(reader.path), split, labels, preds, worst_k, info)
+    report = EvalReport.from_predictions(spec, str(reader.path), split, labels, preds, worst_k, info)
+    log.debug("evaluated %s on %s (%s): %s", spec, reader.path, split, report.metrics)
+    return report
 
 
 @dataclass

@@ -293,6 +293,8 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
         papermill.execute_notebook(
             str(source), str(output), parameters=params, kernel_name=kernel_name,
             progress_bar=False, log_output=log_output, cwd=str(cwd) if cwd else None,
+            # The kernel app's own start-up notes (e.g. "running over TCP") are noise on a terminal.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         record["state"] = "finished"
     except PapermillExecutionError as exc:

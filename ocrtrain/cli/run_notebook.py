@@ -28,6 +28,13 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
+def _quiet_papermill_chatter(record: logging.LogRecord) -> bool:
+    """Keep cell outputs and warnings; drop papermill's per-cell start/end banners."""
+    text = record.getMessage()
+    return record.levelno > logging.INFO or not text.startswith(
+        ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Executing notebook with kernel"))
+
+
 def _list() -> int:
     for name in notebooks.list_notebooks():
         defaults = notebooks.read_parameters(notebooks.notebook_path(name))
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         # papermill logs cell outputs at INFO on its own logger; show them plainly on stdout.
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_quiet_papermill_chatter)
         pm_log = logging.getLogger("papermill")
         pm_log.addHandler(handler)
         pm_log.setLevel(logging.INFO)
