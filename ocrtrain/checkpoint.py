@@ -66,6 +66,11 @@ def save_checkpoint(path: Union[str, Path], model: Recognizer, charset: Charset,
                     step: int, metrics: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Write a checkpoint atomically; `extra` adds resumable state (optimizer, scheduler, rng...)."""
     path = Path(path)
+    # DataParallel (.module) and torch.compile (._orig_mod) wrappers would prefix every key.
+    for attr in ("_orig_mod", "module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            model = inner
     if model.num_class != charset.num_classes:
         raise ModelError(f"model has {model.num_class} classes but charset {len(charset)} characters "
                          f"(+ blank = {charset.num_classes}): adapt the charset before saving")

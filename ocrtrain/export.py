@@ -95,7 +95,7 @@ class Model(nn.Module):
 def check_bundle_name(name: str) -> str:
     """Raise ConfigError unless EasyOCR can import NAME.py as `name` and won't take it for a built-in."""
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise ConfigError(f"bundle name {name!r} is not a Python identifier (EasyOCR imports NAME.py): "
+        raise ConfigError(f"bundle name {name!r} is not a Python identifier or is a keyword (EasyOCR imports NAME.py): "
                           "use letters, digits and underscores, not starting with a digit, e.g. receipts_no")
     from .easyocr_interop import reserved_network_names
 
@@ -104,7 +104,9 @@ def check_bundle_name(name: str) -> str:
                           "would load its built-in model instead: pick another name, e.g. my_" + name)
     spec = importlib.util.find_spec(name)
     origin = getattr(spec, "origin", None) if spec else None
-    if spec is not None and not _is_our_module(origin):
+    # A namespace package (a plain folder of that name) does not shadow a module found later on sys.path.
+    namespace = spec is not None and origin is None and spec.submodule_search_locations is not None
+    if spec is not None and not namespace and not _is_our_module(origin):
         raise ConfigError(f"bundle name {name!r} is already an importable module ({origin or 'built-in'}), "
                           "so EasyOCR's import would load that instead of NAME.py: pick another name")
     return name

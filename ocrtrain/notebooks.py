@@ -190,8 +190,16 @@ def kernel_python(kernel_name: str = "python3") -> str:
 
 
 def runs_root() -> Path:
-    """Where new run folders go: ``$OCRTRAIN_HOME/runs``, else ``workspace/runs`` (the dashboard's)."""
-    return Path(os.environ.get("OCRTRAIN_HOME") or "workspace").expanduser() / "runs"
+    """Where new run folders go: ``$OCRTRAIN_HOME/runs``, else the dashboard's ``workspace/runs``.
+
+    In a checkout that is ``<repo>/workspace/runs`` whatever the working directory (Jupyter starts
+    kernels in ``notebooks/``); elsewhere ``./workspace/runs``.
+    """
+    home = os.environ.get("OCRTRAIN_HOME")
+    if home:
+        return Path(home).expanduser() / "runs"
+    base = NOTEBOOK_DIR.parent if NOTEBOOK_DIR.is_dir() else Path.cwd()
+    return base / "workspace" / "runs"
 
 
 def default_run_dir(name: str, root: Union[str, Path, None] = None) -> Path:

@@ -45,6 +45,7 @@ __all__ = [
     "create_run_dir",
     "update_status",
     "device_lock",
+    "enqueue",
     "launch",
     "cancel",
     "resume",
@@ -52,6 +53,7 @@ __all__ = [
     "run_job",
     "list_runs",
     "cancel_requested",
+    "pid_alive",
 ]
 
 PathLike = Union[str, Path]
@@ -357,35 +359,77 @@ def list_runs(root: PathLike = "runs") -> list[dict]:
 
 # --------------------------------------------------------------------------- device queue
 
+def _lock_name(device: str) -> str:
+    return device.replace(":", "_").replace("/", "_")
+
+
+def enqueue(runs_root: PathLike, device: str, run_dir: PathLike, pid: Optional[int] = None) -> Path:
+    """Take a ticket in the device's queue (``RUNS_ROOT/.locks/<device>.queue/``); tickets go first-come first-served."""
+    folder = Path(runs_root) / LOCK_DIR / f"{_lock_name(device)}.queue"
+    folder.mkdir(parents=True, exist_ok=True)
+    ticket = folder / f"{time.time_ns():020d}-{pid or os.getpid()}.ticket"
+    tmp = ticket.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": pid or os.getpid(), "run": str(run_dir)}), encoding="utf-8")
+    os.replace(tmp, ticket)
+    return ticket
+
+
+def _first_live_ticket(folder: Path) -> Optional[Path]:
+    for ticket in sorted(folder.glob("*.ticket")):
+        try:
+            pid = json.loads(ticket.read_text(encoding="utf-8")).get("pid")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if pid_alive(pid):
+            return ticket
+        ticket.unlink(missing_ok=True)  # its process died while waiting
+    return None
+
+
+def _ticket_run(ticket: Optional[Path]) -> Optional[str]:
+    try:
+        return json.loads(ticket.read_text(encoding="utf-8")).get("run") if ticket else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 @contextlib.contextmanager
 def device_lock(runs_root: PathLike, device: str, run_dir: Optional[PathLike] = None,
-                should_stop: Optional[Callable[[], bool]] = None, poll: float = 0.5,
-                on_wait: Optional[Callable[[str], None]] = None) -> Iterator[bool]:
+                should_stop: Optional[Callable[[], bool]] = None, poll: float = 0.25,
+                on_wait: Optional[Callable[[str], None]] = None, ticket: Optional[Path] = None) -> Iterator[bool]:
     """Hold the one-job-per-device lock of `runs_root`; yields False if `should_stop()` fired while waiting.
 
-    The lock is an ``fcntl.flock`` on ``RUNS_ROOT/.locks/<device>.lock``, so the kernel frees it
-    when the holder dies, even by ``kill -9``.
+    The lock is an ``fcntl.flock`` on ``RUNS_ROOT/.locks/<device>.lock`` (the kernel frees it when
+    the holder dies, even by ``kill -9``); waiters take turns in ticket order (see :func:`enqueue`).
     """
     folder = Path(runs_root) / LOCK_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (device.replace(":", "_").replace("/", "_") + ".lock")
+    path = folder / f"{_lock_name(device)}.lock"
+    if ticket is None or not ticket.exists():
+        ticket = enqueue(runs_root, device, run_dir or "", os.getpid())
     fh = open(path, "a+")
     acquired = False
     try:
-        waiting_reported = False
+        reported = None
         while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                acquired = True
-                break
-            except BlockingIOError:
-                if should_stop is not None and should_stop():
+            first = _first_live_ticket(ticket.parent)
+            if first == ticket:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    acquired = True
                     break
-                if not waiting_reported and on_wait is not None:
-                    fh.seek(0)
-                    on_wait(fh.read().strip() or "another job")
-                    waiting_reported = True
-                time.sleep(poll)
+                except BlockingIOError:
+                    pass
+            if should_stop is not None and should_stop():
+                break
+            if on_wait is not None:
+                fh.seek(0)
+                holder = fh.read().strip() or _ticket_run(first) or "an earlier job in the queue"
+                if holder != reported:  # report each change of who we wait for, once
+                    on_wait(holder)
+                    reported = holder
+            time.sleep(poll)
+        ticket.unlink(missing_ok=True)
         if acquired:
             fh.seek(0)
             fh.truncate()
@@ -393,6 +437,7 @@ def device_lock(runs_root: PathLike, device: str, run_dir: Optional[PathLike] = 
             fh.flush()
         yield acquired
     finally:
+        ticket.unlink(missing_ok=True)
         if acquired:
             fh.seek(0)
             fh.truncate()
@@ -406,10 +451,16 @@ def _job_env() -> dict:
     pkg_parent = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # OpenMP threads that spin while waiting collapse (10x slower steps seen on 2 cores) as soon as
+    # another process - a data loader, the dashboard - wants a core; passive waiting does not.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
 def _spawn(run_dir: Path, resume_run: bool) -> subprocess.Popen:
+    from .train import resolve_device
+
+    device = resolve_device(Run(run_dir).train_config().device)
     cmd = [sys.executable, "-m", "ocrtrain", "train", "--run", str(run_dir), "--job"]
     if resume_run:
         cmd.append("--resume")
@@ -417,8 +468,11 @@ def _spawn(run_dir: Path, resume_run: bool) -> subprocess.Popen:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=_job_env(), close_fds=True)
     _CHILDREN[proc.pid] = proc
+    # The ticket is taken here, not in the child, so jobs queue in launch order whatever their start-up time.
+    ticket = enqueue(run_dir.parent, device, run_dir, proc.pid)
     update_status(run_dir, only_if=lambda s: s.get("state") in (None, "created", "queued", "failed", "canceled"),
-                  state="queued", pid=proc.pid, host=socket.gethostname(), error=None, ended=None)
+                  state="queued", pid=proc.pid, host=socket.gethostname(), error=None, ended=None,
+                  ticket=str(ticket), device=device)
     return proc
 
 
@@ -428,8 +482,9 @@ def launch(config, data: PathLike, run_dir: Optional[PathLike] = None, runs_root
 
     >>> # run = launch(TrainConfig(max_steps=300), "data/receipts", runs_root="runs")
     """
-    from .train import prepare_run
+    from .train import prepare_run, resolve_device
 
+    resolve_device(config.device)  # a missing CUDA device fails here, before a folder is made
     run_dir = Path(run_dir) if run_dir is not None else create_run_dir(runs_root, name)
     prepare_run(config, data, run_dir)
     _spawn(run_dir, resume_run=False)
@@ -497,6 +552,7 @@ def run_job(run_dir: PathLike, resume_run: bool = False, callback=None) -> Run:
     def on_term(signum, frame):  # cooperative: the training loop polls the event each step
         stop.set()
 
+    on_term.cooperative_stop = True  # fit() records this, so cancel() knows SIGTERM is safe to send
     signal.signal(signal.SIGTERM, on_term)
     update_status(run_dir, pid=os.getpid(), host=socket.gethostname(), signals=True)
     run = Run(run_dir)
@@ -507,9 +563,11 @@ def run_job(run_dir: PathLike, resume_run: bool = False, callback=None) -> Run:
     def on_wait(holder: str) -> None:
         update_status(run_dir, state="queued", device=device, waiting_for=holder)
 
-    with device_lock(run_dir.parent, device, run_dir, should_stop=should_stop, on_wait=on_wait) as got:
+    ticket = run.status().get("ticket")
+    with device_lock(run_dir.parent, device, run_dir, should_stop=should_stop, on_wait=on_wait,
+                     ticket=Path(ticket) if ticket else None) as got:
         if not got:
             update_status(run_dir, state="canceled", ended=_now(), waiting_for=None)
             return run
-        update_status(run_dir, waiting_for=None)
+        update_status(run_dir, waiting_for=None, ticket=None)
         return fit(config, run.config()["data"], run_dir, callback=callback, stop_event=stop, resume=resume_run)

@@ -22,6 +22,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -97,7 +98,9 @@ class TrainConfig(Config):
         "help": "mixed precision on CUDA (bf16 or fp16); off on CPU"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed + CPU = same metrics)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
-    workers: int = field(default=1, metadata={"help": "data-loading processes (0 = in the training process)"})
+    workers: int = field(default=0, metadata={
+        "help": "data-loading processes (0 = in the training process; on CPU a loader process pays off "
+                "only with OMP_WAIT_POLICY=PASSIVE, which jobs and the CLI set)"})
     val_limit: int = field(default=500, metadata={"help": "validate on at most N lines of the val split (0 = all)"})
     keep_checkpoints: int = field(default=5, metadata={
         "help": "keep the newest N step checkpoints, plus the best one (0 = keep all)"})
@@ -560,6 +563,7 @@ class _Trainer:
         self._loss_sum = 0.0
         self._loss_n = 0
         self._last_status_write = 0.0
+        self._last_log_line = time.monotonic()
         self._metrics_fh = None
 
     # ---- reporting
@@ -893,9 +897,14 @@ class _Trainer:
         lr = self.lr_at(self.step - 1)
         self.write_metrics({"kind": "train", "step": self.step, "epoch": round(epoch, 4), "train_loss": loss,
                             "lr": lr, "samples_per_s": round(rate, 2), "eta_s": _finite(eta) and round(eta, 1),
-                            "batch_size": n, "skipped": loss is None})
+                            "batch_size": n, "step_s": round(seconds, 4), "skipped": loss is None})
         emit(self.callback, TrainStep(self.step, self.max_steps, round(epoch, 4), loss, lr, round(rate, 2),
                                       eta, n))
+        if time.monotonic() - self._last_log_line > 30.0:  # a heartbeat for `tail -f log.txt`
+            self._last_log_line = time.monotonic()
+            self.log(f"step {self.step}/{self.max_steps} epoch {epoch:.2f} loss "
+                     f"{'skipped' if loss is None else f'{loss:.4f}'} lr {lr:.2e} {rate:.1f} lines/s "
+                     f"eta {_fmt_duration(eta)}")
         if time.monotonic() - self._last_status_write > 2.0:
             self.set_status(step=self.step, epoch=round(epoch, 4), batch_size=self.batch_size,
                             nonfinite_skipped=self.nonfinite, samples_per_s=round(rate, 2), eta_s=_finite(eta))
@@ -1023,8 +1032,11 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(config, data, run_dir, callback, stop_event, resume)
     started = _now()
+    # cancel() may send SIGTERM only when this process treats it as a stop request (a job), never
+    # to, say, a notebook kernel that runs fit() in a thread.
+    signals = bool(getattr(signal.getsignal(signal.SIGTERM), "cooperative_stop", False))
     trainer.set_status(state="running", started=started, ended=None, error=None, pid=os.getpid(),
-                       host=socket.gethostname(), interrupted=False, reason=None)
+                       host=socket.gethostname(), interrupted=False, reason=None, signals=signals)
     emit(callback, StatusChange("running", 0, 0, str(run_dir)))
     state, error, reason = "failed", None, None
     try:
@@ -1045,6 +1057,9 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
                             f"`ocrtrain resume {run_dir}`)")
     except OcrtrainError as exc:
         error = str(exc)
+        raise
+    except KeyboardInterrupt:
+        error = "interrupted (KeyboardInterrupt): resume continues from the last checkpoint"
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"

@@ -102,11 +102,12 @@ class AuditView(W.VBox):
         if chars:
             outside = set(report.get("outside_charset") or {})
             top = list(chars.items())[:60]
-            bar = go.FigureWidget(go.Bar(
+            # Complete before wrapping: a FigureWidget drops changes made before its view exists.
+            bar = go.Figure(go.Bar(
                 x=[repr(c)[1:-1] if c != " " else "␠" for c, _ in top], y=[n for _, n in top],
                 marker_color=["#d93025" if c in outside else "#1a73e8" for c, _ in top]))
             bar.update_layout(title="character frequency (red: not in the base model)", height=240,
                               template="plotly_white", margin=dict(l=40, r=10, t=40, b=30),
                               xaxis=dict(type="category"))
-            figs.append(bar)
+            figs.append(go.FigureWidget(bar))
         return figs

@@ -281,11 +281,14 @@ class ComparePanel(W.VBox):
 
         m = report["metrics"]
         keys = [(k, label) for k, label, _ in METRICS[:5]]
-        bars = go.FigureWidget(layout=dict(title="metrics (lower CER/WER/NED is better)", barmode="group",
-                                           height=320, width=520, template="plotly_white",
-                                           margin=dict(l=40, r=10, t=40, b=40), yaxis=dict(tickformat=".0%")))
+        # Figures are complete before they become widgets: a FigureWidget drops changes made
+        # before its view exists in the browser.
+        bars = go.Figure(layout=dict(title="metrics (lower CER/WER/NED is better)", barmode="group",
+                                     height=320, width=520, template="plotly_white",
+                                     margin=dict(l=40, r=10, t=40, b=40), yaxis=dict(tickformat=".0%")))
         for side in ("before", "after"):
             bars.add_bar(x=[label for _, label in keys], y=[m[side].get(k) or 0 for k, _ in keys], name=side)
+        bars = go.FigureWidget(bars)
         heat = self._confusion_heatmap(report)
         self.charts.children = [bars] + ([heat] if heat is not None else [])
 
@@ -314,12 +317,12 @@ class ComparePanel(W.VBox):
         golds = sorted({g for (g, _), _n in top})
         preds = sorted({p for (_g, p), _n in top})
         z = [[counts.get((g, p), 0) for p in preds] for g in golds]
-        fig = go.FigureWidget(go.Heatmap(z=z, x=[repr(p)[1:-1] for p in preds], y=[repr(g)[1:-1] for g in golds],
+        fig = go.Figure(go.Heatmap(z=z, x=[repr(p)[1:-1] for p in preds], y=[repr(g)[1:-1] for g in golds],
                                          colorscale="Reds", hovertemplate="label %{y} read as %{x}: %{z}<extra></extra>"))
         fig.update_layout(title="after: label character (y) read as (x)", height=320, width=460,
                           template="plotly_white", margin=dict(l=50, r=10, t=40, b=40),
                           xaxis=dict(type="category"), yaxis=dict(type="category"))
-        return fig
+        return go.FigureWidget(fig)
 
     def _render_gallery(self) -> None:
         report = self.report

@@ -27,12 +27,12 @@ STYLE = """
 .ocrtrain-table th, .ocrtrain-table td { border-bottom:1px solid #ddd; padding:3px 8px; text-align:left; }
 .ocrtrain-table tr.selected td { background:#fff7d6; }
 .ocrtrain-log pre { max-height:220px; overflow:auto; font-size:0.8em; background:#f8f9fa;
-  padding:6px; margin:0; }
+  padding:6px; margin:0; line-height:1.35; }
 .ocrtrain-gallery td { vertical-align:middle; padding:3px 6px; border-bottom:1px solid #eee; }
 .ocrtrain-gallery .bad { background:#fbd3d0; color:#a50e0e; text-decoration:none; }
 .ocrtrain-gallery .good { color:#188038; }
 .ocrtrain-gallery img { max-height:40px; max-width:420px; image-rendering:auto; }
-.ocrtrain-snippet pre { background:#f8f9fa; padding:8px; font-size:0.85em; }
+.ocrtrain-snippet pre { background:#f8f9fa; padding:8px; font-size:0.85em; line-height:1.35; }
 </style>
 """
 

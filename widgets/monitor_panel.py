@@ -32,20 +32,25 @@ TRACES = [
 ]
 
 
-def make_curves_figure():
-    """An empty 2x2 FigureWidget: loss, line accuracy, CER, learning rate."""
+def make_curves_figure(follower: Optional[MetricsFollower] = None, max_points: int = 500):
+    """A 2x2 FigureWidget (loss, line accuracy, CER, learning rate) holding `follower`'s series.
+
+    The data goes in through the constructor: a FigureWidget drops trace updates made before
+    its view exists in the browser, so a figure must be born with what it shows.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=2, subplot_titles=("loss", "line accuracy (val)", "CER (val)", "learning rate"),
                         horizontal_spacing=0.1, vertical_spacing=0.16)
     for kind, key, row, col, name in TRACES:
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers" if kind == "val" else "lines",
+        xs, ys = follower.series(kind, key, max_points) if follower is not None else ([], [])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if kind == "val" else "lines",
                                  name=name, marker={"size": 5}), row=row, col=col)
     fig.update_layout(height=460, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
                       legend=dict(orientation="h", y=-0.12))
-    for i in range(1, 5):
-        fig.update_xaxes(title_text="step", row=(i - 1) // 2 + 1, col=(i - 1) % 2 + 1)
+    for col in (1, 2):  # bottom row only: a top-row axis title would sit on the subplot title below
+        fig.update_xaxes(title_text="step", row=2, col=col)
     widget = go.FigureWidget(fig)
     return widget
 
@@ -253,14 +258,23 @@ class MonitorPanel(W.VBox):
         self.info.value = info
         log = tail_text(Path(path) / "log.txt")
         self.log_view.value = f"<pre>{html.escape(log) or '(no log yet)'}</pre>"
-        self._draw(f)
+        self._draw(f, state)
 
-    def _draw(self, f: Optional[MetricsFollower]) -> None:
+    def _draw(self, f: Optional[MetricsFollower], state: str = "") -> None:
         count = f.count if f is not None else 0
-        key = (self.selected, count)
-        if key == getattr(self, "_drawn_key", None):
+        key = (self.selected, count, state)
+        drawn = getattr(self, "_drawn_key", None)
+        if key == drawn:
             return
         self._drawn_key = key
+        if drawn is None or drawn[0] != key[0] or drawn[2] != state:
+            # Another run, or the run changed state (e.g. ended while the page was loading, when
+            # incremental updates may have been dropped): a new figure born with its data.
+            old = self.fig
+            self.fig = make_curves_figure(f, self.max_points)
+            self.fig_box.children = [self.fig]
+            old.close()
+            return
         with self.fig.batch_update():
             for trace, (kind, name, *_rest) in zip(self.fig.data, TRACES):
                 xs, ys = f.series(kind, name, self.max_points) if f is not None else ([], [])

@@ -106,13 +106,14 @@ class RunVersionPicker(W.HBox):
 
     def _on_run(self, change) -> None:
         self.run = change["new"] or ""
-        self._fill_versions()
+        self._fill_versions(keep_choice=False)
 
-    def _fill_versions(self) -> None:
+    def _fill_versions(self, keep_choice: bool = True) -> None:
         self.run = self.run_dropdown.value or ""
         choices = run_versions(Path(self.run)) if self.run else []
         options = choices or [("(no checkpoint yet)", "")]
-        keep = self.version_dropdown.value
+        # Another run starts at its best version; a reload of the same run keeps the choice.
+        keep = self.version_dropdown.value if keep_choice else None
         if list(self.version_dropdown.options) != options:
             self.version_dropdown.options = options
         values = [o[1] for o in options]

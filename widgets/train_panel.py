@@ -75,7 +75,8 @@ class TrainPanel(W.VBox):
         self.workspace = workspace
         self.task: Optional[BackgroundTask] = None
         self.data = DatasetPicker(workspace, description="training data")
-        self.form = ConfigForm(TrainConfig, include=MAIN_FIELDS, title="Training")
+        # Errors of both forms show once, in the panel's box (rules span both forms).
+        self.form = ConfigForm(TrainConfig, include=MAIN_FIELDS, title="Training", show_errors=False)
         self.advanced = ConfigForm(TrainConfig, exclude=MAIN_FIELDS, show_errors=False)
         adv = W.Accordion(children=[self.advanced], titles=("Advanced: optimizer, schedule, augmentation, "
                                                             "checkpoints",))
@@ -151,8 +152,7 @@ class TrainPanel(W.VBox):
     def refresh_templates(self, select: Optional[str] = None) -> None:
         names = list_templates()
         self.template_select.options = names or [("(no templates)", "")]
-        if select in names:
-            self.template_select.value = select
+        self.template_select.value = select if select in names else (names[0] if names else "")
 
     def _on_load(self, _b=None) -> None:
         name = self.template_select.value

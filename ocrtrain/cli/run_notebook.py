@@ -36,11 +36,14 @@ def _quiet_papermill_chatter(record: logging.LogRecord) -> bool:
 
 
 def _list() -> int:
+    import papermill  # its parser keeps each parameter's trailing comment as help
+
     for name in notebooks.list_notebooks():
-        defaults = notebooks.read_parameters(notebooks.notebook_path(name))
+        path = notebooks.notebook_path(name)
+        helps = {k: v.get("help", "") for k, v in papermill.inspect_notebook(str(path)).items()}
         print(name)
-        for key, value in defaults.items():
-            print(f"    -p {key} {value!r}")
+        for key, value in notebooks.read_parameters(path).items():
+            print(f"    -p {key} {value!r}" + (f"  # {helps[key]}" if helps.get(key) else ""))
     return 0
 
 
@@ -63,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         args.name, args.run, dict(args.parameter), log_output=args.log_output,
         callback=lambda event: print(getattr(event, "text", event), file=sys.stderr),
     )
+    run_dir = output.parent.parent
+    print(f"run folder: {run_dir}")
     print(f"executed notebook: {output}")
     print(f"parameters: {output.with_suffix('.params.json')}")
+    for bundle in sorted((run_dir / "export").glob("*.pth")):
+        print(f"exported model: {bundle} (+ {bundle.stem}.yaml, {bundle.stem}.py)")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -104,6 +105,7 @@ class ProgressPrinter:
 
 
 def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see run()
     from ..runs import device_lock
     from ..train import fit, resolve_device
 
@@ -134,6 +136,8 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before torch loads OpenMP: spinning waits collapse when another process wants a core (see runs._job_env).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..runs import check_resumable, create_run_dir, launch, run_job
 
     if args.list_templates:
