@@ -32,7 +32,7 @@ def _make_dataset(lines: int, out: Path) -> Path:
     return out
 
 
-def measure_ours(data: Path, steps: int, batch_size: int, device: str, run_dir: Path) -> dict:
+def measure_ours(data: Path, steps: int, batch_size: int, device: str, run_dir: Path, workers: int = 0) -> dict:
     from ocrtrain.train import TrainConfig, TrainStep, fit
 
     stamps: list[tuple[float, int]] = []
@@ -42,7 +42,7 @@ def measure_ours(data: Path, steps: int, batch_size: int, device: str, run_dir: 
             stamps.append((time.perf_counter(), event.batch_size))
 
     config = TrainConfig(max_steps=steps + 1, val_interval=steps + 1, val_limit=32, batch_size=batch_size,
-                         warmup_steps=1, device=device)
+                         warmup_steps=1, device=device, workers=workers)
     fit(config, data, run_dir, callback=on_event)
     timed = stamps[1:]
     seconds = timed[-1][0] - stamps[0][0]
@@ -127,6 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per loop (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0, help="loader processes of our loop (TrainConfig.workers)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
         tmp = Path(tmp)
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
         from ocrtrain.dataset import Dataset
 
         print(f"data: {data} {Dataset(data).counts()}  device: {args.device}  steps: {args.steps}", flush=True)
-        ours = measure_ours(data, args.steps, args.batch_size, args.device, tmp / "run")
+        ours = measure_ours(data, args.steps, args.batch_size, args.device, tmp / "run", args.workers)
         print(f"ours     : {ours['samples_per_s']:7.2f} lines/s  ({ours['samples']} lines in {ours['seconds']:.1f} s; "
               f"AdamW, {ours['padding']})", flush=True)
         easy = measure_easyocr_style(data, args.steps, args.batch_size, args.device)

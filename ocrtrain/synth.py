@@ -35,7 +35,7 @@ from .images import encode_png
 from .templates import check_template, make_labels
 
 __all__ = ["RenderConfig", "SynthConfig", "preview", "generate_dataset", "default_fonts",
-           "font_missing_chars", "source_entries", "make_synth_labels"]
+           "font_missing_chars", "trdg_font_dir", "source_entries", "make_synth_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,11 @@ def make_synth_labels(config: SynthConfig) -> list[str]:
                        config.upper_prob, config.title_prob)
 
 
+def trdg_font_dir() -> Path:
+    """trdg's bundled latin fonts."""
+    return _trdg()[1]
+
+
 def _font_paths(fonts: str) -> list[Path]:
     folder = _trdg()[1] if fonts == "trdg" else Path(fonts)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ttf", ".otf"))
@@ -203,26 +208,80 @@ def _init_worker(render: dict, fonts: list[str], seed: int) -> None:
     _trdg()
 
 
+@lru_cache(maxsize=256)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+def _draw_text(label: str, font_path: str, render: RenderConfig, rng: random.Random) -> Image.Image:
+    """The text as an RGBA image (alpha = glyph coverage), drawn in one pass.
+
+    trdg's own generator draws every character twice (text and mask) to support character
+    spacing; with no extra spacing one pass over the whole string gives the same glyphs.
+    """
+    from PIL import ImageColor, ImageDraw
+
+    font = _font(font_path, render.height)
+    c1, c2 = (ImageColor.getrgb(c) for c in (render.text_color.split(",") * 2)[:2])
+    fill = tuple(rng.randint(min(a, b), max(a, b)) for a, b in zip(c1, c2))
+    if render.character_spacing == 0:
+        left, top, right, bottom = font.getbbox(label)
+        width, height = max(1, right), max(1, bottom)
+        text = Image.new("RGBA", (width, height), (*fill, 0))
+        ImageDraw.Draw(text).text((0, 0), label, fill=(*fill, 255), font=font)
+    else:
+        widths = [font.getlength(c) for c in label]
+        width = int(sum(widths) + render.character_spacing * (len(label) - 1)) + 1
+        height = max(1, font.getbbox(label)[3])
+        text = Image.new("RGBA", (width, height), (*fill, 0))
+        draw, x = ImageDraw.Draw(text), 0.0
+        for c, w in zip(label, widths):
+            draw.text((x, 0), c, fill=(*fill, 255), font=font)
+            x += w + render.character_spacing
+    box = text.getchannel("A").getbbox()
+    return text.crop(box) if box else text
+
+
 def _render(index: int, label: str, render: RenderConfig, fonts: list[str], seed: int) -> Image.Image:
-    generator, _ = _trdg()
-    # One RNG state per sample (trdg uses `random` and numpy's global RNG) -> reproducible pixels.
+    """One line: trdg's skew, distortion, background and blur around a one-pass text drawing."""
+    _trdg()
+    from PIL import ImageFilter
+    from trdg import background_generator, distorsion_generator
+
+    # One RNG state per sample (trdg draws from `random`, numpy and OpenCV) -> reproducible pixels.
     state = (seed * 1_000_003 + index) % (2**32)
     random.seed(state)
     np.random.seed(state)
+    import cv2
+
+    cv2.setRNGSeed(state % (2**31))  # trdg's noise background draws from OpenCV's RNG
     rng = random.Random(state)
     font = fonts[rng.randrange(len(fonts))]
-    background = BACKGROUNDS[rng.choice(render.backgrounds)]
+    background = rng.choice(render.backgrounds)
+    text = _draw_text(label, font, render, rng)
+    angle = rng.uniform(-render.skew, render.skew) if render.random_skew else render.skew
+    if angle:
+        text = text.rotate(angle, expand=True, resample=Image.BICUBIC)
+    if render.distortion != "none":
+        func = getattr(distorsion_generator, {"sine": "sin", "cosine": "cos"}.get(render.distortion, "random"))
+        text, _ = func(text, text.copy(), vertical=True, horizontal=False)
     m = render.margin
-    with contextlib.redirect_stdout(io.StringIO()):
-        image = generator.generate(
-            index, label, font, None, render.height, None, render.skew, render.random_skew,
-            render.blur, render.random_blur, background,
-            ("none", "sine", "cosine", "random").index(render.distortion), 0, False, 0, -1, 0,
-            render.text_color, 0, 1.0, render.character_spacing, (m, m, m, m), False, False, False,
-            render.background_dir, 0, "#282828", "L", 0)
-    if image is None:
-        raise InputError("trdg drew the text in nearly the background's brightness")
-    return image
+    inner = render.height - 2 * m
+    text = text.resize((max(1, round(text.width * inner / text.height)), inner), Image.LANCZOS)
+    width, height = text.width + 2 * m, render.height
+    if background == "noise":
+        canvas = background_generator.gaussian_noise(height, width)
+    elif background == "plain":
+        canvas = background_generator.plain_white(height, width)
+    elif background == "quasicrystal":
+        canvas = background_generator.quasicrystal(height, width)
+    else:
+        canvas = background_generator.image(height, width, render.background_dir)
+    canvas = canvas.convert("RGBA")
+    canvas.alpha_composite(text, (m, m))
+    radius = rng.random() * render.blur if render.random_blur else render.blur
+    image = canvas.convert("L")
+    return image.filter(ImageFilter.GaussianBlur(radius)) if radius else image
 
 
 def _render_task(item: tuple[int, str]) -> tuple[int, Optional[bytes], str]:

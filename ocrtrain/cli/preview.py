@@ -5,7 +5,7 @@ import argparse
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..synth import preview
+from ..synth import preview, trdg_font_dir
 from .synth import add_synth_options, synth_config
 
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     row = max(im.height for im, _ in samples) + 22
     grid = Image.new("L", (width, row * len(samples)), 255)
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=14)  # scalable default font: draws æ/ø/å
+    font = ImageFont.truetype(str(trdg_font_dir() / "Roboto-Regular.ttf"), 13)
     for i, (im, label) in enumerate(samples):
         grid.paste(im.convert("L"), (8, i * row))
         draw.text((8, i * row + im.height + 2), repr(label), fill=0, font=font)
