@@ -26,9 +26,9 @@ BUDGET_S = 600
 
 
 def _generate(lines: int, out: Path, seed: int, height: int):
-    from ocrtrain.synth import SynthConfig, generate_dataset
+    from ocrtrain.synth import RenderConfig, SynthConfig, generate_dataset
 
-    return generate_dataset(SynthConfig(count=lines, seed=seed, height=height), out)
+    return generate_dataset(SynthConfig(count=lines, seed=seed, render=RenderConfig(height=height)), out)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,8 @@ True
 from __future__ import annotations
 
 import csv
-import io
+import unicodedata
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Union
 
 from .errors import InputError
 
-__all__ = ["TextSource", "load_builtin", "load_wordlist", "load_csv_column", "BUILTIN"]
+__all__ = ["TextSource", "load_builtin", "load_wordlist", "load_csv_column", "load_source",
+           "detect_separator", "BUILTIN", "CSV_SUFFIXES"]
 
 BUILTIN = "builtin"
+#: File suffixes read as CSV/TSV rather than as a word list.
+CSV_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,19 @@ class TextSource:
 
     entries: tuple[str, ...]
     origin: str
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # malformed rows left out ("line N: why"), reported, never silent
+
+    def summary(self) -> dict:
+        """JSON-ready facts for a manifest: origin, entry count, skipped rows (first few)."""
+        return {"origin": self.origin, "entries": len(self.entries), "skipped_rows": len(self.skipped),
+                "skipped_examples": list(self.skipped[:5])}
 
 
 def _clean(lines, where: str) -> TextSource:
     entries, skipped = [], []
     for lineno, line in lines:
-        text = line.strip()
+        # NFC: a file saved on macOS may spell "å" as "a" + combining ring (two code points).
+        text = unicodedata.normalize("NFC", line).strip()
         if not text or text.startswith("#"):
             continue
         if "\t" in text or "\n" in text:
@@ -67,36 +77,86 @@ def load_wordlist(path: Union[str, Path]) -> TextSource:
     return _clean(lines, str(path))
 
 
+def _utf8_error(path: Path, what: str) -> InputError:
+    """InputError naming the first line of `path` that is not UTF-8 (read line by line)."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return InputError(
+                    f"{path}:{lineno} is not UTF-8 ({exc.reason} at byte {exc.start} of the line): "
+                    f"save the {what} as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+    return InputError(f"{path} is not UTF-8: save the {what} as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+
+
+def detect_separator(header: str) -> str:
+    """The most frequent of tab, semicolon, comma and pipe in a header line (comma if none)."""
+    counts = {sep: header.count(sep) for sep in ("\t", ";", ",", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def load_csv_column(path: Union[str, Path], column: str, sep: str = "auto",
                     max_rows: int = 0) -> TextSource:
-    """Entries from one column of a CSV/TSV; malformed rows are skipped and counted."""
+    """Entries from one column of a CSV/TSV; malformed rows are skipped and counted.
+
+    The separator is detected from the header (tab, semicolon, comma or pipe). Rows with the
+    wrong number of fields, as found in Openfoodfacts exports, are skipped and listed in
+    ``skipped`` ("line N: ..."); a tab-separated file is read without quote handling, because
+    such exports contain stray quotes that would otherwise swallow the rows after them.
+    """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"CSV file {path} does not exist: check the path")
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
     try:
-        with open(path, encoding="utf-8", errors="strict") as fh:
-            head = fh.read(65536)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start}): re-save it as UTF-8") from None
+        header = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise _utf8_error(path, "CSV file") from None
+    if not header.strip():
+        raise InputError(f"CSV file {path} has no header row: the first line must name the columns")
     if sep == "auto":
-        first = head.splitlines()[0] if head else ""
-        sep = "\t" if first.count("\t") >= max(1, first.count(",")) else (";" if first.count(";") > first.count(",") else ",")
-    bad: list[str] = []
-
-    def on_bad(fields):
-        bad.append(sep.join(fields)[:80])
-        return None
-
+        sep = detect_separator(header)
+    options = dict(sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", engine="c",
+                   quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, on_bad_lines="warn")
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, engine="python", on_bad_lines=on_bad,
-                            quoting=csv.QUOTE_MINIMAL, nrows=max_rows or None, keep_default_na=False)
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path} cannot be read as CSV ({exc}): check the separator and quoting") from None
-    if column not in frame.columns:
-        cols = ", ".join(map(str, frame.columns[:30]))
-        raise InputError(f"{path} has no column {column!r}; available columns: {cols}: pick one of those")
-    values = [(i + 2, v) for i, v in enumerate(frame[column].tolist()) if isinstance(v, str)]
-    source = _clean(values, f"{path}[{column}]")
-    return TextSource(source.entries, source.origin, tuple(bad))
+    if column not in columns:
+        cols = ", ".join(map(repr, columns[:40])) + (" ..." if len(columns) > 40 else "")
+        raise InputError(f"{path} has no column {column!r} (separator {sep!r}); available columns: {cols}: "
+                         "pick one of those")
+    values: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # All columns are parsed: with usecols the parser no longer notices rows with too
+            # many fields, and those are exactly the broken ones.
+            for chunk in pd.read_csv(path, chunksize=100_000, nrows=max_rows or None, **options):
+                values.extend(chunk[column].tolist())
+    except UnicodeDecodeError:
+        raise _utf8_error(path, "CSV file") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path} cannot be read as CSV ({exc}): check the separator and quoting") from None
+    bad = tuple(line.strip().replace("Skipping line", "line", 1)
+                for w in caught if issubclass(w.category, pd.errors.ParserWarning)
+                for line in str(w.message).splitlines() if line.startswith("Skipping line"))
+    numbered = [(i + 2, v) for i, v in enumerate(values) if isinstance(v, str)]
+    source = _clean(numbered, f"{path}[{column}]")
+    return TextSource(source.entries, source.origin, bad)
+
+
+def load_source(source: str = BUILTIN, column: str = "") -> TextSource:
+    """`builtin`, a word-list path, or a CSV/TSV path read at `column`."""
+    if source == BUILTIN:
+        return TextSource(tuple(load_builtin()), "builtin:no_grocery.txt")
+    if column or Path(source).suffix.lower() in CSV_SUFFIXES:
+        if not column:
+            raise InputError(f"{source} is a CSV/TSV file: name the column holding the text (e.g. product_name)")
+        return load_csv_column(source, column)
+    return load_wordlist(source)

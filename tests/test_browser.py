@@ -86,7 +86,7 @@ def page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1360, "height": 1600})
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
         page.set_default_timeout(60_000)
         try:
             yield page
@@ -95,8 +95,16 @@ def page(server):
 
 
 def shot(page, name: str) -> None:
+    # Voila scrolls inside its own container, so a "full page" shot stops at the viewport:
+    # grow the viewport to the workbench's height for the picture, then restore it.
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    page.evaluate("window.scrollTo(0, 0); document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
+    bottom = page.evaluate("document.querySelector('.ocrtrain-workbench').getBoundingClientRect().bottom")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(bottom) + 30)})
+    time.sleep(0.5)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
 
 
 def open_tab(page, title: str) -> None:
@@ -159,30 +167,39 @@ def curve_points(page) -> int:
 
 def test_walk_from_word_list_to_export(server, page):
     url, home = server
-    started = time.monotonic()
     page.goto(url)
-    page.wait_for_selector(".ocrtrain-workbench")
-    ready_s = time.monotonic() - started
+    page.wait_for_selector(".ocrtrain-workbench .ocrtrain-generate")
     assert page.locator(".lm-TabBar-tab").count() == 5
     assert not page.locator(".jp-OutputArea-output pre:has-text('Traceback')").count()
 
-    # 1. Dataset: a tiny synthetic dataset, previewed, generated and audited.
-    generate_tiny_dataset(page, home)
-    shot(page, "01-dataset-generated")
-    datasets = [p for p in (home / "datasets").iterdir() if (p / "manifest.json").is_file()]
-    assert len(datasets) == 1
+    # 1. Dataset: a tiny synthetic dataset from the built-in corpus, previewed, generated, audited.
+    set_field(page, ".ocrtrain-dataset", "count", 60)
+    page.locator(".ocrtrain-form-synthconfig .ocrtrain-section-split .jupyter-widget-Collapse-header").click()
+    set_field(page, ".ocrtrain-form-synthconfig .ocrtrain-section-split", "test_fraction", 0.25)
+    page.locator(".ocrtrain-preview").click()
+    wait_until(lambda: page.locator(".ocrtrain-preview-item img").count() == 8, timeout=60)
+    shot(page, "01-dataset-preview")
+    set_text(page, ".ocrtrain-dataset-name", "tiny")
+    page.locator(".ocrtrain-generate").click()
+    page.wait_for_selector(".ocrtrain-audit-summary h4", timeout=120_000)
+    assert "wrote tiny" in page.locator(".ocrtrain-generate-status").inner_text()
+    assert "not in english_g2" in page.locator(".ocrtrain-audit-summary").inner_text()
+    page.wait_for_selector(".ocrtrain-audit-charts .js-plotly-plot")
+    shot(page, "02-dataset-audit")
+    manifest = home / "datasets" / "tiny" / "manifest.json"
+    assert manifest.is_file() and '"total": 60' in manifest.read_text()
 
     # 2. Train: a tiny CPU run launched from the form; the page switches to the Monitor.
     open_tab(page, "2 · Train")
     for field, value in {"warmup_steps": 0, "max_steps": 6, "batch_size": 4, "device": "cpu"}.items():
         set_field(page, ".ocrtrain-train", field, value)
     set_text(page, ".ocrtrain-run-name", "tiny-cpu")
-    shot(page, "02-train-form")
+    shot(page, "03-train-form")
     page.locator(".ocrtrain-launch").click()
     page.wait_for_selector(".ocrtrain-monitor", state="visible")
     counts = set()
     wait_until(lambda: (counts.add(curve_points(page)) or max(counts) >= 2), timeout=180)
-    shot(page, "03-monitor-running")
+    shot(page, "04-monitor-running")
     wait_until(lambda: (counts.add(curve_points(page)) or progress_state(page).get("state") == "finished"),
                timeout=240)
     final = progress_state(page)
@@ -190,7 +207,7 @@ def test_walk_from_word_list_to_export(server, page):
     wait_until(lambda: curve_points(page) == 6, timeout=20)
     assert len({c for c in counts if c}) >= 2, f"the curve never grew while watched: {counts}"
     assert "finished" in page.locator(".ocrtrain-runs-table").inner_text()
-    shot(page, "04-monitor-finished")
+    shot(page, "05-monitor-finished")
 
     # 3. A second run, canceled from the Monitor.
     open_tab(page, "2 · Train")
@@ -201,7 +218,7 @@ def test_walk_from_word_list_to_export(server, page):
     wait_until(lambda: page.locator(".ocrtrain-cancel-run").is_enabled(), timeout=30)
     page.locator(".ocrtrain-cancel-run").click()
     wait_until(lambda: progress_state(page).get("state") == "canceled", timeout=120)
-    shot(page, "05-monitor-canceled")
+    shot(page, "06-monitor-canceled")
 
     # 4. Compare: origin vs the finished run on the test split, gallery and charts.
     open_tab(page, "4 · Compare")
@@ -210,7 +227,7 @@ def test_walk_from_word_list_to_export(server, page):
     page.wait_for_selector(".ocrtrain-gallery table img", timeout=180_000)
     assert "before: english_g2" in page.locator(".ocrtrain-compare-metrics").inner_text()
     page.wait_for_selector(".ocrtrain-compare-charts .js-plotly-plot")
-    shot(page, "06-compare")
+    shot(page, "07-compare")
 
     # 5. Export: the bundle, the parity check against easyocr.Reader, the download link.
     open_tab(page, "5 · Export")
@@ -222,14 +239,7 @@ def test_walk_from_word_list_to_export(server, page):
     page.wait_for_selector(".ocrtrain-export-download a[download='tiny_receipts.zip']", timeout=180_000)
     assert "parity on" in page.locator(".ocrtrain-parity").inner_text()
     assert "easyocr.Reader" in page.locator(".ocrtrain-snippet").inner_text()
-    shot(page, "07-export")
+    shot(page, "08-export")
     bundle = home / "runs" / "tiny-cpu" / "export"
     assert all((bundle / f"tiny_receipts{s}").is_file() for s in (".pth", ".yaml", ".py"))
-    assert ready_s < 60
 
-
-def generate_tiny_dataset(page, home):  # TEMPORARY until ocrtrain.synth lands
-    subprocess.run([sys.executable, "/tmp/mkds.py", str(home / "datasets" / "tiny")], check=True)
-    open_tab(page, "2 · Train")
-    page.locator(".ocrtrain-train .ocrtrain-dataset-select").locator("xpath=..").locator("button").click()
-    open_tab(page, "1 · Dataset")

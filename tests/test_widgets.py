@@ -7,6 +7,7 @@ Training runs are real jobs (english_g2, a couple of CPU steps on a tiny drawn d
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import shutil
@@ -169,6 +170,15 @@ def test_launch_then_cancel_from_the_monitor(workspace, finished_run):
     monitor.refresh()
     row = next(r for r in monitor.rows if r["name"] == "to-cancel")
     assert row["state"] == "canceled" and monitor.cancel_button.disabled and not monitor.resume_button.disabled
+    # Resume starts the job again from its last checkpoint (a separate process, not this one).
+    monitor.resume_button.click()
+    assert monitor.status.kind == "note" and "resumed" in monitor.status.text, monitor.status.text
+    assert run.status()["state"] in ("queued", "running", "finished")
+    wait_for(lambda: run.status()["state"] == "running", timeout=60)
+    monitor.refresh()
+    assert not monitor.cancel_button.disabled
+    monitor.cancel_button.click()
+    assert run.wait(timeout=90)["state"] == "canceled"
 
 
 # ---------------------------------------------------------------- monitor, compare, export
@@ -288,7 +298,11 @@ def test_workbench_links_the_tabs(workspace):
 
     bench = Workbench(workspace.root, start_polling=False)
     try:
-        assert [bench.tabs.get_title(i) for i in range(5)][0].endswith("Dataset") and len(bench.tabs.children) == 5
+        assert bench.tabs.get_title(0).endswith("Dataset") and len(bench.tabs.children) == 5
+        # Only the first tab is built with the page; the others on first use.
+        assert bench._panels[0] is not None and bench._panels[1:] == [None] * 4
+        bench.tabs.selected_index = 1
+        assert bench.tabs.children[1] is bench.train
         tiny = str(workspace.datasets_dir / "tiny")
         bench.dataset.dataset = tiny  # as after Generate / Import
         assert bench.train.data.value == tiny
@@ -299,3 +313,94 @@ def test_workbench_links_the_tabs(workspace):
         assert bench.compare.after.run
     finally:
         bench.close()
+
+
+# ---------------------------------------------------------------- dataset tab: synthetic lines
+
+
+def test_generate_previews_writes_and_audits_a_dataset(workspace):
+    from widgets import DatasetPanel
+
+    panel = DatasetPanel(workspace)
+    panel.synth_form.widget_for("count").value = 30
+    panel.synth_form.widget_for("workers").value = 1
+    panel.preview_count.value = 3
+    panel.preview_button.click()
+    panel.task.join(60)
+    assert len(panel.preview_grid.children) == 3, panel.status.text
+    assert bytes(panel.preview_grid.children[0].children[0].value).startswith(b"\x89PNG")
+    panel.dataset_name.value = "synth-tiny"
+    panel.generate_button.click()
+    panel.task.join(120)
+    assert panel.status.kind == "ok", panel.status.text
+    out = workspace.datasets_dir / "synth-tiny"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["total"] == 30 and manifest["source"]["source"] == "builtin"
+    assert panel.progress.value == 30 and panel.dataset == str(out)
+    panel.audit_task.join(60)
+    assert panel.audit_view.report["total"] == 30 and len(panel.audit_view.charts.children) >= 1
+
+
+def test_generate_can_be_canceled(workspace):
+    from widgets import DatasetPanel
+
+    panel = DatasetPanel(workspace)
+    panel.synth_form.widget_for("count").value = 5000
+    panel.synth_form.widget_for("workers").value = 1
+    panel.dataset_name.value = "never"
+    panel.generate_button.click()
+    wait_for(lambda: panel.progress.value > 0, timeout=60, poll=0.05)
+    panel.cancel_button.click()
+    panel.task.join(60)
+    assert panel.status.kind == "note" and "canceled" in panel.status.text
+    assert not (workspace.datasets_dir / "never").exists()
+    assert not list(workspace.datasets_dir.glob(".never*"))  # no partial folder either
+
+
+def test_bad_text_sources_show_the_engines_errors(workspace):
+    from widgets import DatasetPanel
+
+    panel = DatasetPanel(workspace)
+    panel.synth_form.widget_for("count").value = 10
+    panel.source.value = "upload"
+    panel.generate_button.click()
+    assert panel.status.kind == "error" and "no word list uploaded" in panel.status.text
+    # A CSV without the chosen column: the engine names the columns it has.
+    rows = io.StringIO()
+    csv.writer(rows).writerows([["sku", "product"], ["1", "Brød"], ["2", "Smør"]])
+    panel.words_upload.value = upload_value("prices.csv", rows.getvalue().encode())
+    assert panel.column.value == "product" and "2 entries" in panel.words_info.value
+    panel.column.value = "name"
+    assert "has no column 'name'" in html.unescape(panel.words_info.value)
+    panel.dataset_name.value = "from-csv"
+    panel.generate_button.click()
+    panel.task.join(60)
+    assert panel.status.kind == "error" and "has no column 'name'" in panel.status.text
+    assert "sku, product" in panel.status.text and not (workspace.datasets_dir / "from-csv").exists()
+    # An empty word list: nothing to generate from.
+    panel.words_upload.value = upload_value("empty.txt", b"# only a comment\n\n")
+    panel.generate_button.click()
+    panel.task.join(60)
+    assert panel.status.kind == "error" and "holds no text entries" in panel.status.text
+    assert not (workspace.datasets_dir / "from-csv").exists()
+    # A value the config rejects never reaches the engine's generator.
+    panel.synth_form.widget_for("count").value = 0
+    panel.generate_button.click()
+    assert panel.status.kind == "error" and "count must be >= 1" in panel.status.text
+
+
+def test_check_times_a_few_steps_in_a_job_and_leaves_nothing_behind(workspace, finished_run):
+    panel = TrainPanel(workspace)
+    panel.data.refresh(select=str(workspace.datasets_dir / "tiny"))
+    fill_train_panel(panel, max_steps=0, max_epochs=3)
+    before = sorted(p.name for p in workspace.runs_dir.iterdir())
+    panel.check_button.click()
+    panel.task.join(120)
+    assert panel.status.kind == "ok", panel.status.text
+    r = panel.check_result
+    assert r["device"] == "cpu" and r["batch_used"] == 4 and r["step_s"] > 0
+    assert r["train_samples"] > 0 and r["steps_per_epoch"] == -(-r["train_samples"] // 4)
+    assert r["total_steps"] == 3 * r["steps_per_epoch"]
+    assert "time per epoch" in panel.check_html.value
+    assert sorted(p.name for p in workspace.runs_dir.iterdir()) == before  # not a run
+    assert not list(workspace.root.glob(".check-*"))

@@ -104,7 +104,7 @@ class AuditView(W.VBox):
             top = list(chars.items())[:60]
             # Complete before wrapping: a FigureWidget drops changes made before its view exists.
             bar = go.Figure(go.Bar(
-                x=[repr(c)[1:-1] if c != " " else "␠" for c, _ in top], y=[n for _, n in top],
+                x=[repr(c)[1:-1] if c != " " else "(space)" for c, _ in top], y=[n for _, n in top],
                 marker_color=["#d93025" if c in outside else "#1a73e8" for c, _ in top]))
             bar.update_layout(title="character frequency (red: not in the base model)", height=240,
                               template="plotly_white", margin=dict(l=40, r=10, t=40, b=30),

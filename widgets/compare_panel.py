@@ -45,8 +45,16 @@ def highlight_errors(prediction: str, label: str) -> str:
             out.append(f'<span class="bad" title="missing {want}">‸</span>')
         else:
             title = f"expected {want}" if want else "extra"
-            out.append(f'<span class="bad" title="{title}">{got.replace(" ", "&nbsp;")}</span>')
+            out.append(f'<span class="bad" title="{title}">{got}</span>')
     return "".join(out) or '<span class="bad" title="nothing read">∅</span>'
+
+
+def _short(spec: str) -> str:
+    """``run:/long/path/NAME@best`` -> ``NAME@best``; other specs unchanged."""
+    if spec.startswith("run:"):
+        head, sep, version = spec[4:].rpartition("@")
+        return f"{Path(head or version).name}{sep}{version if head else ''}"
+    return spec
 
 
 def _pct(v) -> str:
@@ -172,7 +180,9 @@ class ComparePanel(W.VBox):
         self.versions_html.value = ("<table><tr><th>step</th><th>file</th><th>val CER</th><th>val line accuracy</th>"
                                     "<th>val loss</th></tr>" + "".join(rows) + "</table>") if rows else \
             "<span class='ocrtrain-help'>No validated checkpoint yet.</span>"
-        self.download_version.options = run_versions(Path(run))
+        options = run_versions(Path(run))
+        self.download_version.options = options
+        self.download_version.value = options[0][1] if options else None
 
     def _on_download(self, _b=None) -> None:
         run, version = self.after.run, self.download_version.value
@@ -269,8 +279,9 @@ class ComparePanel(W.VBox):
                         f"<td class='{cls}'>{'' if d is None else f'{100 * d:+.2f} pts'}</td></tr>")
         c = report["counts"]
         self.metrics_html.value = (
-            f"<table><tr><th>metric</th><th>before: {html.escape(report['before'])}</th>"
-            f"<th>after: {html.escape(report['after'])}</th><th>change</th></tr>{''.join(rows)}</table>"
+            f"<table><tr><th>metric</th><th title='{html.escape(report['before'])}'>before: "
+            f"{html.escape(_short(report['before']))}</th><th title='{html.escape(report['after'])}'>after: "
+            f"{html.escape(_short(report['after']))}</th><th>change</th></tr>{''.join(rows)}</table>"
             f"<div class='ocrtrain-help'>{report.get('split', 'test')} split of {html.escape(str(report.get('data')))}: "
             f"n={m['after'].get('n')} · better {c['better']} · worse {c['worse']} · same {c['same']}</div>")
         self._render_charts(report)
@@ -317,7 +328,8 @@ class ComparePanel(W.VBox):
         golds = sorted({g for (g, _), _n in top})
         preds = sorted({p for (_g, p), _n in top})
         z = [[counts.get((g, p), 0) for p in preds] for g in golds]
-        fig = go.Figure(go.Heatmap(z=z, x=[repr(p)[1:-1] for p in preds], y=[repr(g)[1:-1] for g in golds],
+        shown = lambda c: "(space)" if c == " " else repr(c)[1:-1]  # noqa: E731  (a space must stay visible)
+        fig = go.Figure(go.Heatmap(z=z, x=[shown(p) for p in preds], y=[shown(g) for g in golds],
                                          colorscale="Reds", hovertemplate="label %{y} read as %{x}: %{z}<extra></extra>"))
         fig.update_layout(title="after: label character (y) read as (x)", height=320, width=460,
                           template="plotly_white", margin=dict(l=50, r=10, t=40, b=40),
@@ -344,9 +356,9 @@ class ComparePanel(W.VBox):
             img_html = f'<img src="{img}"/>' if img else "(image unavailable)"
             verdict = {"worse": "▼ worse", "better": "▲ better", "same": "= same"}[r["verdict"]]
             body.append(
-                f'<tr class="verdict-{r["verdict"]}"><td>{img_html}</td><td>{html.escape(r["label"])}</td>'
-                f'<td>{highlight_errors(r["before"], r["label"])}</td>'
-                f'<td>{highlight_errors(r["after"], r["label"])}</td><td>{verdict}</td></tr>')
+                f'<tr class="verdict-{r["verdict"]}"><td>{img_html}</td><td class="text">{html.escape(r["label"])}</td>'
+                f'<td class="text">{highlight_errors(r["before"], r["label"])}</td>'
+                f'<td class="text">{highlight_errors(r["after"], r["label"])}</td><td>{verdict}</td></tr>')
         if not body:
             self.gallery.value = "<span class='ocrtrain-help'>No lines in this group.</span>"
             return

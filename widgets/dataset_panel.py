@@ -8,16 +8,19 @@ charset (:func:`ocrtrain.audit.audit_dataset`).
 """
 from __future__ import annotations
 
+import csv
 import html
-import threading
+import io
 from pathlib import Path
 from typing import Optional
 
 import ipywidgets as W
 import traitlets
 
+from ocrtrain.corpus import BUILTIN
 from ocrtrain.errors import InputError, OcrtrainError
 from ocrtrain.imports import ImportConfig
+from ocrtrain.synth import SynthConfig
 
 from .audit_view import AuditView
 from .feedback import StatusBox
@@ -48,11 +51,232 @@ class DatasetPanel(W.VBox):
         self.workspace = workspace
         self.task: Optional[BackgroundTask] = None
         self.uploads_dir = workspace.root / "uploads"
-        self.status = StatusBox()
         self.audit_view = AuditView()
+        self.source = W.ToggleButtons(
+            options=[("Built-in corpus", "builtin"), ("My word list / CSV", "upload"),
+                     ("Labelled images (zip)", "zip")],
+            value="builtin", style={"button_width": "190px"},
+            tooltips=["Norwegian grocery names (æ/ø/å)", "one entry per line, or a column of a CSV/TSV",
+                      "import existing line images with labels"])
+        self.source.add_class("ocrtrain-source")
+        self._build_source()
+        self._build_synth()
         self._build_import()
         self._build_audit()
-        self.children = [self.import_box, W.HTML("<h3>Audit</h3>"), self.audit_box, self.audit_view]
+        self.source.observe(self._on_source, names="value")
+        self.synth_box = W.VBox([self.upload_box, W.HTML("<h3>Lines, rendering and augmentation</h3>"),
+                                 self.synth_form, W.HTML("<h3>Preview</h3>"), self.preview_row, self.preview_grid,
+                                 W.HTML("<h3>Generate</h3>"), self.generate_row, self.progress_row, self.status])
+        self.children = [W.HTML("<h3>Text source</h3>"), self.source, self.synth_box, self.import_box,
+                         W.HTML("<h3>Audit</h3>"), self.audit_box, self.audit_view]
+        self._on_source()
+
+    def _on_source(self, _change=None) -> None:
+        mode = self.source.value
+        self.synth_box.layout.display = "none" if mode == "zip" else ""
+        self.import_box.layout.display = "" if mode == "zip" else "none"
+        self.upload_box.layout.display = "" if mode == "upload" else "none"
+
+    # -- text source ----------------------------------------------------------------------
+    def _build_source(self) -> None:
+        self.words_upload = W.FileUpload(accept=".txt,.csv,.tsv", multiple=False, description="Upload list")
+        self.words_upload.add_class("ocrtrain-words-upload")
+        # A combobox: the header's names are offered, any name can be typed (the engine checks it).
+        self.column = W.Combobox(description="CSV column", options=[], ensure_option=False, placeholder="column name",
+                                 continuous_update=False,
+                                 layout=W.Layout(width="380px", display="none"), style={"description_width": "120px"})
+        self.column.add_class("ocrtrain-csv-column")
+        self.words_info = W.HTML()
+        self.words_info.add_class("ocrtrain-words-info")
+        self.words_path: Optional[Path] = None
+        self.words_upload.observe(self._on_words_upload, names="value")
+        self.column.observe(lambda _c: self._describe_words(), names="value")
+        self.upload_box = W.VBox([
+            W.HTML("<span class='ocrtrain-help'>A .txt word list (one entry per line, UTF-8) or a .csv/.tsv "
+                   "file and the column holding the text.</span>"),
+            W.HBox([self.words_upload, self.column]), self.words_info])
+
+    def _on_words_upload(self, change) -> None:
+        try:
+            self.words_path = self._save_upload(self.words_upload, "word list")
+        except OcrtrainError as exc:
+            self.words_info.value = f'<div class="ocrtrain-error">{html.escape(str(exc))}</div>'
+            return
+        columns, textual = self._csv_columns(self.words_path) if self._is_csv(self.words_path) else ([], "")
+        self.column.options = columns
+        self.column.value = textual
+        self.column.layout.display = "" if self._is_csv(self.words_path) else "none"
+        self._describe_words()
+
+    @staticmethod
+    def _is_csv(path: Optional[Path]) -> bool:
+        return path is not None and path.suffix.lower() in (".csv", ".tsv")
+
+    @staticmethod
+    def _csv_columns(path: Path) -> tuple[list[str], str]:
+        """(header names, the first one whose values hold letters) to suggest; the engine reads the file."""
+        try:
+            head = path.read_bytes()[:65536].decode("utf-8-sig", errors="replace")
+        except OSError:
+            return [], ""
+        first = head.splitlines()[0] if head else ""
+        delimiter = "\t" if "\t" in first else (";" if first.count(";") > first.count(",") else ",")
+        rows = list(csv.reader(io.StringIO(head), delimiter=delimiter))[:20]
+        names = [c.strip() for c in rows[0]] if rows else []
+        for i, name in enumerate(names):
+            if any(len(r) > i and any(ch.isalpha() for ch in r[i]) for r in rows[1:]):
+                return names, name
+        return names, names[0] if names else ""
+
+    def _describe_words(self) -> None:
+        path = self.words_path
+        if path is None:
+            self.words_info.value = ""
+            return
+        from ocrtrain.corpus import load_csv_column, load_wordlist
+
+        try:
+            src = load_csv_column(path, self.column.value or "") if self._is_csv(path) else load_wordlist(path)
+        except OcrtrainError as exc:
+            self.words_info.value = f'<div class="ocrtrain-error">{html.escape(str(exc))}</div>'
+            return
+        sample = " · ".join(src.entries[:6])
+        skipped = f" ({len(src.skipped)} malformed rows skipped)" if src.skipped else ""
+        self.words_info.value = (f'<div class="ocrtrain-ok">{len(src.entries)} entries from {html.escape(path.name)}'
+                                 f"{skipped}: {html.escape(sample)} …</div>")
+
+    # -- synthetic lines ------------------------------------------------------------------
+    def _build_synth(self) -> None:
+        self.synth_form = ConfigForm(SynthConfig, exclude=("source", "column"), titles={
+            "render": "Rendering and augmentation: fonts, height, skew, blur, distortion, backgrounds",
+            "split": "Train / validation / test split"})
+        self.preview_count = W.BoundedIntText(value=8, min=1, max=48, description="lines",
+                                              layout=W.Layout(width="160px"), style={"description_width": "50px"})
+        self.preview_button = W.Button(description="Preview", icon="eye")
+        self.preview_button.add_class("ocrtrain-preview")
+        self.preview_grid = W.Box(layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
+        self.preview_grid.add_class("ocrtrain-preview-grid")
+        self.preview_row = W.HBox([self.preview_button, self.preview_count])
+        self.dataset_name = W.Text(description="dataset name", placeholder="(generated)",
+                                   style={"description_width": "120px"}, layout=W.Layout(width="380px"))
+        self.dataset_name.add_class("ocrtrain-dataset-name")
+        self.generate_button = W.Button(description="Generate", icon="cogs", button_style="primary")
+        self.generate_button.add_class("ocrtrain-generate")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", button_style="warning", disabled=True)
+        self.cancel_button.add_class("ocrtrain-generate-cancel")
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="420px"))
+        self.progress.add_class("ocrtrain-generate-progress")
+        self.progress_text = W.HTML()
+        self.progress_text.add_class("ocrtrain-generate-progress-text")
+        self.generate_row = W.HBox([self.dataset_name, self.generate_button, self.cancel_button])
+        self.progress_row = W.HBox([self.progress, self.progress_text], layout=W.Layout(align_items="center"))
+        self.status = StatusBox()
+        self.status.add_class("ocrtrain-generate-status")
+        self.preview_button.on_click(self._on_preview)
+        self.generate_button.on_click(self._on_generate)
+        self.cancel_button.on_click(self._on_cancel)
+
+    def synth_config(self) -> SynthConfig:
+        """The SynthConfig of the form and the chosen text source (ConfigError/InputError if invalid)."""
+        values = self.synth_form.raw()
+        if self.source.value == "upload":
+            if self.words_path is None:
+                raise InputError("no word list uploaded: upload a .txt or .csv file, or pick the built-in corpus")
+            values["source"] = str(self.words_path)
+            values["column"] = (self.column.value or "") if self._is_csv(self.words_path) else ""
+        else:
+            values["source"], values["column"] = BUILTIN, ""
+        return SynthConfig.from_dict(values)
+
+    def _busy(self) -> bool:
+        return self.task is not None and self.task.running
+
+    def _on_preview(self, _b=None) -> None:
+        if self._busy():
+            return
+        try:
+            config = self.synth_config()
+        except OcrtrainError as exc:
+            self.status.error(exc)
+            return
+        n = self.preview_count.value
+        self.status.note(f"rendering {n} preview lines ...")
+        self.preview_button.disabled = True
+
+        def work(stop):
+            from ocrtrain.images import encode_png
+            from ocrtrain.synth import preview
+
+            return [(encode_png(image), label) for image, label in preview(config, n)]
+
+        def done(items) -> None:
+            cells = []
+            for png, label in items:
+                img = W.Image(value=png, format="png", layout=W.Layout(height="40px", width="auto"))
+                cell = W.VBox([img, W.HTML(f"<span class='ocrtrain-help'>{html.escape(label)}</span>")],
+                              layout=W.Layout(margin="4px 10px 4px 0", border="1px solid #eee", padding="2px"))
+                cell.add_class("ocrtrain-preview-item")
+                cells.append(cell)
+            self.preview_grid.children = cells
+            self.status.clear()
+
+        def finish() -> None:
+            self.preview_button.disabled = False
+
+        self.task = BackgroundTask(work, done, self.status.error, finish, name="ocrtrain-preview").start()
+
+    def _on_generate(self, _b=None) -> None:
+        if self._busy():
+            return
+        try:
+            config = self.synth_config()
+            out = self._dataset_out(self.dataset_name, "synth")
+        except OcrtrainError as exc:
+            self.status.error(exc)
+            return
+        self.status.note(f"generating {config.count} lines into {out.name} ...")
+        self.progress.max, self.progress.value, self.progress.bar_style = config.count, 0, "info"
+        self.progress_text.value = f"0 / {config.count}"
+        self.generate_button.disabled, self.cancel_button.disabled = True, False
+        throttle = Throttle(0.5)
+
+        def on_event(event) -> None:
+            total = getattr(event, "total", 0)
+            if total and throttle.ready(force=event.done >= total):
+                self.progress.max, self.progress.value = total, event.done
+                rate = (event.info or {}).get("per_s")
+                self.progress_text.value = (f"{event.done} / {total}"
+                                            + (f" · {rate:.0f} lines/s" if rate else ""))
+
+        def work(stop):
+            from ocrtrain.synth import generate_dataset
+
+            return generate_dataset(config, out, callback=on_event, stop_event=stop)
+
+        def done(path) -> None:
+            self.progress.bar_style = "success"
+            self.status.ok(f"wrote {Path(path).name}: train it on the Train tab")
+            self.dataset_name.value = ""
+            self._after_new_dataset(Path(path))
+
+        def failed(exc) -> None:
+            self.progress.bar_style = "warning" if task.stop_event.is_set() else "danger"
+            if task.stop_event.is_set():
+                self.status.note(f"generation canceled: nothing was written ({out.name} does not exist)")
+            else:
+                self.status.error(exc)
+
+        def finish() -> None:
+            self.generate_button.disabled, self.cancel_button.disabled = False, True
+
+        task = BackgroundTask(work, done, failed, finish, name="ocrtrain-generate")
+        self.task = task
+        task.start()
+
+    def _on_cancel(self, _b=None) -> None:
+        if self._busy():
+            self.task.cancel()
+            self.status.note("canceling ...")
 
     # -- import ---------------------------------------------------------------------------
     def _build_import(self) -> None:

@@ -29,10 +29,14 @@ STYLE = """
 .ocrtrain-log pre { max-height:220px; overflow:auto; font-size:0.8em; background:#f8f9fa;
   padding:6px; margin:0; line-height:1.35; }
 .ocrtrain-gallery td { vertical-align:middle; padding:3px 6px; border-bottom:1px solid #eee; }
+.ocrtrain-gallery td.text { white-space:pre; font-family:"DejaVu Sans Mono",monospace; font-size:0.9em; }
 .ocrtrain-gallery .bad { background:#fbd3d0; color:#a50e0e; text-decoration:none; }
 .ocrtrain-gallery .good { color:#188038; }
 .ocrtrain-gallery img { max-height:40px; max-width:420px; image-rendering:auto; }
-.ocrtrain-snippet pre { background:#f8f9fa; padding:8px; font-size:0.85em; line-height:1.35; }
+.ocrtrain-snippet pre { background:#f8f9fa; padding:8px; font-size:0.85em; line-height:1.35;
+  font-family:"DejaVu Sans Mono",monospace; }
+.ocrtrain-log pre { font-family:"DejaVu Sans Mono",monospace; }
+a.ocrtrain-download { color:#1a73e8; text-decoration:underline; font-weight:600; }
 </style>
 """
 

@@ -56,7 +56,8 @@ class ConfigForm(W.VBox):
 
     def __init__(self, config_cls: type, value: Optional[Union[Config, Mapping]] = None,
                  include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
-                 title: str = "", show_errors: bool = True, nested: bool = False, **kwargs):
+                 title: str = "", show_errors: bool = True, nested: bool = False,
+                 titles: Optional[Mapping[str, str]] = None, **kwargs):
         super().__init__(**kwargs)
         if not (isinstance(config_cls, type) and issubclass(config_cls, Config)):
             raise TypeError(f"ConfigForm needs a Config subclass, got {config_cls!r}")
@@ -72,6 +73,7 @@ class ConfigForm(W.VBox):
         self._rows: dict[str, W.Widget] = {}
         # Fields the form does not show keep the value they had (default, or the loaded config).
         self._hidden: dict[str, Any] = {}
+        self._titles = dict(titles or {})  # section titles of nested configs (default: field name + help)
         rows: list[W.Widget] = []
         for f in dataclasses.fields(config_cls):
             if f.metadata.get("ui") is False or (include is not None and f.name not in include) \
@@ -112,7 +114,9 @@ class ConfigForm(W.VBox):
             choices = get_args(tp)
         if isinstance(tp, type) and issubclass(tp, Config):
             sub = ConfigForm(tp, value=default, show_errors=False, nested=True)
-            box = W.Accordion(children=[sub], titles=(desc,))
+            heading = self._titles.get(f.name) or (f"{desc}: {help_text}" if help_text else desc)
+            box = W.Accordion(children=[sub], titles=(heading,))
+            box.add_class(f"ocrtrain-section-{f.name}")
             box.selected_index = None
             return sub, box
         if tp is bool:
@@ -125,6 +129,10 @@ class ConfigForm(W.VBox):
             widget = W.IntText(value=int(default or 0), **common)
         elif tp is float and not optional:
             widget = W.FloatText(value=float(default or 0.0), **common)
+        elif get_origin(tp) is tuple and get_args(tp)[:1] == (str,):
+            # One entry per line: entries such as line templates may themselves hold commas.
+            common["layout"] = W.Layout(width="380px", height=f"{min(8, max(3, len(default or ()) + 1)) * 1.6}em")
+            widget = W.Textarea(value="\n".join(default or ()), **common)
         else:
             widget = W.Text(value=self._to_text(default), placeholder="(none)" if optional else "",
                             **common)
@@ -153,7 +161,9 @@ class ConfigForm(W.VBox):
                 continue
             value = w.value
             optional, tp = self._types[name]
-            if isinstance(w, W.Text):
+            if isinstance(w, W.Textarea):
+                value = [line.strip() for line in value.splitlines() if line.strip()]
+            elif isinstance(w, W.Text):
                 value = value.strip()
                 if value == "" and (optional or get_origin(tp) is tuple):
                     value = None if optional else []
@@ -205,6 +215,8 @@ class ConfigForm(W.VBox):
                 w = self._inputs[name]
                 if isinstance(w, ConfigForm):
                     w.set_config(v or {})
+                elif isinstance(w, W.Textarea):
+                    w.value = "\n".join(map(str, v or ()))
                 elif isinstance(w, W.Text):
                     w.value = self._to_text(v)
                 elif isinstance(w, W.Dropdown):

@@ -62,7 +62,7 @@ def _fmt(v, pct: bool = False) -> str:
 
 
 class MonitorPanel(W.VBox):
-    """Runs table + the selected run's live view. Poll with :meth:`start`, stop with :meth:`close`."""
+    """Runs table + the selected run's live view. Poll with :meth:`start`, stop with :meth:`stop`."""
 
     selected = traitlets.Unicode("")  # the run folder shown (path), "" for none
 
@@ -132,11 +132,15 @@ class MonitorPanel(W.VBox):
             self._thread.start()
         return self
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Stop polling (the widgets stay)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -16,8 +16,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def default_workdir() -> Path:
-    """$OCRTRAIN_HOME, else ./workspace (relative to the kernel's working directory)."""
-    return Path(os.environ.get("OCRTRAIN_HOME") or "workspace").expanduser().resolve()
+    """$OCRTRAIN_HOME, else ./workspace; in a checkout the repository's workspace/ (where the CLI
+    and papermill put runs too), whatever folder Jupyter started the kernel in."""
+    if os.environ.get("OCRTRAIN_HOME"):
+        return Path(os.environ["OCRTRAIN_HOME"]).expanduser().resolve()
+    from ocrtrain.notebooks import runs_root
+
+    return runs_root().parent.resolve()
 
 
 class Workspace:
