@@ -125,6 +125,8 @@ def load_csv_column(path: Union[str, Path], column: str, sep: str = "auto",
                    quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, on_bad_lines="warn")
     try:
         columns = [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
+    except UnicodeDecodeError:  # the C parser decodes a whole buffer, not just the header
+        raise _utf8_error(path, "CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path} cannot be read as CSV ({exc}): check the separator and quoting") from None
     if column not in columns:

@@ -2,12 +2,12 @@
 
 Fields: ``{item}`` (an entry of the text source), ``{price}`` (mostly 1-99, about 10% 100-999,
 two decimals after a comma, e.g. ``42,90``), ``{number}``, ``{qty}`` (e.g. ``2 x``), ``{date}``
-(``21.11.2026``), ``{weight}`` (``0,482 kg``). Labels are drawn in the parent process from one
-seeded ``random.Random``, so the same seed gives the same labels.
+(``21.11.2026``), ``{time}`` (``14:32``), ``{weight}`` (``0,482 kg``). Labels are drawn in the
+parent process from one seeded ``random.Random``, so the same seed gives the same labels.
 
 >>> import random
 >>> fill_template("{item} {price}", ["Melk"], random.Random(0))
-'Melk 50,49'
+'Melk 54,05'
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ FIELDS: dict[str, Callable[[random.Random], str]] = {
     "number": lambda r: str(r.randint(0, 99999)),
     "qty": lambda r: f"{r.randint(1, 9)} x",
     "date": lambda r: f"{r.randint(1, 28):02d}.{r.randint(1, 12):02d}.{r.randint(2015, 2030)}",
+    "time": lambda r: f"{r.randint(7, 22):02d}:{r.randint(0, 59):02d}",
     "weight": lambda r: f"{r.randint(0, 2)},{r.randint(1, 999):03d} kg",
 }
 

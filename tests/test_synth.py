@@ -1,63 +1,40 @@
-"""Synthetic data: corpus, templates, trdg rendering into a dataset folder, CLI."""
+"""Synthetic data: fonts, trdg rendering into a dataset folder (parallel, deterministic), CLI."""
 from __future__ import annotations
 
+import csv
 import json
-import random
-import re
+import shutil
 import threading
 
 import pytest
+from PIL import Image
 
 from ocrtrain.cli import main
-from ocrtrain.corpus import load_builtin, load_csv_column, load_wordlist
-from ocrtrain.dataset import Dataset
-from ocrtrain.errors import ConfigError, InputError, OcrtrainError
+from ocrtrain.dataset import SPLITS, Dataset
+from ocrtrain.errors import ConfigError, InputError
+from ocrtrain.images import decode_image
 from ocrtrain.lmdb_io import LmdbReader
-from ocrtrain.synth import (RenderConfig, SynthConfig, font_missing_chars, generate_dataset,
-                            make_synth_labels, preview, trdg_font_dir)
-from ocrtrain.templates import check_template, make_labels, make_price
+from ocrtrain.synth import (RenderConfig, SynthCanceled, SynthConfig, font_missing_chars,
+                            generate_dataset, make_synth_labels, preview, trdg_font_dir)
 
 
-def test_builtin_corpus_is_norwegian_with_special_letters():
-    entries = load_builtin()
-    assert len(entries) >= 300
-    text = "".join(entries)
-    assert {"æ", "ø", "å"} <= set(text)
+class StopAfter:
+    """A stop event that reads as set from its `n`-th check on (deterministic mid-run cancel)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
 
 
-def test_price_rule():
-    rng = random.Random(3)
-    prices = [make_price(rng) for _ in range(4000)]
-    assert all(re.fullmatch(r"\d{1,3},\d\d", p) for p in prices)
-    big = sum(int(p.split(",")[0]) >= 100 for p in prices) / len(prices)
-    assert 0.07 < big < 0.13
-
-
-def test_labels_are_deterministic_and_templates_checked():
-    a = make_labels(50, ["{item}    {price}", "{date}"], [1, 1], ["Melk", "Brød"], seed=5)
-    assert a == make_labels(50, ["{item}    {price}", "{date}"], [1, 1], ["Melk", "Brød"], seed=5)
-    assert a != make_labels(50, ["{item}    {price}", "{date}"], [1, 1], ["Melk", "Brød"], seed=6)
-    with pytest.raises(ConfigError, match=r"unknown field \{prise\}.*\{price\}"):
-        check_template("{item} {prise}")
-    upper = make_labels(200, ["{item}"], [1], ["Brød"], seed=1, upper_prob=0.5)
-    assert "BRØD" in upper and "Brød" in upper
-
-
-def test_wordlist_and_csv_sources(tmp_path):
-    wl = tmp_path / "words.txt"
-    wl.write_bytes("\ufeffMelk\n\n# comment\nSmør\n".encode("utf-8"))
-    assert load_wordlist(wl).entries == ("Melk", "Smør")
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("Melk\nSm\xf8r\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"latin1.txt:2 is not UTF-8"):
-        load_wordlist(bad)
-    csv = tmp_path / "products.tsv"
-    csv.write_text("code\tproduct_name\tbrand\n1\tBlåbær\tX\n2\tbroken\trow\ttoo\tmany\n3\tGulost\tY\n",
-                   encoding="utf-8")
-    src = load_csv_column(csv, "product_name")
-    assert src.entries == ("Blåbær", "Gulost") and len(src.skipped) == 1
-    with pytest.raises(InputError, match=r"no column 'name'.*product_name"):
-        load_csv_column(csv, "name")
+def _samples(path) -> list[tuple[str, bytes, str]]:
+    out = []
+    for split in SPLITS:
+        reader = LmdbReader(path / split)
+        out += [(split, *reader[i]) for i in range(len(reader))]
+    return out
 
 
 def test_config_errors(tmp_path):
@@ -65,18 +42,36 @@ def test_config_errors(tmp_path):
         SynthConfig.from_dict({"cont": 3})
     with pytest.raises(ConfigError, match="background 'fog'"):
         RenderConfig(backgrounds=("fog",))
-    csv = tmp_path / "p.csv"
-    csv.write_text("name,price\nMelk,2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown field \{prise\}"):
+        SynthConfig(templates=("{item} {prise}",), template_weights=())
+    table = tmp_path / "p.csv"
+    table.write_text("name,price\nMelk,2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="set column"):
-        SynthConfig(source=str(csv))
-    assert SynthConfig(source=str(csv), column="name").column == "name"
+        SynthConfig(source=str(table))
+    assert SynthConfig(source=str(table), column="name").column == "name"
 
 
-def test_font_check_finds_missing_glyphs():
+def test_font_check_finds_missing_glyphs_and_small_caps():
     fonts = sorted(trdg_font_dir().glob("*.ttf"))
     missing = {f.name: font_missing_chars(f, "abcæøåABC") for f in fonts}
     assert missing["Roboto-Regular.ttf"] == set()
-    assert any(m for m in missing.values()), "some trdg display fonts lack æ/ø/å or lowercase"
+    assert {"æ", "ø", "å"} <= missing["BEBAS___.ttf"]
+    # Small-caps display fonts draw lowercase as small capitals: unusable for lowercase labels.
+    for name in ("AmaticSC-Regular.ttf", "AllerDisplay.ttf", "Amatic-Bold.ttf"):
+        assert {"a", "b", "c"} <= missing[name], name
+        assert not {"A", "B", "C"} & missing[name], name
+
+
+def test_user_font_lacking_characters_is_named(tmp_path):
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for name in ("Roboto-Regular.ttf", "BEBAS___.ttf"):
+        shutil.copy(trdg_font_dir() / name, fonts / name)
+    cfg = SynthConfig(count=6, seed=1, workers=1, render=RenderConfig(fonts=str(fonts)))
+    with pytest.raises(InputError, match=r"font BEBAS___.ttf .* cannot draw .*remove the font"):
+        preview(cfg, 6)
+    (fonts / "BEBAS___.ttf").unlink()
+    assert len(preview(cfg, 2)) == 2
 
 
 def test_preview_writes_nothing(tmp_path, monkeypatch):
@@ -87,41 +82,100 @@ def test_preview_writes_nothing(tmp_path, monkeypatch):
     assert image.mode == "L" and image.height == 48 and label == make_synth_labels(SynthConfig(count=100, seed=2))[0]
 
 
-def test_generate_is_deterministic_and_split(tmp_path):
+def test_generate_dataset_contents_and_determinism(tmp_path):
     cfg = SynthConfig(count=24, seed=7, workers=2)
-    a = generate_dataset(cfg, tmp_path / "a")
-    b = generate_dataset(cfg.replace(workers=1), tmp_path / "b")
-    da, db = Dataset(a), Dataset(b)
-    assert sum(da.manifest["counts"].values()) == 24
-    assert da.manifest["content_hash"] == db.manifest["content_hash"]
+    events = []
+    a = generate_dataset(cfg, tmp_path / "a", callback=events.append)
+    b = generate_dataset(cfg, tmp_path / "b")
+    c = generate_dataset(cfg.replace(workers=1), tmp_path / "c")
+    manifest = json.loads((a / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["total"] == 24 and manifest["config"] == cfg.to_dict()
+    assert sum(manifest["counts"].values()) == 24 and manifest["counts"]["train"] > 0
+    assert manifest["source"]["origin"] == "builtin:no_grocery.txt" and manifest["fonts"]
+    samples = _samples(a)
+    assert sorted(label for _, _, label in samples) == sorted(make_synth_labels(cfg))
+    for _, png, label in samples:
+        image = decode_image(png, label)
+        assert image.mode == "L" and image.height == 48 and image.width > 20
+    # Same config + seed: identical labels, splits and PNG bytes, whatever the number of workers.
+    assert samples == _samples(b) == _samples(c)
+    assert Dataset(a).manifest["content_hash"] == Dataset(c).manifest["content_hash"]
+    other = _samples(generate_dataset(cfg.replace(seed=8), tmp_path / "d"))
+    assert [png for _, png, _ in other] != [png for _, png, _ in samples]
+    progress = [e for e in events if getattr(e, "stage", None) == "generate"]
+    assert progress[0].done == 0 and progress[-1].done == progress[-1].total == 24
+
+
+def test_sample_no_font_can_draw_is_rejected_and_rest_kept(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("Melk\nBrød\nSnømann ☃\n", encoding="utf-8")
+    cfg = SynthConfig(count=30, seed=3, workers=2, source=str(words), templates=("{item}",),
+                      template_weights=(), upper_prob=0.0)
+    out = generate_dataset(cfg, tmp_path / "ds")
+    with open(out / "rejected.csv", newline="", encoding="utf-8") as fh:
+        rejected = list(csv.DictReader(fh))
     labels = make_synth_labels(cfg)
-    got = [l for s in ("train", "val", "test") for l in LmdbReader(a / s).labels()]
-    assert sorted(got) == sorted(labels)
-    assert json.loads((a / "manifest.json").read_text())["config"]["seed"] == 7
+    assert len(rejected) == labels.count("Snømann ☃") > 0
+    assert all(r["label"] == "Snømann ☃" and "draws '☃'" in r["reason"] for r in rejected)
+    kept = [label for _, _, label in _samples(out)]
+    assert sorted(kept) == sorted(x for x in labels if "☃" not in x)
 
 
-def test_cancel_leaves_no_dataset(tmp_path):
+def test_cancel_and_failure_leave_no_dataset(tmp_path):
+    cfg = SynthConfig(count=40, seed=1, workers=2)
     stop = threading.Event()
     stop.set()
-    with pytest.raises(OcrtrainError, match="canceled"):
-        generate_dataset(SynthConfig(count=40, seed=1, workers=2), tmp_path / "x", stop_event=stop)
+    with pytest.raises(SynthCanceled, match="canceled"):
+        generate_dataset(cfg, tmp_path / "x", stop_event=stop)
+    with pytest.raises(SynthCanceled, match="canceled after 4 samples"):
+        generate_dataset(cfg, tmp_path / "y", stop_event=StopAfter(6))
+
+    def explode(event):
+        if getattr(event, "done", 0) > 0:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_dataset(cfg.replace(count=300), tmp_path / "z", callback=explode)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_synth_and_audit(tmp_path, capsys):
+def test_cli_synth_with_yaml_base_and_summary(tmp_path, capsys):
+    base = tmp_path / "base.yaml"
+    base.write_text("count: 12\nseed: 5\nrender:\n  height: 32\nsplit:\n  val_fraction: 0.25\n", encoding="utf-8")
     out = tmp_path / "ds"
-    assert main(["synth", "--out", str(out), "--count", "30", "--seed", "1", "--workers", "2"]) == 0
+    assert main(["synth", "--config", str(base), "--out", str(out), "--seed", "9", "--workers", "2"]) == 0
     for part in ("train", "val", "test", "manifest.json"):
         assert (out / part).exists()
-    capsys.readouterr()
+    assert "wrote" in capsys.readouterr().out
+    cfg = Dataset(out).manifest["config"]
+    assert (cfg["count"], cfg["seed"], cfg["render"]["height"], cfg["split"]["val_fraction"]) == (12, 9, 32, 0.25)
+    assert main(["synth", "--out", str(out), "--count", "3"]) == 1  # exists: refused, not overwritten
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_synth_defaults_and_audit(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["synth", "--out", str(out), "--count", "30", "--seed", "1", "--workers", "2"]) == 0
+    line = capsys.readouterr().out
+    assert "30 samples" in line and "0 rejected" in line
     assert main(["audit", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["outside_charset"], report
+    assert report["outside_charset"], report  # æ/ø/å are not in english_g2
+
+
+def test_cli_preview_grid(tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    assert main(["preview", "--out", str(grid), "-n", "4", "--seed", "2", "--render-height", "32"]) == 0
+    image = Image.open(grid)
+    assert image.height >= 4 * 32 and list(tmp_path.iterdir()) == [grid]
 
 
 def test_cli_help_explains_options(capsys):
     with pytest.raises(SystemExit):
         main(["synth", "--help"])
     text = capsys.readouterr().out
-    for opt in ("--count", "--seed", "--render-height", "--render-backgrounds", "--split-val-fraction", "--templates"):
-        assert opt in text
+    for opt in ("--out", "--config", "--count", "--seed", "--source", "--column", "--templates",
+                "--template-weights", "--upper-prob", "--workers", "--render-fonts", "--render-height",
+                "--render-blur", "--render-skew", "--render-distortion", "--render-backgrounds",
+                "--render-text-color", "--split-val-fraction", "--split-split-seed"):
+        assert opt in text, opt

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import html
-import io
 import json
 import threading
 import time

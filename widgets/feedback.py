@@ -21,7 +21,7 @@ STYLE = """
   padding:6px 10px; margin:4px 0; white-space:pre-wrap; }
 .ocrtrain-ok { background:#e6f4ea; border-left:4px solid #188038; color:#0d3b1b;
   padding:6px 10px; margin:4px 0; white-space:pre-wrap; }
-.ocrtrain-help { color:#5f6368; font-size:0.85em; line-height:1.2; }
+.ocrtrain-help { color:#5f6368; font-size:0.85em; line-height:1.3; display:inline-block; }
 .ocrtrain-invalid input, .ocrtrain-invalid select { border-color:#d93025 !important; }
 .ocrtrain-table table { border-collapse:collapse; font-size:0.9em; }
 .ocrtrain-table th, .ocrtrain-table td { border-bottom:1px solid #ddd; padding:3px 8px; text-align:left; }

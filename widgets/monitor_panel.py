@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from pathlib import Path
 from typing import Optional, Union
 

@@ -5,8 +5,11 @@ import argparse
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import ConfigError, InputError
 from ..synth import preview, trdg_font_dir
 from .synth import add_synth_options, synth_config
+
+__all__ = ["register", "run", "grid_image"]
 
 
 def register(sub) -> None:
@@ -18,8 +21,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    samples = preview(synth_config(args), args.n)
+def grid_image(samples: list[tuple[Image.Image, str]]) -> Image.Image:
+    """One grayscale image: each sample with its label (repr, so spaces show) underneath."""
     width = max(im.width for im, _ in samples) + 16
     row = max(im.height for im, _ in samples) + 22
     grid = Image.new("L", (width, row * len(samples)), 255)
@@ -28,6 +31,16 @@ def run(args: argparse.Namespace) -> int:
     for i, (im, label) in enumerate(samples):
         grid.paste(im.convert("L"), (8, i * row))
         draw.text((8, i * row + im.height + 2), repr(label), fill=0, font=font)
-    grid.save(args.out)
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ConfigError(f"-n must be at least 1, got {args.n}")
+    samples = preview(synth_config(args), args.n)
+    if not samples:
+        raise InputError(f"none of the first {args.n} lines could be drawn with the fonts: see `ocrtrain synth` "
+                         "rejected.csv reasons, or change the text source or fonts")
+    grid_image(samples).save(args.out)
     print(f"wrote {args.out} ({len(samples)} samples)")
     return 0

@@ -7,6 +7,8 @@ import sys
 from ..config import add_config_arguments, config_from_args
 from ..synth import SynthConfig, generate_dataset
 
+__all__ = ["register", "run", "add_synth_options", "synth_config"]
+
 
 def add_synth_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="base SynthConfig (YAML/JSON); options override it")
@@ -35,11 +37,17 @@ def run(args: argparse.Namespace) -> int:
     def show(event):
         if getattr(event, "stage", None) == "generate" and event.total and sys.stderr.isatty():
             print(f"\r{event.done}/{event.total}", end="", file=sys.stderr, flush=True)
+        elif getattr(event, "level", None) == "warning":
+            print(f"warning: {event.text}", file=sys.stderr)
 
     path = generate_dataset(config, args.out, callback=show, overwrite=args.overwrite)
     from ..dataset import Dataset
 
-    ds = Dataset(path)
-    m = ds.manifest
-    print(f"\nwrote {path}: {m['counts']} ({m['rejected']} rejected) in {m['seconds']:.1f} s")
+    m = Dataset(path).manifest
+    skipped = m.get("source", {}).get("skipped_rows", 0)
+    note = f", {skipped} malformed source rows skipped" if skipped else ""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"wrote {path}: {m['total']} samples {m['counts']} ({m['rejected']} rejected{note}) "
+          f"in {m['seconds']:.1f} s")
     return 0
