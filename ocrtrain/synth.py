@@ -2,7 +2,9 @@
 
 This is the only module that imports trdg. Labels are drawn in the parent from the seed; each
 sample is rendered in a worker with its own seeded RNG state, so the same config and seed give
-the same labels and the same image bytes whatever the number of workers.
+the same labels and the same image bytes whatever the number of workers. Each sample's font is
+drawn from the fonts that really have glyphs for its characters (many trdg display fonts lack
+æ/ø/å or draw lowercase as capitals); a line no font can draw is rejected with the reason.
 
 >>> cfg = SynthConfig(count=8, seed=1)
 >>> # generate_dataset(cfg, "datasets/receipts")     # train/ val/ test/ manifest.json
@@ -29,7 +31,7 @@ from PIL import Image, ImageFont
 from .config import Config, check
 from .corpus import BUILTIN, CSV_SUFFIXES, TextSource, load_source
 from .dataset import DatasetWriter, SplitConfig
-from .errors import ConfigError, InputError, OcrtrainError
+from .errors import InputError, OcrtrainError
 from .events import Callback, Message, Progress, emit
 from .images import encode_png
 from .templates import check_template, make_labels
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 class SynthCanceled(OcrtrainError):
     """Generation was stopped through its stop event; no dataset folder was left behind."""
+
 
 BACKGROUNDS = {"noise": 0, "plain": 1, "quasicrystal": 2, "image": 3}
 

@@ -30,7 +30,11 @@ def register(sub) -> None:
 
 def _quiet_papermill_chatter(record: logging.LogRecord) -> bool:
     """Keep cell outputs and warnings; drop papermill's per-cell start/end banners."""
+    if isinstance(record.msg, str):  # cell output already ends with a newline; the handler adds one
+        record.msg = record.msg.rstrip("\n")
     text = record.getMessage()
+    if not text.strip():
+        return False
     return record.levelno > logging.INFO or not text.startswith(
         ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Executing notebook with kernel"))
 
