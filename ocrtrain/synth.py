@@ -438,7 +438,10 @@ def generate_dataset(config: SynthConfig, out: Union[str, Path], callback: Optio
     workers = config.workers or os.cpu_count() or 1
     writer = DatasetWriter(out, config.split, source=source, overwrite=overwrite)
     emit(callback, Progress("generate", 0, len(labels)))
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # forkserver: forking a process with live threads (the dashboard kernel, a torch process) can
+    # deadlock in the child; the server forks from a clean single-threaded process instead.
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     chunk = max(1, min(64, len(labels) // (workers * 8) or 1))
     done = 0
 
