@@ -25,16 +25,37 @@ TARGET_ACCURACY = 0.97
 BUDGET_S = 600
 
 
-def _generate(lines: int, out: Path, seed: int, height: int):
+#: trdg font families that look like receipt print (no script, hairline/thin or display faces).
+RECEIPT_FAMILIES = ("DroidSans", "Lato", "OpenSans", "Roboto", "RobotoCondensed", "Aller")
+EXCLUDED_STYLES = ("Hairline", "Thin", "ExtraLight", "Display")
+
+
+def receipt_fonts(folder: Path) -> Path:
+    """A folder of links to trdg's receipt-like fonts (see RECEIPT_FAMILIES)."""
+    from ocrtrain.synth import trdg_font_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for font in sorted(trdg_font_dir().glob("*.ttf")):
+        family = font.stem.split("-")[0].split("_")[0]
+        if family in RECEIPT_FAMILIES and not any(s in font.stem for s in EXCLUDED_STYLES):
+            (folder / font.name).symlink_to(font)
+    return folder
+
+
+def _generate(lines: int, out: Path, seed: int, height: int, fonts: str):
     from ocrtrain.synth import RenderConfig, SynthConfig, generate_dataset
 
-    return generate_dataset(SynthConfig(count=lines, seed=seed, render=RenderConfig(height=height)), out)
+    render = RenderConfig(height=height, fonts=fonts)
+    return generate_dataset(SynthConfig(count=lines, seed=seed, render=render), out)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=2000, help="synthetic lines to generate (all splits)")
     parser.add_argument("--height", type=int, default=32, help="height of the generated line images")
+    parser.add_argument("--fonts", default="receipt",
+                        help="'receipt' (trdg's plain sans fonts, see RECEIPT_FAMILIES), 'trdg' (all of them, "
+                             "script and hairline faces too) or a font folder")
     parser.add_argument("--template", default="quick-cpu", help="training template")
     parser.add_argument("--max-steps", type=int, default=0, help="override the template's max_steps")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,7 +77,8 @@ def main(argv=None) -> int:
     if args.data:
         data = args.data
     else:
-        _generate(args.lines, data, args.seed, args.height)
+        fonts = str(receipt_fonts(work / "fonts")) if args.fonts == "receipt" else args.fonts
+        _generate(args.lines, data, args.seed, args.height, fonts)
     times["generate"] = time.perf_counter() - start
     from ocrtrain.dataset import Dataset
 

@@ -263,7 +263,9 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
     if RUN_DIR_PARAMETER in defaults and not params.get(RUN_DIR_PARAMETER):
         params[RUN_DIR_PARAMETER] = str(run)
     python = kernel_python(kernel_name)
-    if kernel_name == "python3" and Path(python).resolve() != Path(sys.executable).resolve():
+    log.debug("kernel %s starts %s", kernel_name, python)
+    # Compare folders, not resolved files: a venv's python links to the system one it was made from.
+    if kernel_name == "python3" and Path(python).absolute().parent != Path(sys.executable).absolute().parent:
         raise RunError(
             f"kernel {kernel_name!r} starts {python}, not this interpreter {sys.executable}: "
             f"run `{sys.executable} -m ipykernel install --sys-prefix` so runs use the same packages"
