@@ -30,8 +30,13 @@ dashboard: setup
 	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60
 
+demo: setup
+	$(BIN)/python -m ocrtrain run-notebook pipeline --log-output
+
 bench: setup
-	$(BIN)/python -m bench.synth_speed
+	$(BIN)/python -m bench.synth_speed --count 2000
+	$(BIN)/python -m bench.train_speed
+	$(BIN)/python -m bench.time_to_quality
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,7 +5,12 @@ ocrtrain.synth.generate_dataset; evaluate english_g2 on its held-out test split 
 fine-tune with a training template (default quick-cpu); evaluate the best checkpoint on the same
 test split ("after"). The target is >= 97 % line accuracy within 10 minutes on a 2-core CPU.
 
-    python -m bench.time_to_quality [--lines 2000] [--template quick-cpu] [--max-steps N] [--keep DIR]
+By default the lines are rendered with trdg's plain sans fonts (``--fonts receipt``), which is what
+receipts look like; ``--fonts trdg`` uses all of trdg's fonts, script and hairline faces included,
+and is markedly harder (report both).
+
+    python -m bench.time_to_quality [--lines 2000] [--height 32] [--fonts receipt|trdg|DIR]
+                                    [--template quick-cpu] [--max-steps N] [--keep DIR]
     python -m bench.time_to_quality --data DATASET     # skip generation, use an existing dataset
 """
 from __future__ import annotations

@@ -150,6 +150,16 @@ def test_cli_run_notebook(tmp_path, capsys):
     assert "did you mean 'n'" in capsys.readouterr().err
 
 
+def test_cli_streams_outputs_into_a_new_run_under_ocrtrain_home(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OCRTRAIN_HOME", str(tmp_path / "home"))
+    path = _toy_notebook(tmp_path / "nb", "print('n is', n)")
+    assert main(["run-notebook", str(path), "-p", "n", "5", "--log-output"]) == 0
+    out = capsys.readouterr().out
+    assert "n is 5" in out and "Executing Cell" not in out
+    (run,) = (tmp_path / "home" / "runs").iterdir()
+    assert run.name.endswith("-toy") and (run / "notebooks" / "toy.ipynb").is_file()
+
+
 def test_strip_outputs(tmp_path):
     _toy_notebook(tmp_path / "nb", "print(n)")
     out = notebooks.run_notebook("toy", tmp_path / "run", notebook_dir=tmp_path / "nb")

@@ -261,3 +261,21 @@ def test_disk_full_on_save_fails_cleanly_and_keeps_earlier_files(tiny_dataset, t
     assert checkpoint.load_checkpoint(run.checkpoint_path("best"))["step"] == 2
     assert [v["step"] for v in run.versions()] == [2]
     assert not list((tmp_path / "full" / "checkpoints").glob(".*tmp"))
+
+
+def test_cli_config_precedence_template_file_options(tmp_path, monkeypatch):
+    from ocrtrain.cli import build_parser
+    from ocrtrain.cli.train import build_config
+
+    monkeypatch.setenv("OCRTRAIN_HOME", str(tmp_path / "home"))
+    save_template(TrainConfig(lr=1e-4, batch_size=8, augment=AugmentConfig(noise=2.0)), "mine")
+    cfg_file = tmp_path / "over.yaml"
+    cfg_file.write_text("batch_size: 12\naugment:\n  blur: 0.5\n")
+    args = build_parser().parse_args(["train", "--data", "x", "--template", "mine", "--config", str(cfg_file),
+                                      "--seed", "5", "--augment-probability", "0.25"])
+    cfg = build_config(args)
+    assert (cfg.lr, cfg.batch_size, cfg.seed) == (1e-4, 12, 5)
+    assert (cfg.augment.noise, cfg.augment.blur, cfg.augment.probability) == (2.0, 0.5, 0.25)
+    cfg_file.write_text("batch_sise: 12\n")
+    with pytest.raises(ConfigError, match="over.yaml.*did you mean 'batch_size'"):
+        build_config(args)

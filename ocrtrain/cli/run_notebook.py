@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 from .. import notebooks
 
 __all__ = ["register", "run"]
+
+_OBJECT_REPR = re.compile(r"^<[\w.]+ object>$")
 
 
 def register(sub) -> None:
@@ -22,7 +25,8 @@ def register(sub) -> None:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="set a parameter of the notebook's `parameters` cell (repeatable)")
     parser.add_argument("--run", metavar="RUN", default=None,
-                        help="run folder to execute in (default: runs/DATE-TIME-NAME)")
+                        help="run folder to execute in (default: $OCRTRAIN_HOME/runs/DATE-TIME-NAME, else "
+                             "workspace/runs/..., where the dashboard looks)")
     parser.add_argument("--list", action="store_true", help="list the notebooks and their parameters")
     parser.add_argument("--log-output", action="store_true", help="print cell outputs while executing")
     parser.set_defaults(func=run)
@@ -33,7 +37,8 @@ def _quiet_papermill_chatter(record: logging.LogRecord) -> bool:
     if isinstance(record.msg, str):  # cell output already ends with a newline; the handler adds one
         record.msg = record.msg.rstrip("\n")
     text = record.getMessage()
-    if not text.strip():
+    # Blank lines and the text form of rich outputs ("<IPython.core.display.Image object>") say nothing here.
+    if not text.strip() or _OBJECT_REPR.match(text):
         return False
     return record.levelno > logging.INFO or not text.startswith(
         ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Executing notebook with kernel"))
@@ -57,19 +62,25 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         print("ocrtrain run-notebook: give a notebook name (see --list)", file=sys.stderr)
         return 2
+    pm_log = logging.getLogger("papermill")
+    handler = None
     if args.log_output:
         # papermill logs cell outputs at INFO on its own logger; show them plainly on stdout.
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.addFilter(_quiet_papermill_chatter)
-        pm_log = logging.getLogger("papermill")
         pm_log.addHandler(handler)
         pm_log.setLevel(logging.INFO)
         pm_log.propagate = False
-    output = notebooks.run_notebook(
-        args.name, args.run, dict(args.parameter), log_output=args.log_output,
-        callback=lambda event: print(getattr(event, "text", event), file=sys.stderr),
-    )
+    try:
+        output = notebooks.run_notebook(
+            args.name, args.run, dict(args.parameter), log_output=args.log_output,
+            callback=lambda event: print(getattr(event, "text", event), file=sys.stderr),
+        )
+    finally:
+        if handler is not None:
+            pm_log.removeHandler(handler)
+            pm_log.propagate = True
     run_dir = output.parent.parent
     print(f"run folder: {run_dir}")
     print(f"executed notebook: {output}")
