@@ -118,9 +118,6 @@ class TrainConfig(Config):
         check(self.max_steps > 0 or self.max_epochs >= 1,
               f"with max_steps 0 training length comes from max_epochs, which is {self.max_epochs}: "
               "set max_epochs >= 1 or max_steps > 0")
-        check(self.max_steps == 0 or self.warmup_steps < self.max_steps,
-              f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps}): "
-              "lower warmup_steps (e.g. a tenth of max_steps)")
         check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         check(self.val_interval >= 1, f"val_interval must be >= 1 step, got {self.val_interval}")
         check(self.patience >= 0, f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
@@ -451,6 +448,14 @@ def _val_batches(widths: list[int], batch_size: int) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- the loop
 
+def effective_warmup(warmup_steps: int, total_steps: int) -> int:
+    """Warm-up steps actually used: a warm-up as long as the run (e.g. the default 20 with
+    ``--max-steps 20``) would never reach the set learning rate, so it is cut to a tenth of the run."""
+    if total_steps and warmup_steps >= total_steps:
+        return total_steps // 10
+    return warmup_steps
+
+
 def _lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -707,7 +712,8 @@ class _Trainer:
 
     # ---- steps
     def lr_at(self, step: int) -> float:
-        return self.config.lr * _lr_factor(step, self.config.warmup_steps, self.max_steps, self.config.schedule)
+        return self.config.lr * _lr_factor(step, effective_warmup(self.config.warmup_steps, self.max_steps),
+                                           self.max_steps, self.config.schedule)
 
     def _autocast(self):
         import contextlib
@@ -806,7 +812,7 @@ class _Trainer:
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": {"schedule": self.config.schedule, "lr": self.config.lr,
-                          "warmup_steps": self.config.warmup_steps, "max_steps": self.max_steps},
+                          "warmup_steps": effective_warmup(self.config.warmup_steps, self.max_steps), "max_steps": self.max_steps},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": _rng_state(self.device),
             "epoch": self.epoch,

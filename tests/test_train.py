@@ -16,7 +16,7 @@ from ocrtrain.dataset import DatasetWriter, SplitConfig
 from ocrtrain.errors import ConfigError, DatasetError, ModelError, RunError
 from ocrtrain.events import Message
 from ocrtrain.runs import Run, resume
-from ocrtrain.train import (TrainConfig, TrainStep, Validation, fit, list_templates, load_template,
+from ocrtrain.train import (TrainConfig, effective_warmup, TrainStep, Validation, fit, list_templates, load_template,
                             save_template)
 
 # Frozen VGG keeps each CPU step well under a second; the head and BiLSTMs still train.
@@ -35,8 +35,9 @@ def test_config_rejects_unknown_and_inconsistent_values():
         TrainConfig.from_dict({"max_step": 3})
     with pytest.raises(ConfigError, match="unknown AugmentConfig key"):
         TrainConfig.from_dict({"augment": {"rotate": 2}})
-    with pytest.raises(ConfigError, match="lower warmup_steps"):
-        TrainConfig(max_steps=10, warmup_steps=10)
+    # A warm-up as long as the run is cut to a tenth of it (so `--max-steps 20` works with defaults).
+    assert effective_warmup(TrainConfig(max_steps=10, warmup_steps=10).warmup_steps, 10) == 1
+    assert effective_warmup(20, 300) == 20
     with pytest.raises(ConfigError, match="set lr 1.0"):
         TrainConfig(optimizer="adadelta", lr=3e-4)
     with pytest.raises(ConfigError, match="needs a CUDA device"):
