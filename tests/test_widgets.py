@@ -124,7 +124,7 @@ def test_metrics_follower_reads_only_complete_new_lines(tmp_path):
 
 def test_train_panel_errors_are_shown_not_raised(workspace):
     panel = TrainPanel(workspace)
-    panel.form.widget_for("warmup_steps").value = 50
+    panel.form.widget_for("warmup_steps").value = -5
     panel.form.widget_for("max_steps").value = 10
     panel.launch_button.click()
     assert panel.status.kind == "error" and "warmup_steps" in panel.status.text and not panel.run
