@@ -296,20 +296,26 @@ class MonitorPanel(W.VBox):
 
         try:
             runs.cancel(self.selected)
-            self.status.note(f"cancel requested for {Path(self.selected).name}; it stops at the next step")
         except Exception as exc:
             self.status.error(exc)
+            self.refresh()
+            return
+        # Refresh first: a new state label rebuilds the run list, and the reselection clears the status box.
         self.refresh()
+        self.status.note(f"cancel requested for {Path(self.selected).name}; it stops at the next step")
 
     def _on_resume(self, _b=None) -> None:
         from ocrtrain import runs
 
         try:
             runs.resume(self.selected, detach=True)
-            self.status.note(f"resumed {Path(self.selected).name} from its last checkpoint")
         except Exception as exc:
             self.status.error(exc)
+            self.refresh()
+            return
+        # Refresh first: a new state label rebuilds the run list, and the reselection clears the status box.
         self.refresh()
+        self.status.note(f"resumed {Path(self.selected).name} from its last checkpoint")
 
     def _on_select(self, change) -> None:
         if change["new"] != self.selected:
