@@ -32,6 +32,7 @@ from typing import Any, Literal, Optional, Union
 
 import numpy as np
 
+from . import distributed
 from .augment import AugmentConfig, augment, sample_rng
 from .config import Config, check
 from .dataset import Dataset, write_json_atomic
@@ -48,6 +49,7 @@ __all__ = [
     "fit",
     "prepare_run",
     "resolve_device",
+    "shard_plan",
     "save_template",
     "load_template",
     "list_templates",
@@ -441,6 +443,15 @@ def _plan_epoch(widths: list[int], batch_size: int, seed: int, epoch: int) -> li
     return [batches[i] for i in perm]
 
 
+def shard_plan(plan: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
+    """Rank `rank`'s batches of an epoch plan under torchrun: every world_size-th batch, the same
+    number on each rank (the last len(plan) % world_size batches of the epoch are left out)."""
+    if world_size == 1:
+        return plan
+    usable = len(plan) - len(plan) % world_size
+    return plan[rank:usable:world_size]
+
+
 def _val_batches(widths: list[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(widths)), key=lambda p: widths[p])
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -546,7 +557,12 @@ class _Trainer:
         self.stop_event = stop_event
         self.resume = resume
         self.ckpt_dir = run_dir / "checkpoints"
-        self.log = _RunLog(run_dir / LOG)
+        # Under torchrun every rank trains; rank 0 alone writes the run folder and reports.
+        self.dist = distributed.current()
+        self.main = self.dist.main
+        self.log = _RunLog(run_dir / LOG) if self.main else _no_log
+        self.net = None  # the model as trained: DistributedDataParallel around it under torchrun
+        self._agreed_stop = False
         self.step = 0
         self.epoch = 0
         self.max_steps = 0
@@ -573,19 +589,47 @@ class _Trainer:
 
     # ---- reporting
     def message(self, text: str, level: str = "info") -> None:
-        self.log(text, level)
-        emit(self.callback, Message(text, level))
+        if self.main:
+            self.log(text, level)
+            emit(self.callback, Message(text, level))
+
+    def emit(self, event: Event) -> None:
+        if self.main:
+            emit(self.callback, event)
 
     def set_status(self, **fields) -> None:
-        update_status(self.run_dir, **fields)
+        if self.main:
+            update_status(self.run_dir, **fields)
         self._last_status_write = time.monotonic()
 
     def write_metrics(self, row: dict) -> None:
-        self._metrics_fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._metrics_fh.flush()
+        if self._metrics_fh is not None:
+            self._metrics_fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._metrics_fh.flush()
 
     def stop_requested(self) -> bool:
-        return bool(self.stop_event is not None and self.stop_event.is_set()) or cancel_requested(self.run_dir)
+        if self.dist.active:  # every rank must stop at the same step: see _agree()
+            return self._agreed_stop
+        return self._local_stop()
+
+    def _local_stop(self) -> bool:
+        return bool(self.stop_event is not None and self.stop_event.is_set()) or \
+            (self.main and cancel_requested(self.run_dir))
+
+    def _agree(self, n: int, loss: Optional[float]) -> tuple[int, Optional[float]]:
+        """Under torchrun: lines trained by all ranks, their mean loss, and whether any rank must stop.
+
+        One small all-reduce per step; without it a cancel seen by rank 0 alone would leave the
+        other ranks waiting forever in the next gradient all-reduce.
+        """
+        if not self.dist.active:
+            return n, loss
+        finite = loss is not None and math.isfinite(loss)
+        total_n, loss_sum, finite_n, stops = distributed.all_sum(
+            [n, loss if finite else 0.0, 1.0 if finite else 0.0, 1.0 if self._local_stop() else 0.0])
+        self._agreed_stop = stops > 0
+        mean = loss_sum / finite_n if loss is not None and finite_n else None
+        return int(total_n), mean
 
     # ---- setup
     def setup(self) -> None:
@@ -594,7 +638,13 @@ class _Trainer:
         from .origins import adapt_charset, load_origin
 
         cfg = self.config
-        self.device = resolve_device(cfg.device)
+        if self.dist.active:
+            self.device = f"cuda:{self.dist.local_rank}" if self.dist.backend == "nccl" else "cpu"
+            if cfg.device not in ("auto", "cpu", "cuda") and cfg.device != self.device:
+                self.message(f"device {cfg.device} ignored under torchrun: rank {self.dist.rank} uses "
+                             f"{self.device}", "warning")
+        else:
+            self.device = resolve_device(cfg.device)
         if cfg.amp != "off" and not self.device.startswith("cuda"):
             raise ConfigError(f"amp {cfg.amp} needs a CUDA device but the run uses {self.device}: set amp off")
         ds = _open_dataset(self.data)
@@ -632,6 +682,13 @@ class _Trainer:
         self.model_config = loaded.model_config
         self.height = self.model_config.img_height
         self.model.freeze_feature_extractor(cfg.freeze_feature_extractor)
+        self.net = self.model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # DDP broadcasts rank 0's weights here and averages gradients in backward().
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None)
 
         self.rejected: list[dict] = []
         self.train = _filter_split("train", *scans["train"], self.charset, self.height, cfg.charset_mode, self.rejected)
@@ -639,7 +696,8 @@ class _Trainer:
         if cfg.val_limit and len(val.indices) > cfg.val_limit:
             val = _Split(val.path, *(getattr(val, k)[:cfg.val_limit] for k in ("indices", "labels", "targets", "widths")))
         self.val = val
-        _write_rejected(self.run_dir / REJECTED, self.rejected)
+        if self.main:
+            _write_rejected(self.run_dir / REJECTED, self.rejected)
         if self.rejected:
             examples = "; ".join(f"{r['split']}[{r['index']}] {r['label']!r}: {r['reason']}" for r in self.rejected[:3])
             self.message(f"{len(self.rejected)} label(s) cannot be used and are listed in "
@@ -666,7 +724,11 @@ class _Trainer:
         self.ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
         self.ctc_each = torch.nn.CTCLoss(blank=0, reduction="none", zero_infinity=True)
 
-        steps_per_epoch = len(_plan_epoch(self.train.widths, cfg.batch_size, cfg.seed, 0))
+        steps_per_epoch = len(self._shard(_plan_epoch(self.train.widths, cfg.batch_size, cfg.seed, 0)))
+        if steps_per_epoch == 0:
+            raise DatasetError(f"{len(self.train.indices)} training lines make fewer batches of {cfg.batch_size} "
+                               f"than the {self.dist.world_size} torchrun processes: lower batch_size or "
+                               "--nproc_per_node, or add data")
         self.steps_per_epoch = steps_per_epoch
         self.max_steps = cfg.max_steps or cfg.max_epochs * steps_per_epoch
         if self.state is not None:
@@ -685,6 +747,11 @@ class _Trainer:
         self.batch_size = int(tr.get("batch_size", self.batch_size))
         self.position = tuple(tr.get("position", (0, 0)))
         self.plan = tr.get("plan")
+        saved_world = int(tr.get("world_size", 1))
+        if saved_world != self.dist.world_size and self.plan is not None:
+            self.message(f"resuming with {self.dist.world_size} process(es) where the run had {saved_world}: the "
+                         f"current epoch starts over", "warning")
+            self.plan, self.position = None, (0, 0)
         self.best_cer = tr.get("best_cer")
         self.best_step = tr.get("best_step")
         self.best_accuracy = tr.get("best_accuracy")
@@ -694,7 +761,8 @@ class _Trainer:
         self.last_val_step = int(tr.get("last_val_step", self.step))
         _set_rng_state(st["rng"], self.device)
         # Rows written after last.pt (the process died later) would duplicate the steps we redo.
-        self._truncate_after(self.step)
+        if self.main:
+            self._truncate_after(self.step)
 
     def _truncate_after(self, step: int) -> None:
         path = self.run_dir / METRICS
@@ -744,13 +812,15 @@ class _Trainer:
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
+        self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         images = images.to(self.device, non_blocking=True)
         with self._autocast():
-            logits = _forward(self.model, images)
+            logits = _forward(self.net, images)
         loss = self._loss(logits, targets)
-        if not torch.isfinite(loss):
+        # Under DDP every rank must run backward (it all-reduces the gradients); a NaN on one rank
+        # then makes the averaged gradient norm NaN on all, and all skip the step together below.
+        if not self.dist.active and not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             return None
         if self.scaler is not None:
@@ -819,6 +889,7 @@ class _Trainer:
             "samples_seen": self.samples_seen,
             "trainer": {
                 "max_steps": self.max_steps, "batch_size": self.batch_size, "position": list(self.position),
+                "world_size": self.dist.world_size,
                 "plan": self.plan, "best_cer": self.best_cer, "best_step": self.best_step,
                 "best_accuracy": self.best_accuracy, "bad_validations": self.bad_validations, "nonfinite": self.nonfinite,
                 "oom_halvings": self.oom_halvings, "last_val_step": self.last_val_step,
@@ -838,6 +909,8 @@ class _Trainer:
     def save_last(self, metrics: Optional[dict] = None) -> None:
         from .checkpoint import save_checkpoint
 
+        if not self.main:
+            return
         self._save("save last.pt", save_checkpoint, self.ckpt_dir / "last.pt", self.model, self.charset,
                    self.model_config, self.step, metrics or {}, self._extra_state())
 
@@ -899,12 +972,12 @@ class _Trainer:
             self._loss_sum += loss
             self._loss_n += 1
         rate, eta = self._progress_numbers()
-        epoch = self.epoch + (self.position[0] / max(1, len(self.plan or [1])))
+        epoch = self._epoch_now()
         lr = self.lr_at(self.step - 1)
         self.write_metrics({"kind": "train", "step": self.step, "epoch": round(epoch, 4), "train_loss": loss,
                             "lr": lr, "samples_per_s": round(rate, 2), "eta_s": _finite(eta) and round(eta, 1),
                             "batch_size": n, "step_s": round(seconds, 4), "skipped": loss is None})
-        emit(self.callback, TrainStep(self.step, self.max_steps, round(epoch, 4), loss, lr, round(rate, 2),
+        self.emit(TrainStep(self.step, self.max_steps, round(epoch, 4), loss, lr, round(rate, 2),
                                       eta, n))
         if time.monotonic() - self._last_log_line > 30.0:  # a heartbeat for `tail -f log.txt`
             self._last_log_line = time.monotonic()
@@ -916,7 +989,19 @@ class _Trainer:
                             nonfinite_skipped=self.nonfinite, samples_per_s=round(rate, 2), eta_s=_finite(eta))
 
     def _validation(self) -> bool:
-        """Validate, checkpoint, report; returns True when early stopping says to stop."""
+        """Validate, checkpoint, report; returns True when early stopping says to stop.
+
+        Under torchrun rank 0 does all of it while the others wait for its decision.
+        """
+        self.last_val_step = self.step
+        if not self.main:
+            return bool(distributed.broadcast_object(None))
+        stop = self._validate_and_save()
+        if self.dist.active:
+            distributed.broadcast_object(stop)
+        return stop
+
+    def _validate_and_save(self) -> bool:
         metrics = self.validate()
         cer = metrics.get("cer")
         improved = cer is not None and (self.best_cer is None or cer < self.best_cer - self.config.min_delta)
@@ -925,7 +1010,7 @@ class _Trainer:
         else:
             self.bad_validations += 1
         rate, eta = self._progress_numbers()
-        epoch = round(self.epoch + (self.position[0] / max(1, len(self.plan or [1]))), 4)
+        epoch = round(self._epoch_now(), 4)
         row = {"kind": "val", "step": self.step, "epoch": epoch,
                "train_loss": (self._loss_sum / self._loss_n) if self._loss_n else None,
                "lr": self.lr_at(max(0, self.step - 1)), "samples_per_s": round(rate, 2),
@@ -934,7 +1019,6 @@ class _Trainer:
                "elapsed_s": round(self._train_time + self._val_time, 2)}
         row = {k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()}
         self._loss_sum, self._loss_n = 0.0, 0
-        self.last_val_step = self.step
         name = self.checkpoint(row, improved)
         self.save_last(row)
         self.write_metrics(row)
@@ -947,8 +1031,24 @@ class _Trainer:
         self.set_status(step=self.step, epoch=epoch, best_cer=self.best_cer, best_step=self.best_step,
                         best_accuracy=self.best_accuracy, nonfinite_skipped=self.nonfinite,
                         batch_size=self.batch_size)
-        emit(self.callback, Validation(self.step, self.max_steps, epoch, row, improved, self.best_cer, name))
+        self.emit(Validation(self.step, self.max_steps, epoch, row, improved, self.best_cer, name))
         return bool(self.config.patience and self.bad_validations >= self.config.patience)
+
+    def _shard(self, plan: list[list[int]]) -> list[list[int]]:
+        return shard_plan(plan, self.dist.rank, self.dist.world_size)
+
+    def _epoch_now(self) -> float:
+        return self.epoch + self.position[0] / max(1, len(self._shard(self.plan)) if self.plan else 1)
+
+    def check_replicas(self) -> None:
+        """Under torchrun: fail loudly unless every rank ended with the same weights."""
+        if not self.dist.active:
+            return
+        same, sums = distributed.check_same_on_all(self.model)
+        if not same:
+            raise RunError(f"the {self.dist.world_size} torchrun processes ended with different weights "
+                           f"(checksums {sums}): this is a bug; please report it with RUN/log.txt")
+        self.message(f"weights identical on all {self.dist.world_size} processes (checksum {sums[0]:.6g})")
 
     def run(self) -> str:
         """Train to the end; returns the reason it ended ("max_steps", "early_stopping")."""
@@ -958,12 +1058,16 @@ class _Trainer:
         self.log(f"training {len(self.train.indices)} lines, validating on {len(self.val.indices)} on "
                  f"{self.device}; {self.max_steps} steps from step {self.step}; batch {self.batch_size}; "
                  f"charset {len(self.charset)} characters; origin {cfg.origin}")
+        if self.dist.active:
+            self.log(f"torchrun: {self.dist.world_size} processes ({self.dist.backend}), batch {self.batch_size} "
+                     f"per process = {self.batch_size * self.dist.world_size} lines per step, "
+                     f"{self.steps_per_epoch} steps per epoch")
         while self.step < self.max_steps:
             if self.plan is None:
                 self.plan = _plan_epoch(self.train.widths, self.batch_size, cfg.seed, self.epoch)
                 self.position = (0, 0)
             first, done_in_first = self.position
-            source = _Batches(self.train, self.plan[first:], self.height,
+            source = _Batches(self.train, self._shard(self.plan)[first:], self.height,
                               cfg.augment if cfg.augment.enabled else None, cfg.seed, self.epoch)
             loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False,
                                                  num_workers=cfg.workers, pin_memory=False)
@@ -981,6 +1085,9 @@ class _Trainer:
                     except Exception as exc:
                         if not _is_oom(exc):
                             raise
+                        if self.dist.active:  # ranks must agree on batch shapes: no silent halving
+                            raise RunError(f"out of memory at step {self.step + 1} with batch {n} on {self.device} "
+                                           f"(rank {self.dist.rank}): start again with a smaller batch_size") from None
                         self.optimizer.zero_grad(set_to_none=True)
                         if self.device.startswith("cuda"):
                             torch.cuda.empty_cache()
@@ -994,8 +1101,9 @@ class _Trainer:
                         continue
                     done += n
                     self.position = (k, done) if done < total else (k + 1, 0)
+                    trained, loss = self._agree(n, loss)
                     now = time.monotonic()
-                    self._after_step(n, now - tick, loss)
+                    self._after_step(trained, now - tick, loss)
                     stop_early = False
                     if self.step % cfg.val_interval == 0 or self.step >= self.max_steps:
                         stop_early = self._validation()
@@ -1026,17 +1134,23 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
     >>> # run = fit(TrainConfig(max_steps=200, val_interval=50), "data/receipts", "runs/r1")
     """
     run_dir = Path(run_dir)
-    if resume:
-        if not (run_dir / CONFIG).is_file():
-            raise RunError(f"{run_dir} is not a run folder (no {CONFIG}): start a new run instead of resuming")
-    else:
-        st = Run(run_dir).status() if (run_dir / STATUS).is_file() else {}
-        fresh_job = st.get("state") in ("created", "queued") and (run_dir / CONFIG).is_file() \
-            and not (run_dir / METRICS).exists()
-        if not fresh_job:
-            prepare_run(config, data, run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    group = distributed.current()
+    problem = None
+    if group.main:
+        try:
+            _prepare_fit(config, data, run_dir, resume)
+        except OcrtrainError as exc:
+            problem = str(exc)
+            if group.active:
+                distributed.broadcast_object(problem)
+            raise
+    if group.active:  # the others start once rank 0 has the run folder ready
+        problem = distributed.broadcast_object(problem)
+        if problem is not None:
+            raise RunError(f"rank 0 could not prepare {run_dir}: {problem}")
     trainer = _Trainer(config, data, run_dir, callback, stop_event, resume)
+    if not group.main:
+        return _fit_follower(trainer)
     started = _now()
     # cancel() may send SIGTERM only when this process treats it as a stop request (a job), never
     # to, say, a notebook kernel that runs fit() in a thread.
@@ -1048,6 +1162,8 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
     try:
         trainer.setup()
         trainer._metrics_fh = open(run_dir / METRICS, "a", encoding="utf-8")
+        if group.active:
+            trainer.set_status(distributed={"world_size": group.world_size, "backend": group.backend})
         trainer.set_status(device=trainer.device, step=trainer.step, max_steps=trainer.max_steps,
                            batch_size=trainer.batch_size, charset_size=len(trainer.charset),
                            train_samples=len(trainer.train.indices), val_samples=len(trainer.val.indices),
@@ -1055,6 +1171,7 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
         emit(callback, StatusChange("running", trainer.step, trainer.max_steps, str(run_dir)))
         try:
             reason = trainer.run()
+            trainer.check_replicas()
             state = "finished"
         except _Stop:
             state, reason = "canceled", "canceled on request"
@@ -1084,6 +1201,34 @@ def fit(config: TrainConfig, data: PathLike, run_dir: PathLike, callback: Option
         emit(callback, StatusChange(state, trainer.step, trainer.max_steps, str(run_dir), error, reason))
         (run_dir / "cancel.request").unlink(missing_ok=True)
     return Run(run_dir)
+
+
+def _prepare_fit(config: TrainConfig, data: PathLike, run_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (run_dir / CONFIG).is_file():
+            raise RunError(f"{run_dir} is not a run folder (no {CONFIG}): start a new run instead of resuming")
+    else:
+        st = Run(run_dir).status() if (run_dir / STATUS).is_file() else {}
+        fresh_job = st.get("state") in ("created", "queued") and (run_dir / CONFIG).is_file() \
+            and not (run_dir / METRICS).exists()
+        if not fresh_job:
+            prepare_run(config, data, run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def _fit_follower(trainer: _Trainer) -> Run:
+    """fit() on a torchrun rank other than 0: train in step with rank 0, write nothing."""
+    trainer.setup()
+    try:
+        trainer.run()
+        trainer.check_replicas()
+    except _Stop:
+        pass
+    return Run(trainer.run_dir)
+
+
+def _no_log(text: str, level: str = "info") -> None:
+    log.debug(text)
 
 
 def _quietly(fn) -> None:

@@ -23,7 +23,10 @@ def register(subparsers) -> None:
         description="Fine-tune a recognizer (default: EasyOCR english_g2) on a dataset folder with train/val "
                     "splits. Options override --config, which overrides --template, which overrides defaults.")
     p.add_argument("--data", metavar="DIR", help="dataset folder (train + val LMDBs)")
-    p.add_argument("--run", metavar="RUN", help="run folder to create (default: a new name under --runs-root)")
+    # --run-dir: torchrun's own parser reads "--run" as an abbreviation of its --run-path and stops.
+    p.add_argument("--run", "--run-dir", dest="run", metavar="RUN",
+                   help="run folder to create (default: a new name under --runs-root); spell it --run-dir "
+                        "under torchrun")
     p.add_argument("--runs-root", default="runs", metavar="DIR", help="where generated run folders go (default: runs)")
     p.add_argument("--name", help="name of the new run folder under --runs-root (default: generated)")
     p.add_argument("--template", metavar="NAME", help="start from a saved template (list them with --list-templates)")
@@ -106,8 +109,13 @@ class ProgressPrinter:
 
 def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see run()
+    from .. import distributed
     from ..runs import device_lock
     from ..train import fit, resolve_device
+
+    group = distributed.current()
+    if group.active:
+        return _torchrun_rank(config, data, run_dir, resume, group)
 
     stop = threading.Event()
 
@@ -135,7 +143,75 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
     return 0 if state == "finished" else 130 if state == "canceled" else 1
 
 
+def _torchrun_rank(config: TrainConfig, data, run_dir: Path, resume: bool, group) -> int:
+    """One torchrun process: rank 0 holds the device lock, prints and writes the run folder."""
+    import contextlib
+
+    from .. import distributed
+    from ..runs import device_lock
+    from ..train import fit
+
+    device = f"cuda:{group.local_rank}" if group.backend == "nccl" else "cpu"
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # torchrun passes Ctrl-C to every rank; the ranks agree on the step to stop at.
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    printer = ProgressPrinter() if group.main else None
+    # One lock per GPU; on CPU all ranks share "cpu", so only rank 0 takes it.
+    locking = group.main or device.startswith("cuda")
+    lock = device_lock(run_dir.parent, device, run_dir) if locking else contextlib.nullcontext(True)
+    if group.main:
+        print(f"run folder: {run_dir}  (torchrun: {group.world_size} processes, {group.backend})", flush=True)
+    with lock:
+        run_obj = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
+    state = distributed.broadcast_object(run_obj.status()["state"] if group.main else None)
+    # torchrun reads any non-zero exit as a crash (and restarts the workers with --max-restarts):
+    # a canceled run is a clean end here; status.json says "canceled".
+    return 0 if state in ("finished", "canceled") else 1
+
+
+def _distributed_run_dir(args: argparse.Namespace, group) -> Path:
+    """The run folder rank 0 names (a generated name must be the same on every rank)."""
+    from .. import distributed
+    from ..runs import create_run_dir
+
+    chosen = None
+    if group.main:
+        chosen = str(Path(args.run) if args.run else create_run_dir(args.runs_root, args.name))
+    return Path(distributed.broadcast_object(chosen))
+
+
 def run(args: argparse.Namespace) -> int:
+    from .. import distributed
+
+    if distributed.launched_by_torchrun():
+        if args.detach or args.job:
+            raise ConfigError("--detach cannot be used under torchrun (torchrun itself starts the processes): "
+                              "run torchrun in the background, e.g. with nohup")
+        group = None
+        try:
+            group = distributed.init_from_env(_requested_device(args))
+            return _run(args, group)
+        finally:
+            if group is not None:
+                distributed.shutdown()
+    return _run(args, None)
+
+
+def _requested_device(args: argparse.Namespace) -> str:
+    """The device the run will ask for (decides NCCL vs gloo before the config is fully built)."""
+    if getattr(args, "device", None):
+        return args.device
+    if args.resume and args.run:
+        from ..runs import Run
+
+        return Run(args.run).train_config().device
+    if args.template:
+        return load_template(args.template).device
+    return TrainConfig().device
+
+
+def _run(args: argparse.Namespace, group) -> int:
     # Before torch loads OpenMP: spinning waits collapse when another process wants a core (see runs._job_env).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..runs import check_resumable, create_run_dir, launch, run_job
@@ -166,5 +242,8 @@ def run(args: argparse.Namespace) -> int:
         run_obj = launch(config, args.data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
         print(run_obj.path)
         return 0
-    run_dir = Path(args.run) if args.run else create_run_dir(args.runs_root, args.name)
+    if group is not None:
+        run_dir = _distributed_run_dir(args, group)
+    else:
+        run_dir = Path(args.run) if args.run else create_run_dir(args.runs_root, args.name)
     return _foreground(config, args.data, run_dir, resume=False)
