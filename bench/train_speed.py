@@ -73,7 +73,11 @@ class _PaddedBatches:
         return batch_tensor(grays, 64, width=self.width), [self.targets[j] for j in self.batches[i]]
 
 
-def measure_easyocr_style(data: Path, steps: int, batch_size: int, device: str, seed: int = 0) -> dict:
+def measure_easyocr_style(data: Path, steps: int, batch_size: int, device: str, seed: int = 0, workers: int = 1,
+                          keep_model: bool = False) -> dict:
+    """`steps` timed steps (after one untimed) of the EasyOCR-trainer-style loop; `workers` loader
+    processes (the trainer's config uses 6; 1 on a 2-core CPU). `keep_model` adds the trained
+    model and its charset to the result."""
     import numpy as np
     import torch
 
@@ -93,7 +97,7 @@ def measure_easyocr_style(data: Path, steps: int, batch_size: int, device: str, 
         order += order
     batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
     loader = torch.utils.data.DataLoader(_PaddedBatches(ds.splits["train"], batches, targets), batch_size=None,
-                                         num_workers=1)
+                                         num_workers=workers, pin_memory=device.startswith("cuda"))
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-8)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     start = None
@@ -109,15 +113,20 @@ def measure_easyocr_style(data: Path, steps: int, batch_size: int, device: str, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        if step == 0:
+        if step == 0:  # like the trainer, no host sync inside the loop; only around the timed part
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             start = time.perf_counter()
         else:
             samples += images.shape[0]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"samples": samples, "seconds": seconds, "samples_per_s": samples / seconds,
-            "batch_size": batch_size, "optimizer": "adadelta", "padding": "64x600"}
+    result = {"samples": samples, "seconds": seconds, "samples_per_s": samples / seconds,
+              "batch_size": batch_size, "optimizer": "adadelta", "padding": "64x600"}
+    if keep_model:
+        result.update(model=model.eval(), charset=loaded.charset)
+    return result
 
 
 def main(argv=None) -> int:

@@ -98,6 +98,10 @@ class TrainConfig(Config):
         "help": "train only the BiLSTM and head (faster on CPU, keeps the pretrained VGG features)"})
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "mixed precision on CUDA (bf16 or fp16); off on CPU"})
+    channels_last: bool = field(default=False, metadata={
+        "help": "keep conv activations channels-last (NHWC), which tensor cores prefer with amp on recent GPUs"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the model for training (dynamic widths); the first steps wait for the compile"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed + CPU = same metrics)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     workers: int = field(default=0, metadata={
@@ -682,6 +686,8 @@ class _Trainer:
         self.model_config = loaded.model_config
         self.height = self.model_config.img_height
         self.model.freeze_feature_extractor(cfg.freeze_feature_extractor)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.net = self.model
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -689,6 +695,9 @@ class _Trainer:
             # DDP broadcasts rank 0's weights here and averages gradients in backward().
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None)
+        if cfg.compile:
+            # Widths change from batch to batch: one dynamic graph instead of a recompile per width.
+            self.net = torch.compile(self.net, dynamic=True)
 
         self.rejected: list[dict] = []
         self.train = _filter_split("train", *scans["train"], self.charset, self.height, cfg.charset_mode, self.rejected)
@@ -713,10 +722,12 @@ class _Trainer:
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.params = params
+        # On CUDA one fused kernel updates all parameters instead of a launch per tensor.
+        fused = {"fused": True} if self.device.startswith("cuda") else {}
         if cfg.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         elif cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         else:  # EasyOCR / deep-text-recognition-benchmark defaults
             self.optimizer = torch.optim.Adadelta(params, lr=cfg.lr, rho=0.95, eps=1e-8,
                                                   weight_decay=cfg.weight_decay)
@@ -815,29 +826,32 @@ class _Trainer:
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             logits = _forward(self.net, images)
         loss = self._loss(logits, targets)
-        # Under DDP every rank must run backward (it all-reduces the gradients); a NaN on one rank
-        # then makes the averaged gradient norm NaN on all, and all skip the step together below.
-        if not self.dist.active and not torch.isfinite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
+        # Backward runs even for a NaN loss: the one host sync of the step comes after it (on a GPU a
+        # sync stalls the queue), and under DDP every rank must join the gradient all-reduce anyway.
+        # A NaN loss gives a NaN gradient norm, so the check below skips the step on every rank.
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip or float("inf"))
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)  # skips the step itself on inf/NaN gradients
-            self.scaler.update()
-        elif not torch.isfinite(norm):
+        loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float()]).tolist()
+        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.update(self.scaler.get_scale() / 2)  # what the scaler does on inf gradients
             return None
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         else:
             self.optimizer.step()
-        return float(loss.detach())
+        return loss_value
 
     # ---- validation and checkpoints
     def _val_loader(self) -> list[dict]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from typing import Optional, Sequence
 
 from ..errors import OcrtrainError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "entry", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,5 +51,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``ocrtrain`` command and ``python -m ocrtrain``: main(), then exit with its code."""
+    code = main()
+    from ..distributed import launched_by_torchrun
+
+    if launched_by_torchrun():
+        # The process group is already destroyed, but gloo's worker threads can still abort the
+        # interpreter's teardown (SIGABRT, which torchrun reports as a crash of a finished run):
+        # everything is written and flushed, so leave without the teardown.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
