@@ -171,11 +171,13 @@ class MonitorPanel(W.VBox):
 
             for d in self.run_dirs():
                 f = self._follower(str(d))
-                f.poll()
                 try:
                     status = Run(d).status()  # notices a job that died without saying so
                 except RunError as exc:
                     status = {"state": "failed", "error": str(exc)}
+                # Status first, metrics second: the loop writes its last rows before "finished", so a
+                # finished run's figure (rebuilt on the state change) is born with its last validation.
+                f.poll()
                 rows.append(run_summary(d, f, status))
             # Stable order: newest started first (mtime changes with every status write).
             rows.sort(key=lambda r: (r["started"] or "", r["name"]), reverse=True)
