@@ -141,26 +141,6 @@ def measure_loader(data: Path, batch_size: int, batches: int = 20) -> Row:
                seconds=seconds, samples=lines)
 
 
-def _test_crops(data: Path, limit: int) -> tuple[list, list[str]]:
-    from ocrtrain.dataset import Dataset
-    from ocrtrain.images import decode_image
-    from ocrtrain.preprocess import to_gray
-
-    ds = Dataset(data)
-    crops, labels = [], []
-    for split in ("test", "val", "train"):
-        if split not in ds.splits:
-            continue
-        reader = ds.reader(split)
-        for i in range(len(reader)):
-            if len(crops) >= limit:
-                return crops, labels
-            raw, label = reader[i]
-            crops.append(to_gray(decode_image(raw)))
-            labels.append(label)
-    return crops, labels
-
-
 def measure_accuracy(data: Path, work: Path, samples: int, device: str, ours: dict, batch_size: int) -> list[Row]:
     """Baseline loop and ocrtrain's loop trained for the same number of samples, scored on the test split."""
     from ocrtrain.dataset import Dataset
@@ -269,6 +249,33 @@ def training_ladder(data: Path, work: Path, device: str, steps: int, batch_size:
     return rows, dict(best.extra.get("config") or {})
 
 
+def inference_rows(work: Path, lines: int, device: str, batch_size: int) -> list[Row]:
+    """bench/infer_speed.py in a child process without OMP_WAIT_POLICY=PASSIVE.
+
+    Training here runs with PASSIVE (as ocrtrain's jobs do: spinning OpenMP threads collapse under
+    contention), but the setting is fixed when torch loads and costs per-crop reading ~40%; the
+    child gets OpenMP's default, as a user's `ocrtrain predict` or Reader does.
+    """
+    import subprocess
+    import sys
+
+    out = work / "inference.json"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    # infer_speed generates its own crops (a synthetic set, mostly test split) when given no data.
+    subprocess.run([sys.executable, "-m", "bench.infer_speed", "--lines", str(lines),
+                    "--device", device, "--batch-size", str(batch_size), "--json", str(out)],
+                   check=True, env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+    results = json.loads(out.read_text(encoding="utf-8"))
+    ours = next((r for r in results if r["name"] == "ours fp32"), results[-1])
+    rows = []
+    for r in results:
+        ratio = "" if r["name"].startswith("ours") else f"{ours['crops_per_s'] / r['crops_per_s']:.2f}x"
+        same = "" if r.get("same_text") is None else f"{r['same_text']}/{r['crops']} vs {r.get('compared_with')}"
+        rows.append(Row("inference", r["name"], lines_per_s=r["crops_per_s"], seconds=r["seconds"],
+                        samples=r["crops"], note=same, extra={"ratio": ratio}))
+    return rows
+
+
 # ----------------------------------------------------------------------------- output
 
 def _fmt(value: Optional[float], digits: int = 1) -> str:
@@ -295,7 +302,7 @@ def print_table(rows: list[Row], device_name: str) -> None:
     infer = [r for r in rows if r.section == "inference"]
     if infer:
         print(f"\n### Inference ({device_name})\n")
-        print("| reader | crops/s | ours vs this | same text |")
+        print("| reader | crops/s | ours fp32 vs this | same text |")
         print("|---|---:|---:|---|")
         for r in infer:
             print(f"| {r.name} | {_fmt(r.lines_per_s)} | {r.extra.get('ratio', '')} | {r.note} |")
@@ -343,16 +350,7 @@ def main(argv=None) -> int:
                 print(f"  {r.name}: {_fmt(r.lines_per_s)} lines/s", flush=True)
         rows.append(measure_loader(data, args.batch_size))
         if args.infer_lines:
-            from bench.infer_speed import measure_inference
-
-            crops, _ = _test_crops(data, args.infer_lines)
-            results = measure_inference(crops, device=args.device, batch_size=args.batch_size)
-            ours = next((r for r in results if r["name"].startswith("ours") and "quantized" not in r["name"]), results[-1])
-            for r in results:
-                ratio = "" if r["name"].startswith("ours") else f"{ours['crops_per_s'] / r['crops_per_s']:.2f}x"
-                same = "" if r.get("same_text") is None else f"{r['same_text']}/{r['crops']} vs {r.get('compared_with')}"
-                rows.append(Row("inference", r["name"], lines_per_s=r["crops_per_s"], seconds=r["seconds"],
-                                samples=r["crops"], note=same, extra={"ratio": ratio}))
+            rows += inference_rows(tmp, args.infer_lines, args.device, args.batch_size)
         if args.accuracy_samples:
             rows += measure_accuracy(data, tmp, args.accuracy_samples, args.device, best, args.batch_size)
     print_table(rows, name)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from .errors import ModelError
 
-__all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines"]
+__all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
+           "read_boxes"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
 
@@ -49,13 +50,14 @@ def reserved_network_names() -> set[str]:
         | set(recognition_models["gen2"])
 
 
-def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2", gpu: bool = False,
+def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2", gpu: Union[bool, str] = False,
                 quantize: bool = True, lang_list: Sequence[str] = ("en",)):
     """A recognition-only ``easyocr.Reader`` (no detector, no downloads).
 
     With `bundle_dir`, loads the user_network `name` (NAME.pth/.yaml/.py in that folder);
     with ``bundle_dir=None`` and ``name="english_g2"``, EasyOCR's own english_g2.
-    `quantize` is EasyOCR's default (True: qint8 on CPU), i.e. what users get.
+    `quantize` is EasyOCR's default (True: qint8 on CPU), i.e. what users get. `gpu` is passed to
+    Reader as is: True picks ``cuda``, a string such as ``"cuda:0"`` names the device.
     """
     import easyocr
 
@@ -97,3 +99,19 @@ def read_lines(reader, images: Sequence) -> list:
         else:
             out.append(Prediction("", 0.0))
     return out
+
+
+def read_boxes(reader, image, boxes: Sequence[Sequence[int]], batch_size: int = 32) -> list[Tuple[list, object]]:
+    """``reader.recognize`` of axis-aligned `boxes` ``[x_min, x_max, y_min, y_max]`` in one grey image.
+
+    Returns ``(corner points, Prediction)`` in Reader's order (sorted by the top edge). On a GPU
+    with ``batch_size > 1`` Reader pads every box of the call to the widest one; on CPU it reads
+    the boxes one at a time whatever `batch_size` says.
+    """
+    from .inference import Prediction
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+        result = reader.recognize(image, horizontal_list=[list(b) for b in boxes], free_list=[],
+                                  batch_size=batch_size, detail=1)
+    return [(corners, Prediction(str(text), float(confidence))) for corners, text, confidence in result]

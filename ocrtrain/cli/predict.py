@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="lines per forward pass (default: 32)")
     p.add_argument("--reader-compatible", action="store_true",
                    help="apply EasyOCR Reader's low-confidence contrast retry")
+    p.add_argument("--quantize", action="store_true",
+                   help="CPU only: qint8 dynamic quantization of the LSTM/linear layers, as easyocr.Reader "
+                        "does on CPU by default (same texts as the default Reader; not faster on every CPU)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, text, confidence}")
     p.set_defaults(func=run)
 
@@ -70,7 +73,7 @@ def run(args) -> int:
     paths = _image_paths(inputs)
     images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
     predictor = Predictor.from_origin(spec, device=args.device, batch_size=args.batch_size,
-                                      reader_compatible=args.reader_compatible)
+                                      reader_compatible=args.reader_compatible, quantize=args.quantize)
     predictions = predictor.predict(images)
     if args.json:
         rows = [{"image": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
