@@ -35,7 +35,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench.synth_speed --count 2000
-	$(BIN)/python -m bench.train_speed
+	$(BIN)/python -m bench.speed --lines 400 --steps 8
 	$(BIN)/python -m bench.time_to_quality
 
 clean-venv:

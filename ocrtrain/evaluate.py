@@ -42,31 +42,16 @@ log = logging.getLogger(__name__)
 #: The largest |accuracy difference| (percentage points) between our evaluator and Reader.recognize.
 PARITY_TOLERANCE_POINTS = 0.5
 
-_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch:")
-_NAMED_ORIGINS = ("english_g2", "scratch")
 # Images are decoded and predicted in chunks so memory stays flat on large splits while the
 # Predictor still sees enough lines to batch similar widths together.
 _CHUNK = 256
 
 
-def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "checkpoints").is_dir() or (path / "status.json").is_file())
-
-
 def resolve_source(source: Union[str, Path]) -> str:
     """The origin spec for `source`: a run folder becomes ``run:PATH``, specs pass unchanged."""
-    text = str(source)
-    if text in _NAMED_ORIGINS or text.startswith(_SPEC_PREFIXES):
-        return text
-    path = Path(text)
-    if path.is_dir():
-        if _is_run_folder(path):
-            return f"run:{path}"
-        raise InputError(
-            f"{path} is a folder but not a run folder (no checkpoints/ or status.json): give a run folder, "
-            "an origin spec such as english_g2 or easyocr:DIR/NAME, or a checkpoint .pt file"
-        )
-    return text
+    from .origins import source_spec
+
+    return source_spec(source)
 
 
 def run_folder(source: Union[str, Path]) -> Optional[Path]:
@@ -87,8 +72,10 @@ def run_version(source: Union[str, Path]) -> tuple[Optional[Path], Optional[str]
         if sep and (tail in ("best", "last") or tail.startswith("step-")):
             return Path(head), tail
         return Path(body), None
+    from .origins import is_run_folder
+
     path = Path(text)
-    return (path, None) if _is_run_folder(path) else (None, None)
+    return (path, None) if is_run_folder(path) else (None, None)
 
 
 def open_split(data: Union[str, Path]) -> tuple[LmdbReader, str]:

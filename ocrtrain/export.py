@@ -19,9 +19,9 @@ from typing import Any, Sequence, Union
 import torch
 
 from .errors import ConfigError
-from .origins import LoadedModel, load_origin
+from .origins import LoadedModel, load_origin, source_spec
 
-__all__ = ["MODEL_SOURCE", "check_bundle_name", "resolve_source", "export_easyocr", "reader_snippet"]
+__all__ = ["MODEL_SOURCE", "check_bundle_name", "export_easyocr", "reader_snippet"]
 
 _MARKER = "# ocrtrain-export: easyocr user_network model"
 
@@ -119,17 +119,6 @@ def _is_our_module(origin: Any) -> bool:
         return False
 
 
-def resolve_source(source: str, version: str = "best") -> str:
-    """Origin spec for `source`: a run folder (or ``run:PATH``) gets ``@version``; others pass through."""
-    source = str(source)
-    path = Path(source)
-    if path.is_dir() and ((path / "checkpoints").is_dir() or (path / "status.json").is_file()):
-        return f"run:{path}@{version}"
-    if source.startswith("run:") and "@" not in source:
-        return f"{source}@{version}"
-    return source
-
-
 def reader_snippet(name: str, out_dir: Union[str, Path], lang_list: Sequence[str] = ("en",)) -> str:
     """Python lines that load the bundle with easyocr.Reader."""
     d = str(Path(out_dir).resolve())
@@ -172,7 +161,7 @@ def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[st
     if isinstance(source, LoadedModel):
         loaded, spec = source, source.info.get("spec", "<in memory>")
     else:
-        spec = resolve_source(source, version)
+        spec = source_spec(source, version)
         loaded = load_origin(spec)
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("pth", "yaml", "py")}
     origin_files = {Path(p).resolve() for p in (loaded.info.get("file"), loaded.info.get("yaml")) if p}

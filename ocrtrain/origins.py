@@ -33,7 +33,7 @@ from torch import nn
 
 from .charset import Charset, english_g2_charset
 from .checkpoint import load_checkpoint, model_from_checkpoint, read_torch_file
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, InputError, ModelError
 from .model import ModelConfig, Recognizer, infer_architecture, init_weights, load_weights, strip_module_prefix
 
 __all__ = [
@@ -43,10 +43,42 @@ __all__ = [
     "load_origin",
     "run_checkpoint_path",
     "adapt_charset",
+    "is_run_folder",
+    "source_spec",
 ]
 
 DEFAULT_ORIGIN = "english_g2"
 CHARSET_MODES = ("extend", "restrict", "keep")
+_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch:")
+_NAMED_ORIGINS = ("english_g2", "scratch")
+
+
+def is_run_folder(path: Union[str, Path]) -> bool:
+    """Whether `path` is a run folder (it has checkpoints/ or status.json)."""
+    path = Path(path)
+    return path.is_dir() and ((path / "checkpoints").is_dir() or (path / "status.json").is_file())
+
+
+def source_spec(source: Union[str, Path], version: Optional[str] = None) -> str:
+    """The origin spec for what a user typed: a run folder becomes ``run:PATH`` (with ``@version``
+    when one is given and the source names none); specs and files pass unchanged.
+
+    >>> source_spec("english_g2")
+    'english_g2'
+    """
+    text = str(source)
+    if text in _NAMED_ORIGINS or text.startswith(_SPEC_PREFIXES):
+        if version and text.startswith("run:") and not _VERSION.match(text.rpartition("@")[2]):
+            return f"{text}@{version}"
+        return text
+    path = Path(text)
+    if path.is_dir():
+        if is_run_folder(path):
+            return f"run:{path}@{version}" if version else f"run:{path}"
+        raise InputError(
+            f"{path} is a folder but not a run folder (no checkpoints/ or status.json): give a run folder, "
+            "an origin spec such as english_g2 or easyocr:DIR/NAME, or a checkpoint .pt file")
+    return text
 
 #: DTRB's default charsets, recognised by head size: ``--character`` default, and ``--sensitive``.
 DTRB_CHARSETS = {37: "0123456789abcdefghijklmnopqrstuvwxyz", 95: string.printable[:-6]}

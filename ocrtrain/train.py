@@ -143,7 +143,7 @@ class TrainConfig(Config):
 # --------------------------------------------------------------------------- templates
 
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "train_templates"
 
 
 def _user_template_dir() -> Path:

@@ -208,3 +208,20 @@ def test_dtrb_state_dicts_load_with_their_charset(tmp_path):
                 "module.Transformation.LocalizationNetwork.fc1.0.weight": torch.zeros(2, 2)}, tps)
     with pytest.raises(ModelError, match="TPS"):
         load_origin(f"dtrb:{tps}")
+
+
+def test_source_spec_turns_run_folders_into_specs_with_a_version(tmp_path):
+    from ocrtrain.errors import InputError
+    from ocrtrain.origins import source_spec
+
+    run = tmp_path / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    assert source_spec(run) == f"run:{run}"
+    assert source_spec(run, "last") == f"run:{run}@last"
+    assert source_spec(f"run:{run}", "best") == f"run:{run}@best"
+    assert source_spec(f"run:{run}@step-3", "best") == f"run:{run}@step-3"  # a named version wins
+    assert source_spec("english_g2", "best") == "english_g2"
+    assert source_spec("easyocr:/x/model") == "easyocr:/x/model"
+    (tmp_path / "plain-folder").mkdir()
+    with pytest.raises(InputError, match="not a run folder"):
+        source_spec(tmp_path / "plain-folder")

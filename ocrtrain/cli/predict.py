@@ -61,7 +61,7 @@ def _image_paths(inputs: list[str]) -> list[Path]:
 
 
 def run(args) -> int:
-    from ..export import resolve_source
+    from ..origins import source_spec
     from ..images import decode_image
     from ..inference import Predictor
 
@@ -69,7 +69,7 @@ def run(args) -> int:
     model = args.model
     if model is None and len(inputs) > 1 and _looks_like_model(inputs[0]):
         model = inputs.pop(0)
-    spec = resolve_source(model or "english_g2", args.version)
+    spec = source_spec(model or "english_g2", args.version)
     paths = _image_paths(inputs)
     images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
     predictor = Predictor.from_origin(spec, device=args.device, batch_size=args.batch_size,
