@@ -18,6 +18,7 @@ import logging
 import multiprocessing as mp
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .dataset import DatasetWriter, SplitConfig
 from .errors import InputError, OcrtrainError
 from .events import Callback, Message, Progress, emit
 from .images import encode_png
-from .templates import check_template, make_labels
+from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset", "default_fonts",
            "font_missing_chars", "trdg_font_dir", "source_entries", "make_synth_labels"]
@@ -108,11 +109,13 @@ class SynthConfig(Config):
     seed: int = field(default=0, metadata={"help": "seed for labels and rendering"})
     source: str = field(default=BUILTIN, metadata={"help": "'builtin' (Norwegian groceries), a word-list .txt, or a .csv/.tsv"})
     column: str = field(default="", metadata={"help": "the CSV/TSV column holding the text"})
-    templates: tuple[str, ...] = field(default=("{item}    {price}", "{item}", "{qty} {item}    {price}", "{price}", "{date}"),
+    templates: tuple[str, ...] = field(default=DEFAULT_TEMPLATES,
                                        metadata={"help": "line templates; fields {item} {price} {number} {qty} {date} {time} {weight}"})
-    template_weights: tuple[float, ...] = field(default=(6.0, 2.0, 1.0, 0.5, 0.5), metadata={"help": "relative weight of each template"})
+    template_weights: tuple[float, ...] = field(default=DEFAULT_WEIGHTS, metadata={"help": "relative weight of each template"})
     upper_prob: float = field(default=0.1, metadata={"help": "share of lines in UPPER CASE"})
     title_prob: float = field(default=0.0, metadata={"help": "share of lines in Title Case"})
+    single_spaces: bool = field(default=True, metadata={
+        "help": "collapse runs of spaces in the labels (CTC cannot count spaces; receipts' column gaps read as one)"})
     workers: int = field(default=0, metadata={"help": "render processes (0 = one per CPU core)"})
     render: RenderConfig = field(default_factory=RenderConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -120,7 +123,7 @@ class SynthConfig(Config):
     def validate(self) -> None:
         check(self.count >= 1, f"count must be >= 1, got {self.count}")
         check(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
-        check(len(self.templates) > 0, "give at least one template, e.g. '{item}    {price}'")
+        check(len(self.templates) > 0, "give at least one template, e.g. '{item} {price}'")
         check(len(self.template_weights) in (0, len(self.templates)),
               f"template_weights has {len(self.template_weights)} values for {len(self.templates)} templates: give one per template")
         check(all(w >= 0 for w in self.template_weights) and (not self.template_weights or sum(self.template_weights) > 0),
@@ -142,7 +145,7 @@ def source_entries(config: SynthConfig) -> list[str]:
 def _labels(config: SynthConfig, entries) -> list[str]:
     weights = config.template_weights or tuple(1.0 for _ in config.templates)
     return make_labels(config.count, config.templates, weights, entries, config.seed,
-                       config.upper_prob, config.title_prob)
+                       config.upper_prob, config.title_prob, config.single_spaces)
 
 
 def make_synth_labels(config: SynthConfig) -> list[str]:
@@ -254,31 +257,66 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 
+#: Smallest ink gap drawn for one space, in ems. Condensed display fonts (Bebas, Amatic) have
+#: spaces as narrow as their letter gaps, so "1 X IMSDAL" came out as "1XIMSDAL"; a fifth of an
+#: em is about what text faces such as Roboto or Open Sans leave between words anyway.
+MIN_SPACE_EM = 0.2
+
+
+def _word_layout(label: str, font: ImageFont.FreeTypeFont, spacing: int) -> tuple[list[tuple[float, str]], int]:
+    """Where each piece of `label` is drawn: ([(x, text), ...], width of the canvas).
+
+    A piece is a whole word (one pass keeps the font's kerning) or, with extra character
+    spacing, one character. Words are placed at the font's own advance, then pushed right until
+    the ink gap at each run of n spaces is at least ``n * MIN_SPACE_EM`` ems.
+    """
+    parts = re.split(r"( +)", label)
+    pieces: list[tuple[float, str]] = []
+    x, prev_right, spaces = 0.0, None, 0
+    for part in parts:
+        if not part:
+            continue
+        if part.startswith(" "):
+            spaces = len(part)
+            x += font.getlength(part)
+            continue
+        chars = [part] if spacing == 0 else list(part)
+        widths = [font.getlength(c) for c in chars]
+        left = font.getbbox(chars[0])[0]
+        if prev_right is None:
+            x -= min(0, left)  # an italic first glyph may start left of the pen
+        else:
+            deficit = spaces * MIN_SPACE_EM * font.size - ((x + left) - prev_right)
+            x += max(0.0, deficit)
+        for c, w in zip(chars, widths):
+            pieces.append((x, c))
+            x += w + spacing
+        x -= spacing
+        last_x, last = pieces[-1]
+        prev_right = last_x + font.getbbox(last)[2]
+        spaces = 0
+    width = max(1, int(np.ceil(max(prev_right or 1.0, x))))
+    return pieces, width
+
+
 def _draw_text(label: str, font_path: str, render: RenderConfig, rng: random.Random) -> Image.Image:
-    """The text as an RGBA image (alpha = glyph coverage), drawn in one pass.
+    """The text as an RGBA image (alpha = glyph coverage), each word drawn in one pass.
 
     trdg's own generator draws every character twice (text and mask) to support character
-    spacing; with no extra spacing one pass over the whole string gives the same glyphs.
+    spacing; drawing whole words once gives the same glyphs. Spaces get a visible minimum width
+    (see :data:`MIN_SPACE_EM`).
     """
     from PIL import ImageColor, ImageDraw
 
     font = _font(font_path, render.height)
     c1, c2 = (ImageColor.getrgb(c) for c in (render.text_color.split(",") * 2)[:2])
     fill = tuple(rng.randint(min(a, b), max(a, b)) for a, b in zip(c1, c2))
-    if render.character_spacing == 0:
-        left, top, right, bottom = font.getbbox(label)
-        width, height = max(1, right), max(1, bottom)
-        text = Image.new("RGBA", (width, height), (*fill, 0))
-        ImageDraw.Draw(text).text((0, 0), label, fill=(*fill, 255), font=font)
-    else:
-        widths = [font.getlength(c) for c in label]
-        width = int(sum(widths) + render.character_spacing * (len(label) - 1)) + 1
-        height = max(1, font.getbbox(label)[3])
-        text = Image.new("RGBA", (width, height), (*fill, 0))
-        draw, x = ImageDraw.Draw(text), 0.0
-        for c, w in zip(label, widths):
-            draw.text((x, 0), c, fill=(*fill, 255), font=font)
-            x += w + render.character_spacing
+    pieces, width = _word_layout(label, font, render.character_spacing)
+    height = max(1, font.getbbox(label)[3])
+    text = Image.new("RGBA", (width, height), (*fill, 0))
+    draw = ImageDraw.Draw(text)
+    for x, piece in pieces:
+        draw.text((round(x), 0), piece, fill=(*fill, 255), font=font)
     box = text.getchannel("A").getbbox()
     return text.crop(box) if box else text
 

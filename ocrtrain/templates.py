@@ -1,9 +1,14 @@
-"""Line templates such as ``{item}    {price}`` and the generated fields they compose.
+"""Line templates such as ``{item} {price}`` and the generated fields they compose.
 
 Fields: ``{item}`` (an entry of the text source), ``{price}`` (mostly 1-99, about 10% 100-999,
 two decimals after a comma, e.g. ``42,90``), ``{number}``, ``{qty}`` (e.g. ``2 x``), ``{date}``
 (``21.11.2026``), ``{time}`` (``14:32``), ``{weight}`` (``0,482 kg``). Labels are drawn in the
 parent process from one seeded ``random.Random``, so the same seed gives the same labels.
+
+Spaces: the default templates use single spaces, and :func:`make_labels` collapses runs of
+spaces (from a template such as the tutorial's ``{item}    {price}`` or from an item) unless told
+not to. A CTC recognizer cannot count spaces, so a label with four of them teaches it to invent
+runs of spaces that no metric forgives.
 
 >>> import random
 >>> fill_template("{item} {price}", ["Melk"], random.Random(0))
@@ -12,12 +17,18 @@ parent process from one seeded ``random.Random``, so the same seed gives the sam
 from __future__ import annotations
 
 import random
+import re
 import string
 from typing import Callable, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["FIELDS", "template_fields", "check_template", "fill_template", "make_price", "make_labels"]
+__all__ = ["FIELDS", "DEFAULT_TEMPLATES", "DEFAULT_WEIGHTS", "template_fields", "check_template",
+           "fill_template", "make_price", "make_labels", "collapse_spaces"]
+
+#: The built-in receipt-line templates and their relative weights (single spaces).
+DEFAULT_TEMPLATES = ("{item} {price}", "{item}", "{qty} {item} {price}", "{price}", "{date}")
+DEFAULT_WEIGHTS = (6.0, 2.0, 1.0, 0.5, 0.5)
 
 
 def make_price(rng: random.Random) -> str:
@@ -52,7 +63,7 @@ def check_template(template: str) -> None:
             raise ConfigError(f"template {template!r} uses unknown field {{{name}}}: valid fields are "
                               + ", ".join("{" + v + "}" for v in valid))
     if not template.strip():
-        raise ConfigError("a template is empty: give text such as '{item}    {price}'")
+        raise ConfigError("a template is empty: give text such as '{item} {price}'")
 
 
 def fill_template(template: str, items: Sequence[str], rng: random.Random) -> str:
@@ -63,9 +74,22 @@ def fill_template(template: str, items: Sequence[str], rng: random.Random) -> st
     return template.format(**values)
 
 
+def collapse_spaces(text: str) -> str:
+    """`text` with each run of spaces made one space, stripped.
+
+    >>> collapse_spaces("  Melk    12,50 ")
+    'Melk 12,50'
+    """
+    return re.sub(" {2,}", " ", text).strip()
+
+
 def make_labels(count: int, templates: Sequence[str], weights: Sequence[float], items: Sequence[str],
-                seed: int, upper_prob: float = 0.0, title_prob: float = 0.0) -> list[str]:
-    """`count` labels from weighted templates, with optional upper/title-case variants."""
+                seed: int, upper_prob: float = 0.0, title_prob: float = 0.0,
+                single_spaces: bool = True) -> list[str]:
+    """`count` labels from weighted templates, with optional upper/title-case variants.
+
+    With `single_spaces` (the default) runs of spaces are collapsed (see the module doc).
+    """
     for t in templates:
         check_template(t)
     rng = random.Random(seed)
@@ -73,6 +97,8 @@ def make_labels(count: int, templates: Sequence[str], weights: Sequence[float], 
     for _ in range(count):
         template = rng.choices(templates, weights=weights)[0]
         text = fill_template(template, items, rng).strip()
+        if single_spaces:
+            text = collapse_spaces(text)
         r = rng.random()
         if r < upper_prob:
             text = text.upper()

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from ocrtrain.errors import InputError, OcrtrainError
-from ocrtrain.metrics import (char_confusions, confusions_to_json, edit_distance, line_cer, summarize,
-                              top_confusions)
+from ocrtrain.metrics import (SUMMARY_MODES, char_confusions, confusions_to_json, edit_distance, line_cer,
+                              metric_key, normalize, summarize, top_confusions)
 
 
 def test_kitten_sitting_by_hand():
@@ -45,6 +45,36 @@ def test_case_insensitive_accuracy():
     assert m["accuracy_ci"] == pytest.approx(2 / 3)
 
 
+def test_whitespace_normalised_figures_forgive_space_runs_only():
+    labels = ["Melk 12,50", "Brød 9,90", "Ost 3,00"]
+    preds = ["Melk    12,50", " Brød 9,90 ", "Ost 3.00"]   # extra spaces, padded, one real error
+    m = summarize(preds, labels)
+    assert m["accuracy"] == 0.0 and m["cer"] == pytest.approx((3 + 2 + 1) / 27)
+    assert m["accuracy_ws"] == pytest.approx(2 / 3) and m["cer_ws"] == pytest.approx(1 / 27)
+    assert m["ned_ws"] == pytest.approx((1 / 8) / 3)
+    # Merged words are a real error under every mode: a missing space is not a space run.
+    merged = summarize(["MelkLett"], ["Melk Lett"])
+    assert merged["accuracy_ws"] == merged["accuracy_ci_ws"] == 0.0 and merged["cer_ws"] == pytest.approx(1 / 9)
+    both = summarize(["MELK   LETT"], ["Melk Lett"])
+    assert (both["accuracy"], both["accuracy_ws"], both["accuracy_ci"], both["accuracy_ci_ws"]) == (0.0, 0.0, 0.0, 1.0)
+    assert both["cer_ci_ws"] == 0.0 and both["cer_ci"] == pytest.approx(2 / 9)
+
+
+def test_normalize_modes_and_keys():
+    assert normalize("\tMelk \n  Lett  ", "ws") == "Melk Lett"
+    assert normalize("Melk  LETT", "ci") == "melk  lett"
+    assert normalize(" Melk  LETT ", "ci_ws") == "melk lett"
+    assert normalize("TOTAL  12.50", "loose") == normalize("Total12.50", "loose") == "total12.50"
+    assert normalize(" x ", "raw") == " x "
+    with pytest.raises(InputError, match="unknown text normalisation 'fuzzy'"):
+        normalize("x", "fuzzy")
+    m = summarize(["a"], ["a"])
+    for mode in SUMMARY_MODES:
+        for key in ("accuracy", "cer", "ned"):
+            assert m[metric_key(key, mode)] is not None
+    assert metric_key("cer") == "cer" and metric_key("accuracy", "ci_ws") == "accuracy_ci_ws"
+
+
 def test_confidences_mean_and_absent():
     assert summarize(["a", "b"], ["a", "c"], [0.5, 1.0])["mean_confidence"] == pytest.approx(0.75)
     assert summarize(["a"], ["a"])["mean_confidence"] is None
@@ -53,7 +83,8 @@ def test_confidences_mean_and_absent():
 def test_empty_inputs_are_undefined_not_perfect():
     m = summarize([], [])
     assert m["n"] == 0
-    for key in ("accuracy", "accuracy_ci", "cer", "wer", "ned", "mean_confidence"):
+    for key in ("accuracy", "accuracy_ci", "cer", "wer", "ned", "mean_confidence", "accuracy_ws", "cer_ws",
+                "cer_ci_ws"):
         assert m[key] is None, key
     c = char_confusions([], [])
     assert c == {"substitutions": {}, "insertions": {}, "deletions": {}, "per_char": {}}

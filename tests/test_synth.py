@@ -179,3 +179,84 @@ def test_cli_help_explains_options(capsys):
                 "--render-blur", "--render-skew", "--render-distortion", "--render-backgrounds",
                 "--render-text-color", "--split-val-fraction", "--split-split-seed"):
         assert opt in text, opt
+
+
+# --- every drawn space is a visible gap --------------------------------------------------
+# Method: with no skew, blur or noise the line is the ink box of the text scaled to the inner
+# height. For each word of the label the font alone says how wide its ink is (getbbox of the
+# word at the render size, times that scale); walking the image's column profile from the first
+# ink column, the blank run where a word's ink should end must be at least 0.75 of the minimum
+# space (MIN_SPACE_EM) wide, and the next word starts where that run ends. A space drawn as
+# narrow as a letter gap (Bebas, Amatic before the fix) leaves no such run and fails.
+
+GAP_EM = 0.15  # 0.75 of the 0.2 em minimum space the renderer promises
+GAP_FONTS = ("BEBAS___.ttf", "Amatic-Bold.ttf", "Roboto-Regular.ttf", "Lato-BlackItalic.ttf", "OpenSans-Light.ttf")
+
+
+def _space_gaps(image, label: str, font_path: str, render) -> list[float]:
+    """Width of the gap found at each space of `label`, in ems (0 where none is found)."""
+    import numpy as np
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(font_path, render.height)
+    ink = np.asarray(image) < 128
+    cols = ink.any(axis=0)
+    left, top, right, bottom = font.getbbox(label)
+    scale = (render.height - 2 * render.margin) / (bottom - top)
+    x = int(np.argmax(cols))
+    found = []
+    for word in label.split(" ")[:-1]:
+        l, _, r, _ = font.getbbox(word)
+        end = x + round((r - l) * scale)
+        window = range(max(x + 1, end - 3), min(len(cols), end + 4))
+        blank = next((c for c in window if not cols[c]), None)
+        if blank is None:
+            found.append(0.0)
+            continue
+        stop = blank
+        while stop < len(cols) and not cols[stop]:
+            stop += 1
+        found.append((stop - blank) / scale / font.size)
+        x = stop
+    return found
+
+
+def _check_spaces(tmp_path, monkeypatch=None):
+    from ocrtrain import synth
+
+    fonts = tmp_path / "fonts"
+    fonts.mkdir(exist_ok=True)
+    for name in GAP_FONTS:
+        shutil.copy(trdg_font_dir() / name, fonts / name)
+    words = tmp_path / "words.txt"
+    words.write_text("MELK\nIMSDAL\nKOKT SKINKE 100 G\nBROD\nTOALETTPAPIR\nSJOKOLADEPUDDING\n", encoding="utf-8")
+    cfg = SynthConfig(count=40, seed=4, source=str(words), upper_prob=1.0,
+                      templates=("{qty} {item} {price}", "{item} {price}", "{date} {time}"), template_weights=(),
+                      render=RenderConfig(fonts=str(fonts), skew=0, blur=0, backgrounds=("plain",)))
+    labels, fonts_used = synth._prepare(cfg)
+    samples = preview(cfg, cfg.count)
+    assert [label for _, label in samples] == labels
+    bad = []
+    for (image, label), font in zip(samples, fonts_used):
+        gaps = _space_gaps(image, label, font, cfg.render)
+        if min(gaps, default=1.0) < GAP_EM:
+            bad.append((label, font.rsplit("/", 1)[-1], [round(g, 3) for g in gaps]))
+    return bad, {f.rsplit("/", 1)[-1] for f in fonts_used}
+
+
+def test_every_space_in_a_label_is_a_visible_gap(tmp_path):
+    from ocrtrain import synth
+
+    assert synth.MIN_SPACE_EM >= 0.2
+    bad, used = _check_spaces(tmp_path)
+    assert used == set(GAP_FONTS)
+    assert bad == []
+
+
+def test_space_check_catches_spaces_as_narrow_as_letter_gaps(tmp_path, monkeypatch):
+    from ocrtrain import synth
+
+    # The font's own spaces (the drawing before the fix): Bebas and Amatic lines fail the check.
+    monkeypatch.setattr(synth, "MIN_SPACE_EM", 0.0)
+    bad, _ = _check_spaces(tmp_path)
+    assert bad and {font for _, font, _ in bad} <= {"BEBAS___.ttf", "Amatic-Bold.ttf"}

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from ocrtrain.errors import ConfigError
-from ocrtrain.templates import FIELDS, check_template, fill_template, make_labels, make_price
+from ocrtrain.templates import (DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, FIELDS, check_template, collapse_spaces,
+                                fill_template, make_labels, make_price)
 
 ITEMS = ["Melk", "Brød", "Rømme lett 18%", "Blåbær"]
 
@@ -47,7 +48,18 @@ def test_weights_steer_template_choice():
     dates = sum(bool(re.fullmatch(r"\d\d\.\d\d\.\d{4}", x)) for x in labels)
     assert 120 < dates < 280
     only = make_labels(50, ["{item}    {price}", "{date}"], [1, 0], ["Melk"], seed=1)
-    assert all(x.startswith("Melk    ") for x in only)
+    assert all(re.fullmatch(r"Melk \d+,\d\d", x) for x in only)
+
+
+def test_single_spaces_by_default_and_runs_kept_when_asked():
+    assert all("  " not in t for t in DEFAULT_TEMPLATES) and len(DEFAULT_WEIGHTS) == len(DEFAULT_TEMPLATES)
+    items = ["Rømme  lett 18%"]
+    single = make_labels(20, ["{qty}   {item}    {price}"], [1], items, seed=3)
+    assert all("  " not in x and x.count(" ") == 5 for x in single)
+    kept = make_labels(20, ["{qty}   {item}    {price}"], [1], items, seed=3, single_spaces=False)
+    assert all("x   Rømme  lett 18%    " in x for x in kept)
+    assert [collapse_spaces(x) for x in kept] == single
+    assert collapse_spaces("  a   b ") == "a b"
 
 
 def test_case_variants():
