@@ -20,10 +20,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Iterator, Optional, Union
 
 from .config import Config, check
 from .errors import DatasetError
+from .fsutil import write_json_atomic  # re-exported: other modules import it from here
 from .lmdb_io import LmdbReader, LmdbWriter, is_lmdb
 
 __all__ = ["SPLITS", "SplitConfig", "DatasetWriter", "Dataset", "Rejected", "write_json_atomic"]
@@ -31,17 +32,6 @@ __all__ = ["SPLITS", "SplitConfig", "DatasetWriter", "Dataset", "Rejected", "wri
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 REJECTED = "rejected.csv"
-
-
-def write_json_atomic(path: Union[str, Path], data: Any) -> None:
-    """Write JSON to `path` via a temp file + rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

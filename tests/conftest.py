@@ -46,3 +46,18 @@ def tiny_dataset(tmp_path_factory) -> Path:
         for i, label in enumerate(sample_labels(40)):
             writer.add(png_bytes(draw_line(label)), label, sample=f"drawn-{i}")
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ocrtrain_home(tmp_path_factory):
+    """OCRTRAIN_HOME in a temporary folder for the whole session, so no test touches ~/ocrtrain
+    (set in os.environ, not monkeypatched, so that module-scoped fixtures and jobs see it too)."""
+    import os
+
+    old = os.environ.get("OCRTRAIN_HOME")
+    os.environ["OCRTRAIN_HOME"] = str(tmp_path_factory.mktemp("ocrtrain-home"))
+    yield Path(os.environ["OCRTRAIN_HOME"])
+    if old is None:
+        os.environ.pop("OCRTRAIN_HOME", None)
+    else:
+        os.environ["OCRTRAIN_HOME"] = old

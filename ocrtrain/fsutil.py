@@ -1,0 +1,223 @@
+"""Small file and time helpers shared by the whole package: atomic writes, one JSON reader,
+one file lock, timestamps and one duration format.
+
+Atomic writes go through a temporary file in the same folder and ``os.replace``, so a reader
+(the dashboard, another process) sees the old file or the new one, never half of one.
+
+>>> from ocrtrain.fsutil import format_duration
+>>> format_duration(3725), format_duration(65), format_duration(None)
+('1h02m05s', '1m05s', '?')
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+
+from .errors import InputError
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+try:  # Windows
+    import msvcrt  # type: ignore[import-not-found]
+except ImportError:
+    msvcrt = None  # type: ignore[assignment]
+
+__all__ = [
+    "PathLike",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_text_atomic",
+    "write_json_atomic",
+    "copy_atomic",
+    "read_json",
+    "file_lock",
+    "try_lock",
+    "unlock",
+    "now_iso",
+    "utc_stamp",
+    "parse_time",
+    "format_duration",
+]
+
+PathLike = Union[str, Path]
+_MISSING = object()
+
+
+def _tmp_for(path: Path) -> Path:
+    # pid + thread: two writers of the same file never share a temporary file.
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def write_atomic(path: PathLike, write: Callable[[BinaryIO], Any], fsync: bool = True) -> Path:
+    """Call ``write(fh)`` on a temporary binary file, then rename it to `path` (parents are made)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_for(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically."""
+    return write_atomic(path, lambda fh: fh.write(data))
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: PathLike, data: Any, indent: Optional[int] = 2) -> Path:
+    """Write `data` as JSON (UTF-8, not ASCII-escaped) to `path` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False))
+
+
+def copy_atomic(src: PathLike, dst: PathLike) -> Path:
+    """Copy file `src` to `dst` so that `dst` is never seen half-copied."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_for(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dst
+
+
+def read_json(path: PathLike, default: Any = _MISSING) -> Any:
+    """The JSON in `path`; `default` when the file is missing (InputError without a default).
+
+    A file that is not valid JSON raises InputError naming it (writers here are atomic, so that
+    is damage, not a write in progress).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if default is _MISSING:
+            raise InputError(f"{path} does not exist: check the path") from None
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}): the file is damaged; restore or remove it") from None
+
+
+# --------------------------------------------------------------------------- locks
+
+def try_lock(fh, blocking: bool = False) -> bool:
+    """Take an exclusive lock on open file `fh` (flock on POSIX, msvcrt on Windows); False if held.
+
+    The operating system frees the lock when its holder dies, even by ``kill -9``.
+    """
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            return False
+    if msvcrt is not None:  # pragma: no cover - Windows
+        while True:
+            try:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.05)
+    return True  # pragma: no cover - no locking primitive: a single writer is assumed
+
+
+def unlock(fh) -> None:
+    """Release a lock taken with :func:`try_lock`."""
+    if fcntl is not None:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    elif msvcrt is not None:  # pragma: no cover - Windows
+        fh.seek(0)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the lock file `path` (created if missing) across processes and threads."""
+    key = os.path.abspath(path)
+    with _THREAD_LOCKS_GUARD:
+        local = _THREAD_LOCKS.setdefault(key, threading.Lock())
+    # flock is per open file description, so threads are also serialized here (msvcrt is per process).
+    with local, open(path, "a+") as fh:
+        try_lock(fh, blocking=True)
+        try:
+            yield
+        finally:
+            unlock(fh)
+
+
+# --------------------------------------------------------------------------- time
+
+def now_iso() -> str:
+    """Local time with its UTC offset, e.g. ``2026-12-02T18:31:14+0100`` (sorts by time on one host)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def utc_stamp(when: Optional[float] = None) -> str:
+    """A UTC time stamp with milliseconds for file names, e.g. ``20261202T173114.123Z``."""
+    dt = datetime.fromtimestamp(time.time() if when is None else when, tz=timezone.utc)
+    return dt.strftime("%Y%m%dT%H%M%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: Any) -> Optional[float]:
+    """Seconds since the epoch of an ISO time (with or without offset, ``Z``), a :func:`utc_stamp`
+    or a number; None when empty or unreadable (a time without offset is local time)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    for fmt in ("%Y%m%dT%H%M%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S", "%Y%m%d-%H%M%S"):
+        try:
+            return datetime.strptime(text, fmt).timestamp()
+        except ValueError:
+            pass
+    return None
+
+
+def format_duration(seconds: Optional[float], missing: str = "?") -> str:
+    """``1h02m05s``, ``4m07s`` or ``9s``; `missing` for None, NaN or negative values."""
+    if seconds is None or seconds != seconds or seconds < 0 or seconds == float("inf"):
+        return missing
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

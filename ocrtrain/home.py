@@ -1,0 +1,85 @@
+"""Where datasets and runs live: one rule for the CLI, the notebooks and the dashboard.
+
+The home folder is ``$OCRTRAIN_HOME`` when set, else ``~/ocrtrain``. It holds::
+
+    HOME/datasets/NAME/   dataset folders (``ocrtrain synth/import``, the Dataset tab)
+    HOME/runs/NAME/       run folders (``ocrtrain train``, ``run-notebook``, the Train tab)
+
+A bare name (``receipts``) is looked up under these roots; anything that looks like a path
+(``./receipts``, ``runs/r1``, ``/data/x``, ``~/x``) is used as given, so a folder anywhere opens
+in the CLI and in the dashboard alike.
+
+>>> runs_root() == home() / "runs", resolve_run("r1") == runs_root() / "r1", str(resolve_run("./r1"))
+(True, True, 'r1')
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+__all__ = ["HOME_ENV", "DEFAULT_HOME", "home", "runs_root", "datasets_root", "templates_root",
+           "is_bare_name", "resolve_run", "resolve_dataset"]
+
+#: The environment variable naming the home folder.
+HOME_ENV = "OCRTRAIN_HOME"
+#: The home folder when the variable is not set.
+DEFAULT_HOME = "~/ocrtrain"
+
+PathLike = Union[str, Path]
+
+
+def home() -> Path:
+    """``$OCRTRAIN_HOME``, else ``~/ocrtrain`` (user-expanded, not created)."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+def runs_root() -> Path:
+    """``HOME/runs``: where new run folders go and where the dashboard's Monitor looks."""
+    return home() / "runs"
+
+
+def datasets_root() -> Path:
+    """``HOME/datasets``: where new dataset folders go and where dataset pickers look."""
+    return home() / "datasets"
+
+
+def templates_root() -> Path:
+    """``HOME/templates``: the user's saved training templates."""
+    return home() / "templates"
+
+
+def is_bare_name(text: PathLike) -> bool:
+    """True for a plain folder name (no separator, not ``.``/``..``/``~``-prefixed, not absolute)."""
+    text = str(text)
+    return bool(text) and text not in (".", "..") and not text.startswith(("~", ".")) \
+        and os.sep not in text and "/" not in text and not (os.altsep and os.altsep in text)
+
+
+def _resolve(text: PathLike, root: Path) -> Path:
+    if isinstance(text, Path) or not is_bare_name(text):
+        return Path(text).expanduser()
+    under = root / str(text)
+    if under.exists() or not Path(str(text)).exists():
+        return under
+    return Path(str(text))  # a folder of that name in the working directory, as before
+
+
+def resolve_run(name_or_path: PathLike) -> Path:
+    """A run folder: a bare name under :func:`runs_root` (or in the working directory when only
+    there), a path as given. The folder need not exist (callers say what is missing).
+
+    >>> resolve_run("/somewhere/r1").as_posix()
+    '/somewhere/r1'
+    """
+    return _resolve(name_or_path, runs_root())
+
+
+def resolve_dataset(name_or_path: PathLike) -> Path:
+    """A dataset folder: a bare name under :func:`datasets_root` (or in the working directory when
+    only there), a path as given.
+
+    >>> resolve_dataset("/data/receipts").as_posix()
+    '/data/receipts'
+    """
+    return _resolve(name_or_path, datasets_root())
