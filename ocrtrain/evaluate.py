@@ -22,7 +22,8 @@ from .errors import DatasetError, InputError
 from .events import Callback, Progress, emit
 from .images import decode_image
 from .lmdb_io import LmdbReader, is_lmdb
-from .metrics import char_confusions, confusions_to_json, edit_distance, summarize, top_confusions
+from .metrics import (VERDICT_MODE, char_confusions, confusions_to_json, edit_distance, metric_key, normalize,
+                      summarize, top_confusions)
 
 __all__ = [
     "EvalReport",
@@ -242,31 +243,41 @@ def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device
 
 @dataclass
 class CompareReport:
-    """Two models on the same samples; each sample is better/worse/same by edit distance."""
+    """Two models on the same samples; each sample is better/worse/same by edit distance.
+
+    Verdicts compare text normalised by `mode` (default :data:`ocrtrain.metrics.VERDICT_MODE`,
+    runs of spaces collapsed): a model that reads "Melk  12,50" for "Melk 12,50" has not got
+    worse. Rows keep the raw distances too (``before_distance_raw``, ``after_distance_raw``).
+    """
 
     before: EvalReport
     after: EvalReport
     rows: list
     counts: dict
     info: dict = field(default_factory=dict)
+    mode: str = VERDICT_MODE
 
     @classmethod
-    def from_reports(cls, before: EvalReport, after: EvalReport, info: Optional[dict] = None) -> "CompareReport":
-        """Pair two reports on the same samples; "better" = smaller edit distance after."""
+    def from_reports(cls, before: EvalReport, after: EvalReport, info: Optional[dict] = None,
+                     mode: str = VERDICT_MODE) -> "CompareReport":
+        """Pair two reports on the same samples; "better" = smaller edit distance after (under `mode`)."""
         if [r["label"] for r in before.rows] != [r["label"] for r in after.rows]:
             raise InputError(f"cannot compare {before.source} on {before.data} with {after.source} on "
                              f"{after.data}: the samples differ; evaluate both on the same data and limit")
         rows = []
         counts = {"better": 0, "worse": 0, "same": 0}
         for rb, ra in zip(before.rows, after.rows):
-            db, da = rb["distance"], ra["distance"]
+            gold = normalize(rb["label"], mode)
+            db = edit_distance(normalize(rb["prediction"], mode), gold)
+            da = edit_distance(normalize(ra["prediction"], mode), gold)
             verdict = "better" if da < db else "worse" if da > db else "same"
             counts[verdict] += 1
             rows.append({"index": rb["index"], "label": rb["label"], "before": rb["prediction"],
                          "after": ra["prediction"], "before_distance": db, "after_distance": da,
+                         "before_distance_raw": rb["distance"], "after_distance_raw": ra["distance"],
                          "before_confidence": rb["confidence"], "after_confidence": ra["confidence"],
                          "verdict": verdict})
-        return cls(before=before, after=after, rows=rows, counts=counts, info=dict(info or {}))
+        return cls(before=before, after=after, rows=rows, counts=counts, info=dict(info or {}), mode=mode)
 
     @property
     def regressions(self) -> list[dict]:
@@ -288,6 +299,12 @@ class CompareReport:
                 out[key] = a - b
         return out
 
+    def verdict(self) -> dict:
+        """The headline: the mode, and after - before of line accuracy and CER under it."""
+        d = self.delta()
+        return {"mode": self.mode, "accuracy": d.get(metric_key("accuracy", self.mode)),
+                "cer": d.get(metric_key("cer", self.mode)), **self.counts}
+
     def to_dict(self) -> dict:
         # Regressions come first: they are what a user must look at before shipping a model.
         return {
@@ -297,6 +314,7 @@ class CompareReport:
             "data": self.after.data,
             "split": self.after.split,
             "counts": dict(self.counts),
+            "verdict": self.verdict(),
             "regressions": self.regressions,
             "improvements": self.improvements,
             "metrics": {"before": dict(self.before.metrics), "after": dict(self.after.metrics),
@@ -315,8 +333,10 @@ class CompareReport:
 
 def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
             batch_size: int = 32, reader_compatible: bool = False, callback: Optional[Callback] = None,
-            worst_k: int = 20) -> CompareReport:
+            worst_k: int = 20, mode: str = VERDICT_MODE) -> CompareReport:
     """Evaluate `before` (e.g. the origin) and `after` (e.g. the fine-tuned run) on the same samples.
+
+    Per-sample verdicts compare text normalised by `mode` (see :class:`CompareReport`).
 
     Emits ``Progress("compare", done, total)``; images are decoded once for both models.
     """
@@ -338,7 +358,7 @@ def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, 
             "limit": limit, "split_size": len(reader), "reader_compatible": reader_compatible}
     rep_b = EvalReport.from_predictions(spec_before, str(reader.path), split, labels, preds_b, worst_k, info)
     rep_a = EvalReport.from_predictions(spec_after, str(reader.path), split, labels, preds_a, worst_k, info)
-    return CompareReport.from_reports(rep_b, rep_a, info)
+    return CompareReport.from_reports(rep_b, rep_a, info, mode=mode)
 
 
 def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path], limit: Optional[int] = 300,

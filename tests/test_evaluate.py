@@ -79,6 +79,19 @@ class _P:
         self.text, self.confidence = text, confidence
 
 
+def test_compare_verdicts_ignore_space_runs_unless_raw():
+    labels = ["Melk 12,50", "Ost 3"]
+    before = EvalReport.from_predictions("a", "d", "test", labels, [_P("Melk 12,50", .9), _P("Ost  3", .9)])
+    after = EvalReport.from_predictions("b", "d", "test", labels, [_P("Melk    12,50", .9), _P("Ost 3", .9)])
+    rep = CompareReport.from_reports(before, after)
+    assert rep.counts == {"better": 0, "worse": 0, "same": 2} and rep.regressions == []
+    assert rep.rows[0]["after_distance_raw"] == 3 and rep.rows[0]["after_distance"] == 0
+    assert rep.verdict()["accuracy"] == pytest.approx(0.0) and rep.delta()["accuracy"] == pytest.approx(0.0)
+    raw = CompareReport.from_reports(before, after, mode="raw")
+    assert raw.counts == {"better": 1, "worse": 1, "same": 0} and raw.regressions[0]["label"] == "Melk 12,50"
+    assert raw.verdict()["mode"] == "raw"
+
+
 def test_compare_verdicts_from_reports(tmp_path):
     labels = ["Brød 12,50", "Melk", "Ost 3"]
     before = EvalReport.from_predictions("a", "d", "test", labels,
@@ -94,6 +107,7 @@ def test_compare_verdicts_from_reports(tmp_path):
     assert d["metrics"]["delta"]["accuracy"] == pytest.approx(0.0)
     assert d["metrics"]["delta"]["cer"] == pytest.approx(0.0)  # one char fixed, one lost
     assert json.loads(json.dumps(d, ensure_ascii=False))["regressions"][0]["after"] == "Mel"
+    assert d["verdict"]["mode"] == "ws" and d["verdict"]["accuracy"] == pytest.approx(0.0)
     other = EvalReport.from_predictions("c", "d", "test", labels[:2], [_P("x", 0), _P("y", 0)])
     with pytest.raises(InputError, match="samples differ"):
         CompareReport.from_reports(before, other)

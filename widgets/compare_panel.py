@@ -26,10 +26,14 @@ from .workspace import Workspace
 
 __all__ = ["ComparePanel", "highlight_errors"]
 
-METRICS = [("accuracy", "line accuracy", True), ("accuracy_ci", "line accuracy (any case)", True),
-           ("cer", "CER", False), ("wer", "WER", False), ("ned", "NED", False),
-           ("mean_confidence", "mean confidence", True)]
+# Raw and whitespace-normalised figures side by side (ocrtrain.metrics: "_ws" = runs of spaces
+# collapsed, "_ci" = any case); the first five are also drawn as bars.
+METRICS = [("accuracy", "line accuracy", True), ("accuracy_ws", "line accuracy (spaces collapsed)", True),
+           ("cer", "CER", False), ("cer_ws", "CER (spaces collapsed)", False),
+           ("accuracy_ci_ws", "line accuracy (any case, spaces collapsed)", True),
+           ("wer", "WER", False), ("ned", "NED", False), ("mean_confidence", "mean confidence", True)]
 GALLERY_ROWS = 40
+_MODE_NAMES = {"raw": "as read", "ws": "spaces collapsed", "ci": "any case", "ci_ws": "any case, spaces collapsed"}
 
 
 def highlight_errors(prediction: str, label: str) -> str:
@@ -282,7 +286,8 @@ class ComparePanel(W.VBox):
             f"{html.escape(_short(report['before']))}</th><th title='{html.escape(report['after'])}'>after: "
             f"{html.escape(_short(report['after']))}</th><th>change</th></tr>{''.join(rows)}</table>"
             f"<div class='ocrtrain-help'>{report.get('split', 'test')} split of {html.escape(str(report.get('data')))}: "
-            f"n={m['after'].get('n')} · better {c['better']} · worse {c['worse']} · same {c['same']}</div>")
+            f"n={m['after'].get('n')} · better {c['better']} · worse {c['worse']} · same {c['same']}"
+            f" (per line, {_MODE_NAMES.get(report.get('verdict', {}).get('mode', 'raw'), 'as read')})</div>")
         self._render_charts(report)
         self._render_gallery()
 

@@ -26,7 +26,9 @@ TRACES = [
     ("train", "train_loss", 1, 1, "train loss"),
     ("val", "val_loss", 1, 1, "val loss"),
     ("val", "accuracy", 1, 2, "line accuracy"),
+    ("val", "accuracy_ws", 1, 2, "line accuracy (spaces collapsed)"),
     ("val", "cer", 2, 1, "CER"),
+    ("val", "cer_ws", 2, 1, "CER (spaces collapsed)"),
     ("train", "lr", 2, 2, "learning rate"),
 ]
 
