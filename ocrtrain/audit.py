@@ -11,13 +11,14 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from PIL import Image
 
 from .charset import Charset, english_g2_charset
 from .dataset import SPLITS, Dataset
 from .errors import ConfigError, DatasetError
+from .families import DEFAULT_FAMILY, ModelFamily, get_family
 
 __all__ = ["AuditReport", "audit_dataset", "resolve_charset", "ctc_length_needed", "ctc_steps"]
 
@@ -38,17 +39,34 @@ def resolve_charset(base: Union[str, Charset]) -> tuple[str, Charset]:
 
 def ctc_length_needed(label: str) -> int:
     """Time steps CTC needs for `label`: one per character plus a blank between each repeat."""
-    return len(label) + sum(1 for a, b in zip(label, label[1:]) if a == b)
+    from .families.ctc import ctc_steps_needed
+
+    return ctc_steps_needed(label)
 
 
 def ctc_steps(width: int, height: int, model_height: int = 64) -> int:
-    """Time steps english_g2's VGG emits for an image of this size.
+    """Time steps english_g2's VGG emits for an image of this size, as training feeds it.
 
-    The image is resized to `model_height` keeping its aspect; two 2x2 poolings divide the
-    width by 4 and the final 2x2 convolution (no padding) removes one more column.
+    Training pads the line to EasyOCR's width ``ceil(aspect) * model_height``; two 2x2 poolings
+    divide it by 4 and the final 2x2 convolution (no padding) removes one more column.
     """
-    resized = math.ceil(model_height * width / max(1, height))
-    return max(0, resized // 4 - 1)
+    from .model import Recognizer
+    from .preprocess import padded_width
+
+    return max(0, Recognizer.sequence_length(padded_width((max(1, height), max(1, width)), model_height)))
+
+
+def _audit_family(family: Union[str, ModelFamily], options: Optional[Mapping[str, Any]],
+                  model_height: Optional[int]) -> tuple[ModelFamily, dict]:
+    """The family and options whose label rule (the one training applies) the audit uses."""
+    family = get_family(family)
+    config = family.options(options)
+    if model_height is not None and int(model_height) != family.img_height(config):
+        if "img_height" not in config.field_names():
+            raise ConfigError(f"model_height {model_height} does not apply to the {family.name} family "
+                              f"(input height {family.img_height(config)}): give family_options instead")
+        config = config.replace(img_height=int(model_height))
+    return family, config.to_dict()
 
 
 def _histogram(values: list[float], bins: int = 20, integer: bool = True) -> dict:
@@ -156,15 +174,19 @@ class AuditReport:
 
 def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "english_g2",
                   max_label_length: Optional[int] = None, max_images: int = 20000,
-                  model_height: int = 64) -> AuditReport:
+                  model_height: Optional[int] = 64, family: Union[str, ModelFamily] = DEFAULT_FAMILY,
+                  family_options: Optional[Mapping[str, Any]] = None) -> AuditReport:
     """Audit a dataset folder (or a bare LMDB folder) against a base model's charset.
 
     `max_images` bounds the image headers read per split (evenly spaced); labels are all read.
-    A label is flagged when CTC cannot fit it into its image's time steps (see :func:`ctc_steps`)
-    or when it is longer than `max_label_length`.
+    A label is flagged when the model `family` could not train on it from its image (the very
+    rule training applies, ``family.check_label``: for CTC, its steps at `model_height`, see
+    :func:`ctc_steps`) or when it is longer than `max_label_length`.
     """
     if max_images < 0:
         raise ConfigError(f"max_images must be >= 0, got {max_images}")
+    family, options = _audit_family(family, family_options, model_height)
+    model_height = family.img_height(options)
     base_name, base = resolve_charset(base_charset)
     ds = Dataset(path)
     counts: dict[str, int] = {}
@@ -217,11 +239,9 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
                         widths.append(w)
                         heights.append(h)
                         aspects.append(w / max(1, h))
-                        steps = ctc_steps(w, h, model_height)
-                        need = ctc_length_needed(label)
-                        if need > steps:
-                            reasons.append(f"needs {need} CTC steps, a {w}x{h} image gives {steps} at "
-                                           f"height {model_height}: use a wider crop or a shorter label")
+                        problem = family.check_label(family.normalize_label(label, options), (h, w), options)
+                        if problem:
+                            reasons.append(problem)
                 if reasons:
                     too_long_count += 1
                     if len(too_long) < _TOO_LONG_LISTED:

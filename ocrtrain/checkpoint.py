@@ -2,8 +2,11 @@
 
 Layout (``format: ocrtrain-checkpoint/1``)::
 
-    {"format", "model_config": dict, "charset": str, "state_dict": {name: tensor},
+    {"format", "family": str, "model_config": dict, "charset": str, "state_dict": {name: tensor},
      "step": int, "metrics": dict, ...extra}   # last.pt adds optimizer, scheduler, rng, epoch, samples_seen
+
+``family`` names the model family (:mod:`ocrtrain.families`) and ``model_config`` holds its options;
+checkpoints written before families existed have no ``family`` and read as ``easyocr-crnn``.
 
 Writes are atomic (temporary file + ``os.replace``), so a crash never leaves half a checkpoint.
 
@@ -23,14 +26,20 @@ from typing import Any, Mapping, Optional, Union
 
 import torch
 
-from .charset import Charset
-from .errors import ConfigError, ModelError
-from .model import ModelConfig, Recognizer, check_state_dict, strip_module_prefix
+from torch import nn
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "read_torch_file"]
+from .charset import Charset
+from .config import Config
+from .errors import ConfigError, ModelError
+from .families import DEFAULT_FAMILY, ModelFamily, family_of_model, get_family
+from .model import strip_module_prefix
+
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_family", "model_from_checkpoint",
+           "read_torch_file"]
 
 CHECKPOINT_FORMAT = "ocrtrain-checkpoint/1"
 _BASE_KEYS = ("format", "model_config", "charset", "state_dict", "step", "metrics")
+_RESERVED_KEYS = (*_BASE_KEYS, "family")
 _PLAIN = (str, bytes, int, float, complex, bool, type(None), torch.Size, torch.dtype, torch.device)
 
 
@@ -62,28 +71,37 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(path: Union[str, Path], model: Recognizer, charset: Charset, model_config: ModelConfig,
-                    step: int, metrics: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write a checkpoint atomically; `extra` adds resumable state (optimizer, scheduler, rng...)."""
+def save_checkpoint(path: Union[str, Path], model: nn.Module, charset: Charset,
+                    model_config: Union[Config, Mapping[str, Any]], step: int, metrics: Mapping[str, Any],
+                    extra: Optional[Mapping[str, Any]] = None,
+                    family: Union[str, ModelFamily, None] = None) -> Path:
+    """Write a checkpoint atomically; `extra` adds resumable state (optimizer, scheduler, rng...).
+
+    `model_config` is the family's options (Config or dict); `family` defaults to the family
+    that builds `model`.
+    """
     path = Path(path)
     # DataParallel (.module) and torch.compile (._orig_mod) wrappers would prefix every key.
     for attr in ("_orig_mod", "module", "_orig_mod"):
         inner = getattr(model, attr, None)
         if isinstance(inner, torch.nn.Module):
             model = inner
-    if model.num_class != charset.num_classes:
-        raise ModelError(f"model has {model.num_class} classes but charset {len(charset)} characters "
-                         f"(+ blank = {charset.num_classes}): adapt the charset before saving")
+    family = get_family(family) if family is not None else family_of_model(model)
+    needed = family.num_classes(charset)
+    if family.head_size(model) != needed:
+        raise ModelError(f"model has {family.head_size(model)} classes but charset {len(charset)} characters "
+                         f"({family.special_classes} = {needed} classes in {family.name}): adapt the charset before saving")
     data: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
-        "model_config": model_config.to_dict(),
+        "family": family.name,
+        "model_config": family.options(model_config).to_dict(),
         "charset": charset.chars,
         "state_dict": {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()},
         "step": int(step),
         "metrics": {str(k): _plain_number(v) for k, v in (metrics or {}).items()},
     }
     for key, value in (extra or {}).items():
-        if key in _BASE_KEYS:
+        if key in _RESERVED_KEYS:
             raise ConfigError(f"extra checkpoint key {key!r} would replace a base entry: use another name")
         data[key] = value
     _check_plain(data, "checkpoint")
@@ -145,19 +163,31 @@ def load_checkpoint(path: Union[str, Path]) -> dict:
     if missing:
         raise ModelError(f"{path} lacks checkpoint entries {missing}: the file is damaged; use another version")
     try:
-        config = ModelConfig.from_dict(data["model_config"])
+        family = checkpoint_family(data)
+        config = family.options(data["model_config"])
         charset = Charset(data["charset"])
     except ConfigError as exc:
-        raise ModelError(f"{path} has an invalid model_config or charset ({exc}): use another version") from None
-    check_state_dict(config, charset.num_classes, strip_module_prefix(data["state_dict"]), str(path))
+        raise ModelError(f"{path} has an invalid family, model_config or charset ({exc}): "
+                         "use another version") from None
+    family.check_state_dict(config, family.num_classes(charset), strip_module_prefix(data["state_dict"]), str(path))
     return data
 
 
+def checkpoint_family(checkpoint: Mapping[str, Any]) -> ModelFamily:
+    """The model family a checkpoint dict records (``easyocr-crnn`` when it records none)."""
+    return get_family(checkpoint.get("family") or DEFAULT_FAMILY)
+
+
 def model_from_checkpoint(checkpoint: Mapping[str, Any], device: Union[str, torch.device] = "cpu"
-                          ) -> tuple[Recognizer, Charset, ModelConfig]:
-    """Build the Recognizer of a loaded checkpoint dict (strict weight load)."""
-    config = ModelConfig.from_dict(checkpoint["model_config"])
+                          ) -> tuple[nn.Module, Charset, Config]:
+    """Build the model of a loaded checkpoint dict (strict weight load): (model, charset, options).
+
+    The family is :func:`checkpoint_family`'s; options are its Config (``ModelConfig`` for
+    ``easyocr-crnn``).
+    """
+    family = checkpoint_family(checkpoint)
+    config = family.options(checkpoint["model_config"])
     charset = Charset(checkpoint["charset"])
-    model = Recognizer(config, charset.num_classes)
+    model = family.build(config, family.num_classes(charset))
     model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]), strict=True)
     return model.to(device), charset, config

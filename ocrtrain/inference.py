@@ -1,9 +1,10 @@
-"""Reading line images with a Recognizer: width-bucketed batches, greedy CTC, EasyOCR's confidence.
+"""Reading line images with a model of any family: width-bucketed batches, the family's decoding.
 
-Each line is padded to its own EasyOCR width (``ceil(aspect) * 64``) and batched only with lines of
-that width, so every line gets exactly the tensor ``Reader.recognize`` would build for it alone.
-Confidence is EasyOCR's: softmax, the max probability of each non-blank step, and
-``prod ** (2 / sqrt(n))``.
+Each line gets the input width its family gives it (``easyocr-crnn``: its own EasyOCR width,
+``ceil(aspect) * 64``; ``dtrb``: the fixed ``imgW``) and is batched only with lines of that width,
+so every line gets exactly the tensor it would get alone (for english_g2: what ``Reader.recognize``
+builds). Decoding and confidence are the family's (``easyocr-crnn``: EasyOCR's softmax, the max
+probability of each non-blank step, and ``prod ** (2 / sqrt(n))``).
 
 On CPU the convolutional part runs on oneDNN (MKL-DNN) layout tensors, about 1.5x faster than
 NCHW for the same numbers (differences ~1e-6). ``quantize=True`` applies the qint8 dynamic
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 from itertools import groupby
 from typing import Optional, Sequence, Union
 
@@ -25,46 +25,12 @@ import torch
 
 from .charset import Charset
 from .errors import ConfigError
+from .families import ModelFamily, Prediction, family_of_model, get_family
+from .families.ctc import custom_mean, decode_logits
 from .model import Recognizer
-from .preprocess import ImageLike, batch_tensor, padded_width, resize_to_height, to_gray
+from .preprocess import ImageLike, to_gray
 
 __all__ = ["Prediction", "custom_mean", "decode_logits", "Predictor"]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Text read from one line image and EasyOCR's confidence for it (0..1)."""
-
-    text: str
-    confidence: float
-
-
-def custom_mean(probs: np.ndarray) -> float:
-    """EasyOCR's line confidence: product of step probabilities ** (2 / sqrt(n))."""
-    return float(probs.prod() ** (2.0 / np.sqrt(len(probs))))
-
-
-def decode_logits(logits: torch.Tensor, charset: Charset, ignore: Sequence[int] = ()) -> list[Prediction]:
-    """Greedy CTC decoding of logits [B, T, C] with EasyOCR's confidence.
-
-    `ignore` are class indices whose probability is zeroed before renormalizing (EasyOCR's
-    ``ignore_char``); EasyOCR renormalizes even when nothing is ignored, and so do we.
-    """
-    probs = torch.softmax(logits.detach().float(), dim=2).cpu().numpy()
-    if len(ignore):
-        probs[:, :, list(ignore)] = 0.0
-    probs = probs / np.expand_dims(probs.sum(axis=2), axis=-1)
-    values = probs.max(axis=2)
-    indices = probs.argmax(axis=2)
-    out = []
-    for steps, best in zip(values, indices):
-        kept = steps[best != Charset.BLANK]
-        confidence = custom_mean(kept) if len(kept) else custom_mean(np.array([0.0]))
-        out.append(Prediction(charset.decode_ctc(best.tolist()), confidence))
-    return out
-
-
-_STAGES = ("FeatureExtraction", "AdaptiveAvgPool", "SequenceModeling", "Prediction")
 
 
 def _check_quantize_device(quantize: bool, device: torch.device) -> None:
@@ -74,7 +40,7 @@ def _check_quantize_device(quantize: bool, device: torch.device) -> None:
                           "drop --quantize or use --device cpu")
 
 
-def _quantize_dynamic(model: Recognizer) -> Recognizer:
+def _quantize_dynamic(model: torch.nn.Module) -> torch.nn.Module:
     """A qint8 dynamically quantized copy of `model`, as easyocr's ``get_recognizer`` makes on CPU."""
     model = copy.deepcopy(model).cpu().eval()
     with warnings.catch_warnings():
@@ -83,6 +49,18 @@ def _quantize_dynamic(model: Recognizer) -> Recognizer:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
         return torch.ao.quantization.quantize_dynamic(model, dtype=torch.qint8)
+
+
+def _options_with_height(family: ModelFamily, model: torch.nn.Module, options: Optional[dict],
+                         height: Optional[int]) -> dict:
+    """The family options to read with; `height` overrides a CRNN's line height (others must match)."""
+    config = family.options(options if options is not None else family.model_options(model))
+    if height is None or int(height) == family.img_height(config):
+        return config.to_dict()
+    if "img_height" in config.field_names():
+        return config.replace(img_height=int(height)).to_dict()
+    raise ConfigError(f"height {height} differs from the {family.name} model's input height "
+                      f"{family.img_height(config)}, which it was built for: leave height unset")
 
 
 class Predictor:
@@ -100,14 +78,19 @@ class Predictor:
     (PyTorch's dynamic quantization has CPU kernels only, and Reader ignores it on a GPU).
     """
 
-    def __init__(self, model: Recognizer, charset: Charset, device: Union[str, torch.device] = "cpu",
+    def __init__(self, model: torch.nn.Module, charset: Charset, device: Union[str, torch.device] = "cpu",
                  batch_size: int = 32, height: Optional[int] = None, reader_compatible: bool = False,
-                 contrast_ths: float = 0.1, adjust_contrast: float = 0.5, quantize: bool = False):
+                 contrast_ths: float = 0.1, adjust_contrast: float = 0.5, quantize: bool = False,
+                 family: Union[str, ModelFamily, None] = None, family_options: Optional[dict] = None):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if model.num_class != charset.num_classes:
-            raise ConfigError(f"model has {model.num_class} classes but the charset {charset.num_classes} "
-                              "(with blank): pass the charset the model was trained with")
+        self.family = get_family(family) if family is not None else family_of_model(model)
+        self.options = _options_with_height(self.family, model, family_options, height)
+        needed = self.family.num_classes(charset)
+        if self.family.head_size(model) != needed:
+            raise ConfigError(f"model has {self.family.head_size(model)} classes but the charset needs {needed} "
+                              f"({self.family.special_classes}, {self.family.name}): pass the charset the model "
+                              "was trained with")
         self.device = torch.device(device)
         _check_quantize_device(quantize, self.device)
         self.quantize = bool(quantize)
@@ -115,11 +98,11 @@ class Predictor:
             model = _quantize_dynamic(model)
         self.model = model.to(device)
         self.charset = charset
-        # The staged forward (_logits) knows Recognizer's layers; anything else is called whole.
-        self._staged = all(hasattr(model, name) for name in _STAGES)
+        # The staged forward (_logits) knows Recognizer's layers; other families run infer_forward.
+        self._staged = isinstance(model, Recognizer)
         self._onednn = self._staged and self.device.type == "cpu" and torch.backends.mkldnn.is_available()
         self.batch_size = int(batch_size)
-        self.height = int(height or getattr(getattr(model, "config", None), "img_height", 64))
+        self.height = self.family.img_height(self.options)
         self.reader_compatible = reader_compatible
         self.contrast_ths = contrast_ths
         self.adjust_contrast = adjust_contrast
@@ -131,14 +114,16 @@ class Predictor:
 
         _check_quantize_device(kwargs.get("quantize", False), torch.device(device))
         loaded = load_origin(spec, device=device)
-        kwargs.setdefault("height", loaded.model_config.img_height)
-        return cls(loaded.model, loaded.charset, device=device, **kwargs)
+        return cls(loaded.model, loaded.charset, device=device, family=loaded.family,
+                   family_options=loaded.family_options, **kwargs)
 
     def _logits(self, batch: torch.Tensor) -> torch.Tensor:
         """``Recognizer.forward`` in stages: VGG on oneDNN tensors, sequence layers per line if quantized."""
         model = self.model
         if not self._staged:
-            return model(batch)
+            if not self.quantize:
+                return self.family.infer_forward(model, batch)
+            return torch.cat([self.family.infer_forward(model, batch[i:i + 1]) for i in range(batch.shape[0])])
         if self._onednn:
             features = model.FeatureExtraction(batch.to_mkldnn()).to_dense()
         else:
@@ -150,8 +135,7 @@ class Predictor:
                           for i in range(features.shape[0])])
 
     def _read(self, grays: list[np.ndarray], adjust_contrast: float) -> list[Prediction]:
-        resized = [resize_to_height(g, self.height) for g in grays]
-        widths = [padded_width(g.shape, self.height) for g in grays]
+        widths = [self.family.batch_key(g.shape, self.options) for g in grays]
         order = sorted(range(len(grays)), key=lambda i: widths[i])
         results: list[Optional[Prediction]] = [None] * len(grays)
         was_training = self.model.training
@@ -162,9 +146,10 @@ class Predictor:
                     group = list(group)
                     for start in range(0, len(group), self.batch_size):
                         chunk = group[start:start + self.batch_size]
-                        batch = batch_tensor([resized[i] for i in chunk], self.height, adjust_contrast, width)
-                        logits = self._logits(batch.to(self.device))
-                        for i, pred in zip(chunk, decode_logits(logits, self.charset)):
+                        batch = self.family.batch_tensor([grays[i] for i in chunk], self.options,
+                                                         adjust_contrast, width)
+                        outputs = self._logits(batch.to(self.device))
+                        for i, pred in zip(chunk, self.family.decode(outputs, self.charset)):
                             results[i] = pred
         finally:
             self.model.train(was_training)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import re
 import string
-import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -32,8 +31,10 @@ import torch
 from torch import nn
 
 from .charset import Charset, english_g2_charset
-from .checkpoint import load_checkpoint, model_from_checkpoint, read_torch_file
+from .checkpoint import checkpoint_family, load_checkpoint, model_from_checkpoint, read_torch_file
+from .config import Config
 from .errors import ConfigError, InputError, ModelError
+from .families import DEFAULT_FAMILY, ModelFamily, get_family
 from .model import ModelConfig, Recognizer, infer_architecture, init_weights, load_weights, strip_module_prefix
 
 __all__ = [
@@ -54,9 +55,10 @@ _NAMED_ORIGINS = ("english_g2", "scratch")
 
 
 def is_run_folder(path: Union[str, Path]) -> bool:
-    """Whether `path` is a run folder (it has checkpoints/ or status.json)."""
-    path = Path(path)
-    return path.is_dir() and ((path / "checkpoints").is_dir() or (path / "status.json").is_file())
+    """Whether `path` is a run folder (the rule of :func:`ocrtrain.runfolder.is_run_folder`)."""
+    from .runfolder import is_run_folder as rule
+
+    return rule(path)
 
 
 def source_spec(source: Union[str, Path], version: Optional[str] = None) -> str:
@@ -76,7 +78,7 @@ def source_spec(source: Union[str, Path], version: Optional[str] = None) -> str:
         if is_run_folder(path):
             return f"run:{path}@{version}" if version else f"run:{path}"
         raise InputError(
-            f"{path} is a folder but not a run folder (no checkpoints/ or status.json): give a run folder, "
+            f"{path} is a folder but not a run folder (see ocrtrain.runfolder.is_run_folder): give a run folder, "
             "an origin spec such as english_g2 or easyocr:DIR/NAME, or a checkpoint .pt file")
     return text
 
@@ -85,22 +87,27 @@ DTRB_CHARSETS = {37: "0123456789abcdefghijklmnopqrstuvwxyz", 95: string.printabl
 
 _VERSION = re.compile(r"^(best|last|step-(\d+))$")
 
-# Letters without a Unicode decomposition, mapped to the ASCII letter they look like.
-_LOOKALIKE = {"ø": "o", "Ø": "O", "æ": "a", "Æ": "A", "œ": "o", "Œ": "O", "ß": "B", "đ": "d", "Đ": "D",
-              "ð": "d", "Ð": "D", "ł": "l", "Ł": "L", "ı": "i", "ŋ": "n", "Ŋ": "N", "þ": "p", "Þ": "P"}
-# New rows copied from a look-alike start this much below it (e^-2 ~ 0.14 times as likely): the grown
-# model still reads like the original, yet the new class gets gradient from the first step.
-_NEW_ROW_BIAS_MARGIN = 2.0
-
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A recognizer with its charset, sizes and provenance (``info``: spec, kind, file, ...)."""
+    """A recognizer with its charset, options, provenance (``info``: spec, kind, file, ...) and family.
 
-    model: Recognizer
+    ``model_config`` is the family's options Config (:class:`ModelConfig` for ``easyocr-crnn``);
+    ``family_options`` is the same as a dict. ``family`` defaults to ``easyocr-crnn``.
+    """
+
+    model: nn.Module
     charset: Charset
-    model_config: ModelConfig
+    model_config: Config
     info: dict = field(default_factory=dict)
+    family: Optional[ModelFamily] = None
+    family_options: Optional[dict] = None
+
+    def __post_init__(self) -> None:
+        family = get_family(self.family if self.family is not None else DEFAULT_FAMILY)
+        object.__setattr__(self, "family", family)
+        if self.family_options is None:
+            object.__setattr__(self, "family_options", family.options(self.model_config).to_dict())
 
 
 def _charset_arg(value: str, where: str) -> Charset:
@@ -122,23 +129,16 @@ def _charset_arg(value: str, where: str) -> Charset:
 
 
 def run_checkpoint_path(run_dir: Union[str, Path], version: str = "best") -> Path:
-    """RUN/checkpoints/{best.pt,last.pt,step-%08d.pt}; ModelError listing what exists otherwise."""
-    run_dir = Path(run_dir)
-    match = _VERSION.match(version)
-    if not match:
+    """The checkpoint file of a run version (best, last or step-N); ModelError listing what exists otherwise."""
+    from .errors import RunError
+    from .runfolder import resolve_checkpoint
+
+    if not _VERSION.match(str(version)):
         raise ModelError(f"checkpoint version {version!r} is not best, last or step-N: pick one of those")
-    name = f"step-{int(match.group(2)):08d}.pt" if match.group(2) else f"{version}.pt"
-    path = run_dir / "checkpoints" / name
-    if not path.is_file():
-        folder = run_dir / "checkpoints"
-        if not run_dir.is_dir():
-            raise ModelError(f"run folder {run_dir} does not exist: check the path")
-        found = sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
-        hint = (f"available: {', '.join(found[:8])}" + (" ..." if len(found) > 8 else "")) if found \
-            else "the run has written no checkpoint yet (it saves one at each validation)"
-        raise ModelError(f"checkpoint {path} does not exist ({hint}): pick another version, e.g. "
-                         f"run:{run_dir}@last")
-    return path
+    try:
+        return resolve_checkpoint(run_dir, version)
+    except RunError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def _split_version(text: str) -> tuple[str, str]:
@@ -175,7 +175,7 @@ def _load_checkpoint_file(spec: str, path: Path, kind: str, extra: dict) -> Load
     ckpt = load_checkpoint(path)
     model, charset, config = model_from_checkpoint(ckpt)
     info = {"spec": spec, "kind": kind, "file": str(path), "step": ckpt["step"], "metrics": ckpt["metrics"], **extra}
-    return LoadedModel(model, charset, config, info)
+    return LoadedModel(model, charset, config, info, family=checkpoint_family(ckpt))
 
 
 def _state_dict_of(data: Any, path: Path) -> dict:
@@ -285,7 +285,7 @@ def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "
     else:
         path_text, version = _split_version(spec)
         path = Path(path_text)
-        if path.is_dir() and (path / "checkpoints").is_dir() or (path.is_dir() and (path / "status.json").is_file()):
+        if is_run_folder(path):
             loaded = _load_checkpoint_file(spec, run_checkpoint_path(path, version), "run",
                                            {"run": str(path), "version": version})
         elif path.is_file():
@@ -300,35 +300,6 @@ def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "
     return loaded
 
 
-def _base_letter(char: str) -> Optional[str]:
-    if char in _LOOKALIKE:
-        return _LOOKALIKE[char]
-    decomposed = unicodedata.normalize("NFD", char)
-    return decomposed[0] if decomposed != char else None
-
-
-def _new_head(old: nn.Linear, old_charset: Charset, new_charset: Charset) -> nn.Linear:
-    """A Prediction layer for `new_charset`: known characters keep their row and bias exactly."""
-    head = nn.Linear(old.in_features, new_charset.num_classes, device=old.weight.device, dtype=old.weight.dtype)
-    with torch.no_grad():
-        nn.init.normal_(head.weight, 0.0, 0.01)
-        head.bias.fill_(float(old.bias[1:].min()) if old.out_features > 1 else 0.0)
-        head.weight[0] = old.weight[0]
-        head.bias[0] = old.bias[0]
-        for i, char in enumerate(new_charset.chars, start=1):
-            if char in old_charset:
-                j = old_charset.index(char)
-                head.weight[i] = old.weight[j]
-                head.bias[i] = old.bias[j]
-                continue
-            base = _base_letter(char)
-            if base is not None and base in old_charset:
-                j = old_charset.index(base)
-                head.weight[i] = old.weight[j]
-                head.bias[i] = old.bias[j] - _NEW_ROW_BIAS_MARGIN
-    return head
-
-
 def adapt_charset(loaded: LoadedModel, data_chars: str, mode: str = "extend") -> LoadedModel:
     """Fit the model's head to a dataset's characters.
 
@@ -338,7 +309,8 @@ def adapt_charset(loaded: LoadedModel, data_chars: str, mode: str = "extend") ->
     - ``keep``: unchanged (labels with unknown characters must then be skipped).
 
     New rows start from a look-alike letter's row (``å`` from ``a``, ``ø`` from ``o``) lowered by a
-    margin, else small random weights. Returns a new LoadedModel; `loaded` is not modified.
+    margin, else small random weights (the family's ``grow_head``). Returns a new LoadedModel;
+    `loaded` is not modified.
     """
     if mode not in CHARSET_MODES:
         raise ConfigError(f"charset mode {mode!r} is not one of {', '.join(CHARSET_MODES)}: pick one of those")
@@ -355,7 +327,7 @@ def adapt_charset(loaded: LoadedModel, data_chars: str, mode: str = "extend") ->
     if new == old:
         return loaded
     model = copy.deepcopy(loaded.model)
-    model.Prediction = _new_head(loaded.model.Prediction, old, new)
+    loaded.family.grow_head(model, old, new)
     change = {"mode": mode, "added": "".join(c for c in new.chars if c not in old),
               "removed": "".join(c for c in old.chars if c not in new)}
     return replace(loaded, model=model, charset=new, info={**loaded.info, "charset_change": change})
