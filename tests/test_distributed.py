@@ -60,7 +60,7 @@ def test_torchrun_two_gloo_processes_train_a_loadable_evaluable_model(tiny_datas
     assert status["state"] == "finished", status
     assert status["distributed"] == {"world_size": 2, "backend": "gloo"}
     log = (run_dir / "log.txt").read_text()
-    assert "torchrun: 2 processes (gloo), batch 4 per process = 8 lines per step" in log
+    assert "torchrun: 2 processes (gloo), batch 4 per process = 8 samples per step" in log
     assert "weights identical on all 2 processes" in log  # a gathered checksum, checked in the run
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["kind"] == "train"]

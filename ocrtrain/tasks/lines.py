@@ -1,0 +1,162 @@
+"""Text-line data for training: usable samples of LMDB splits, mixtures of them, and ready batches.
+
+A :class:`LineSet` is one split's usable lines (labels the model can learn, with their widths at
+model height). Several sets train together through one index space: position p belongs to set i
+when ``offsets[i] <= p < offsets[i + 1]``, so an epoch plan stays a plain list of position lists.
+"""
+from __future__ import annotations
+
+import io
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..augment import AugmentConfig, augment, sample_rng
+from ..datamix import batch_shares
+from ..errors import DatasetError
+from ..trainstate import plan_epoch
+
+__all__ = ["LineSet", "scan_split", "filter_lines", "LineBatches", "plan_mixture"]
+
+
+@dataclass
+class LineSet:
+    """Usable samples of one split: LMDB indices, labels, encoded targets and widths at model height."""
+
+    path: Path
+    indices: list[int]
+    labels: list[str]
+    targets: list[list[int]]
+    widths: list[int]
+
+    def head(self, n: int) -> "LineSet":
+        return LineSet(self.path, self.indices[:n], self.labels[:n], self.targets[:n], self.widths[:n])
+
+
+def scan_split(path: Path) -> tuple[list[str], list[tuple[int, int]]]:
+    """Labels and (height, width) of every sample of the LMDB at `path`, reading image headers only."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..lmdb_io import LmdbReader
+
+    reader = LmdbReader(path)
+    labels, shapes = [], []
+    for i in range(len(reader)):
+        data, label = reader[i]
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"{path} sample {i} (label {label!r}) is not a readable image ({exc}): "
+                               "re-create this split") from None
+        labels.append(label)
+        shapes.append((h, w))
+    return labels, shapes
+
+
+def filter_lines(split: str, path: Path, labels: list[str], shapes: list[tuple[int, int]], codec,
+                 height: int, mode: str, rejected: list[dict]) -> LineSet:
+    """The lines a model can learn; the others go to `rejected` with the reason and the fix.
+
+    `codec` supplies ``missing(label)``, ``encode(label)`` and ``check_label(label, (h, w))``.
+    """
+    out = LineSet(Path(path), [], [], [], [])
+    for i, (label, (h, w)) in enumerate(zip(labels, shapes)):
+        missing = codec.missing(label)
+        if missing:
+            rejected.append({"split": split, "index": i, "label": label,
+                             "reason": f"characters {''.join(sorted(missing))!r} are not in the model's charset "
+                                       f"(charset_mode {mode}): use charset_mode extend, or fix the label"})
+            continue
+        problem = codec.check_label(label, (h, w))
+        if problem:
+            rejected.append({"split": split, "index": i, "label": label, "reason": problem})
+            continue
+        out.indices.append(i)
+        out.labels.append(label)
+        out.targets.append(codec.encode(label))
+        out.widths.append(max(1, int(height * w / h)) if w >= h else height)
+    return out
+
+
+def plan_mixture(sets: Sequence[LineSet], weights: Sequence[float], batch_size: int, seed: int,
+                 epoch: int) -> list[list[int]]:
+    """An epoch of batches over several sets: set i gives ``batch_shares(weights)[i]`` lines of every
+    batch; an epoch is one pass over the first set, the others cycle through their own shuffles.
+
+    One set: exactly :func:`ocrtrain.trainstate.plan_epoch` (width-bucketed, shuffled)."""
+    if len(sets) == 1:
+        return plan_epoch(sets[0].widths, batch_size, seed, epoch)
+    shares = batch_shares(weights, batch_size)
+    offsets = np.cumsum([0] + [len(s.indices) for s in sets]).tolist()
+    steps = -(-len(sets[0].indices) // shares[0])
+    batches: list[list[int]] = [[] for _ in range(steps)]
+    for i, (s, k) in enumerate(zip(sets, shares)):
+        if k == 0:
+            continue
+        need, start = steps * k, epoch * steps * k  # this set's stream position at the epoch start
+        stream: list[int] = []
+        n = len(s.indices)
+        cycle, skip = divmod(start, n)
+        while len(stream) < need + skip:
+            chunk = plan_epoch(s.widths, k, seed + 7919 * i, cycle)
+            stream.extend(p for b in chunk for p in b)
+            cycle += 1
+        stream = stream[skip:skip + need]
+        for b in range(steps):
+            batches[b].extend(offsets[i] + p for p in stream[b * k:(b + 1) * k])
+    # The first set's last batch may be short; the others then fill their full share.
+    return [b for b in batches if b]
+
+
+class LineBatches:
+    """Map-style source of ready batches (a DataLoader with batch_size=None): item i = batch i of a plan."""
+
+    def __init__(self, sets: Sequence[LineSet], batches: Sequence[list[int]],
+                 augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor):
+        self.sets = list(sets)
+        self.offsets = np.cumsum([0] + [len(s.indices) for s in self.sets]).tolist()
+        self.batches = list(batches)
+        self.augment_config = augment_config
+        self.seed = seed
+        self.epoch = epoch
+        self.to_tensor = to_tensor  # grays (list of HxW uint8, original size) -> model input [B, C, H, W]
+        self._readers: Optional[list] = None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _reader(self, i: int):
+        from ..lmdb_io import LmdbReader
+
+        if self._readers is None:  # opened lazily: in each DataLoader worker, not in the parent
+            self._readers = [LmdbReader(s.path) for s in self.sets]
+        return self._readers[i]
+
+    def _locate(self, pos: int) -> tuple[int, int]:
+        i = bisect_right(self.offsets, pos) - 1
+        return i, pos - self.offsets[i]
+
+    def __getitem__(self, b: int) -> dict:
+        from ..images import decode_image
+        from ..preprocess import to_gray
+
+        grays, targets, labels, positions = [], [], [], self.batches[b]
+        for pos in positions:
+            i, local = self._locate(pos)
+            s = self.sets[i]
+            index = s.indices[local]
+            image = decode_image(self._reader(i).image_bytes(index), f"{s.path} sample {index}")
+            gray = to_gray(image)
+            if self.augment_config is not None:
+                # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
+                gray = np.asarray(augment(gray, self.augment_config,
+                                          sample_rng(self.seed + 104729 * i, self.epoch, index)))
+            grays.append(gray)
+            targets.append(s.targets[local])
+            labels.append(s.labels[local])
+        return {"images": self.to_tensor(grays), "targets": targets, "labels": labels,
+                "positions": list(positions)}

@@ -1,0 +1,223 @@
+"""Text-line recognition: the first training task (english_g2-style CRNN with CTC, or another family).
+
+Reads a mixture of dataset folders (:mod:`ocrtrain.datamix`), adapts the origin's charset to the
+data, plans width-bucketed batches, computes the family's loss and validates on each named
+validation set with the line metrics of :mod:`ocrtrain.metrics`.
+
+>>> from ocrtrain.tasks import get_task
+>>> task = get_task("recognition")
+>>> task.default_metric
+'cer'
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..datamix import describe, val_split_path
+from ..errors import DatasetError
+from .base import Task, TaskContext
+from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
+
+__all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES"]
+
+log = logging.getLogger(__name__)
+MIN_TRAIN_SAMPLES = 2
+#: Decoded validation batches are kept in memory when they fit in this many bytes.
+VAL_CACHE_BYTES = 256 * 1024 * 1024
+
+
+class RecognitionTask(Task):
+    """Fine-tune a text-line recognizer on weighted dataset folders, validating on named sets."""
+
+    name = "recognition"
+    default_metric = "cer"
+
+    def setup(self, ctx: TaskContext, resume_from: Optional[Path]) -> None:
+        from ..origins import adapt_charset, load_origin
+
+        self.ctx = ctx
+        cfg = ctx.config
+        spec = ctx.data
+        if resume_from is not None:
+            loaded = load_origin(f"run:{ctx.run_dir}@last", device="cpu")
+        else:
+            loaded = load_origin(cfg.origin, device="cpu", seed=cfg.seed)
+        train_scans = [(Path(s.path) / "train", *scan_split(Path(s.path) / "train")) for s in spec.train]
+        val_scans = [(v.name, val_split_path(v.path, v.name)) for v in spec.val]
+        val_scans = [(name, path, *scan_split(path)) for name, path in val_scans]
+        self._check_not_empty(train_scans, val_scans)
+        if resume_from is None:
+            chars = "".join(sorted({c for s in train_scans + val_scans for label in s[-2] for c in label}))
+            loaded = self._adapt(loaded, chars, adapt_charset)
+        self.loaded = loaded
+        self.family, self.options = loaded.family, loaded.family_options
+        self.model = loaded.model.to(ctx.device)
+        self.charset = loaded.charset
+        self.model_config = loaded.model_config
+        self.height = self.family.img_height(self.options)
+        self.family.freeze_feature_extractor(self.model, cfg.freeze_feature_extractor)
+        self._read_lines(train_scans, val_scans)
+
+    def _adapt(self, loaded, chars: str, adapt_charset):
+        mode = self.ctx.config.charset_mode
+        before = len(loaded.charset)
+        loaded = adapt_charset(loaded, chars, mode)
+        if mode == "extend" and len(loaded.charset) > before:
+            added = loaded.charset.chars[before:]
+            self.ctx.message(f"charset extended by {len(added)} character(s) {added!r} "
+                             f"({before} -> {len(loaded.charset)})", "info")
+        return loaded
+
+    @staticmethod
+    def _check_not_empty(train_scans, val_scans) -> None:
+        for path, labels, _ in train_scans:
+            if not labels:
+                raise DatasetError(f"{path} is empty: generate or import training lines first")
+        for name, path, labels, _ in val_scans:
+            if not labels:
+                raise DatasetError(f"validation set {name!r} ({path}) is empty: validation needs at least one "
+                                   "line; regenerate the dataset with val_fraction > 0")
+
+    def _read_lines(self, train_scans, val_scans) -> None:
+        cfg, ctx = self.ctx.config, self.ctx
+        codec = _Codec(self.family, self.charset, self.options)
+        train_scans = [(p, codec.normalize(labels), shapes) for p, labels, shapes in train_scans]
+        val_scans = [(n, p, codec.normalize(labels), shapes) for n, p, labels, shapes in val_scans]
+        self.rejected: list[dict] = []
+        multi = len(train_scans) > 1
+        self.train_sets = [filter_lines(f"train{i}" if multi and i else "train", path, labels, shapes, codec,
+                                        self.height, cfg.charset_mode, self.rejected)
+                           for i, (path, labels, shapes) in enumerate(train_scans)]
+        self.val_sets: dict[str, LineSet] = {}
+        for name, path, labels, shapes in val_scans:
+            lines = filter_lines(name, path, labels, shapes, codec, self.height, cfg.charset_mode, self.rejected)
+            self.val_sets[name] = lines.head(cfg.val_limit) if cfg.val_limit else lines
+        ctx.write_rejected(self.rejected)
+        if self.rejected:
+            examples = "; ".join(f"{r['split']}[{r['index']}] {r['label']!r}: {r['reason']}" for r in self.rejected[:3])
+            ctx.message(f"{len(self.rejected)} label(s) cannot be used and are listed in the run's rejected.csv "
+                        f"(e.g. {examples})", "warning")
+        for lines in self.train_sets:
+            if len(lines.indices) < MIN_TRAIN_SAMPLES:
+                raise DatasetError(
+                    f"only {len(lines.indices)} usable training line(s) in {lines.path} "
+                    f"({sum(r['split'].startswith('train') for r in self.rejected)} rejected, see the run's "
+                    f"rejected.csv): at least {MIN_TRAIN_SAMPLES} are needed; add data or use charset_mode extend")
+        for name, lines in self.val_sets.items():
+            if not lines.indices:
+                raise DatasetError(f"no usable line in validation set {name!r} ({lines.path}; all rejected, see "
+                                   "the run's rejected.csv): fix the labels or use charset_mode extend")
+        self.weights = [s.weight for s in ctx.data.train]
+        self._val_cache: dict[str, list[dict]] = {}
+
+    def describe(self) -> str:
+        counts = [len(s.indices) for s in self.train_sets]
+        vals = ", ".join(f"{n} ({len(s.indices)} lines)" for n, s in self.val_sets.items())
+        return (f"training {describe(self.ctx.data, counts)}, validating on {vals}; charset "
+                f"{len(self.charset)} characters; origin {self.ctx.config.origin}")
+
+    def status_fields(self) -> dict:
+        return {"charset_size": len(self.charset), "train_samples": sum(len(s.indices) for s in self.train_sets),
+                "val_samples": len(next(iter(self.val_sets.values())).indices), "rejected": len(self.rejected),
+                "val_sets": list(self.val_sets)}
+
+    # ---- batches
+    def plan_epoch(self, epoch: int, batch_size: int, seed: int) -> list[list[int]]:
+        return plan_mixture(self.train_sets, self.weights, batch_size, seed, epoch)
+
+    def batch_source(self, batches: Sequence[list[int]], epoch: int, seed: int):
+        cfg = self.ctx.config
+        return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
+                           seed, epoch, self._to_tensor)
+
+    def _to_tensor(self, grays):
+        return self.family.batch_tensor(grays, self.options)
+
+    def forward(self, net, batch: dict, device: str):
+        import torch
+
+        images = batch["images"].to(device, non_blocking=True)
+        if self.ctx.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.family.train_forward(net, images, batch["targets"])
+
+    def loss(self, outputs, batch: dict):
+        return self.family.loss(outputs, batch["targets"])
+
+    # ---- validation
+    def _val_batches(self, name: str) -> list[dict]:
+        from ..trainstate import sorted_batches
+
+        if name in self._val_cache:
+            return self._val_cache[name]
+        lines = self.val_sets[name]
+        source = LineBatches([lines], sorted_batches(lines.widths, max(self.ctx.config.batch_size, 16)),
+                             None, self.ctx.config.seed, 0, self._to_tensor)
+        batches = [source[i] for i in range(len(source))]
+        cached = sum(b["images"].numel() * 4 for batches_ in self._val_cache.values() for b in batches_)
+        if cached + sum(b["images"].numel() * 4 for b in batches) <= VAL_CACHE_BYTES:
+            self._val_cache[name] = batches
+        return batches
+
+    def validate(self, model, autocast: Callable) -> dict[str, dict]:
+        return {name: self._validate_set(model, autocast, name) for name in self.val_sets}
+
+    def _validate_set(self, model, autocast: Callable, name: str) -> dict:
+        import torch
+
+        from ..metrics import summarize
+
+        model.eval()
+        preds: list[str] = []
+        labels: list[str] = []
+        losses: list[float] = []
+        with torch.no_grad():
+            for batch in self._val_batches(name):
+                images = batch["images"].to(self.ctx.device)
+                with autocast():
+                    outputs = self.family.infer_forward(model, images)
+                per_sample = self.family.loss(outputs, batch["targets"], each=True)
+                lengths = torch.tensor([max(1, len(t)) for t in batch["targets"]], dtype=torch.float32)
+                losses.extend((per_sample.float().cpu() / lengths).tolist())
+                preds.extend(p.text for p in self.family.decode(outputs, self.charset))
+                labels.extend(batch["labels"])
+        model.train()
+        metrics = summarize(preds, labels)
+        loss = float(np.mean(losses)) if losses else None
+        metrics["val_loss"] = loss if loss is not None and np.isfinite(loss) else None
+        return metrics
+
+    # ---- checkpoints
+    def save_checkpoint(self, path: Path, step: int, metrics: dict, extra: Optional[dict] = None) -> None:
+        from .. import checkpoint
+
+        checkpoint.save_checkpoint(path, self.model, self.charset, self.model_config, step, metrics, extra,
+                                   family=self.family)
+
+    def load_resume_state(self, path: Path) -> dict:
+        from ..checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
+
+
+class _Codec:
+    """The label rules filter_lines applies, from the model family."""
+
+    def __init__(self, family, charset, options):
+        self.family, self.charset, self.options = family, charset, options
+
+    def normalize(self, labels: list[str]) -> list[str]:
+        return [self.family.normalize_label(label, self.options) for label in labels]
+
+    def missing(self, label: str) -> set:
+        return self.charset.missing(label)
+
+    def encode(self, label: str) -> list[int]:
+        return self.family.encode(self.charset, label)
+
+    def check_label(self, label: str, shape: tuple[int, int]) -> Optional[str]:
+        return self.family.check_label(label, shape, self.options)

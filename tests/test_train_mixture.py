@@ -1,0 +1,81 @@
+"""Several datasets per run: a weighted training mixture and named validation sets, each logged."""
+import threading
+
+import pytest
+
+from conftest import draw_line, png_bytes, sample_labels
+from ocrtrain.datamix import DataSpec, TrainSource, ValSource, batch_shares
+from ocrtrain.dataset import DatasetWriter, SplitConfig
+from ocrtrain.errors import ConfigError, DatasetError
+from ocrtrain.runs import Run
+from ocrtrain.tasks.lines import LineSet, plan_mixture
+from ocrtrain.train import TrainConfig, fit
+
+FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
+            freeze_feature_extractor=True, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def second_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mix") / "upper"
+    with DatasetWriter(out, SplitConfig(val_fraction=0.25, test_fraction=0.0, split_seed=3),
+                       source={"kind": "test-drawn"}) as writer:
+        for i, label in enumerate(sample_labels(16, seed=9)):
+            writer.add(png_bytes(draw_line(label.upper())), label.upper(), sample=f"upper-{i}")
+    return out
+
+
+def test_batch_shares_follow_weights_whatever_the_sizes():
+    assert batch_shares([1, 1], 8) == [4, 4]
+    assert batch_shares([3, 1], 8) == [6, 2]
+    assert batch_shares([1, 0], 8) == [8, 0]
+    assert batch_shares([100, 1], 4) == [3, 1]  # every source with weight > 0 gets a line
+    big = LineSet("a", list(range(40)), ["x"] * 40, [[1]] * 40, [10 + i for i in range(40)])
+    small = LineSet("b", list(range(6)), ["y"] * 6, [[2]] * 6, [5] * 6)
+    plan = plan_mixture([big, small], [1, 1], 8, seed=0, epoch=0)
+    assert len(plan) == 10 and all(sum(p >= 40 for p in b) == 4 for b in plan)  # half of each batch
+    assert sorted(p for b in plan for p in b if p < 40) == list(range(40))  # one pass over the first
+    assert plan == plan_mixture([big, small], [1, 1], 8, seed=0, epoch=0)
+    assert plan != plan_mixture([big, small], [1, 1], 8, seed=0, epoch=1)
+
+
+def test_mixture_is_checked_up_front(tiny_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="sum to 0"):
+        DataSpec((TrainSource(str(tiny_dataset), 0.0),)).check()
+    with pytest.raises(DatasetError, match="does not exist"):
+        fit(TrainConfig(**FAST), [str(tiny_dataset), str(tmp_path / "nope")], tmp_path / "r")
+    no_train = tmp_path / "valonly"
+    with DatasetWriter(no_train, SplitConfig(val_fraction=0.5, test_fraction=0.0)) as w:
+        w.add(png_bytes(draw_line("Ost 1")), "Ost 1", split="val")
+    with pytest.raises(DatasetError, match="empty train split"):
+        fit(TrainConfig(**FAST), [str(tiny_dataset), str(no_train)], tmp_path / "r2")
+    with pytest.raises(ConfigError, match="used twice"):
+        DataSpec.parse([str(tiny_dataset)], [f"a={tiny_dataset}", f"a={tiny_dataset}"]).check()
+    with pytest.raises(ConfigError, match="names validation set 'nope'"):
+        fit(TrainConfig(**{**FAST, "select": "nope:cer"}), tiny_dataset, tmp_path / "r3")
+    assert TrainSource.parse("data/x:0.5") == TrainSource("data/x", 0.5)
+    assert ValSource.parse("data/gen/val") == ValSource("gen", "data/gen/val")
+
+
+def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, second_dataset, tmp_path):
+    spec = DataSpec.parse([f"{tiny_dataset}:1", f"{second_dataset}:1"],
+                          [f"receipts={tiny_dataset}", f"upper={second_dataset / 'val'}"])
+    cfg = TrainConfig(**{**FAST, "select": "upper:cer"})
+    straight = fit(cfg, spec, tmp_path / "straight")
+    assert straight.status()["state"] == "finished"
+    vals = straight.metrics("val")
+    assert [(r["step"], r["val_set"]) for r in vals] == [(3, "receipts"), (3, "upper"), (6, "receipts"),
+                                                           (6, "upper")]
+    assert straight.status()["selected"] == "upper:cer"
+    stop = threading.Event()
+    stopper = lambda e: stop.set() if getattr(e, "step", 0) == 4 else None  # noqa: E731
+    half = fit(cfg, spec, tmp_path / "half", callback=stopper, stop_event=stop)
+    assert half.status()["state"] == "canceled"
+    resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
+    assert resumed.status()["state"] == "finished"
+    assert [(r["step"], r["train_loss"]) for r in resumed.metrics("train")] == \
+        [(r["step"], r["train_loss"]) for r in straight.metrics("train")]
+    assert [(r["val_set"], r["cer"]) for r in resumed.metrics("val")] == [(r["val_set"], r["cer"]) for r in vals]
+    record = Run(tmp_path / "half").config()
+    assert [s["weight"] for s in record["data_spec"]["train"]] == [1.0, 1.0]
+    assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper"]
