@@ -98,6 +98,9 @@ class TrainConfig(Config):
     val_limit: int = field(default=500, metadata={"help": "validate on at most N lines of the val split (0 = all)"})
     keep_checkpoints: int = field(default=5, metadata={
         "help": "keep the newest N step checkpoints, plus the best one (0 = keep all)"})
+    save_minutes: float = field(default=5.0, metadata={
+        "help": "also save the resumable last.pt every N minutes between validations (0 = only at "
+                "validations and on cancel)"})
     select: str = field(default="", metadata={
         "help": "validation metric that picks the best checkpoint and drives early stopping: NAME:METRIC "
                 "(e.g. general:cer, val:accuracy) or METRIC of the first validation set; empty = first set's cer"})
@@ -125,6 +128,7 @@ class TrainConfig(Config):
         check(self.val_limit >= 0, f"val_limit must be >= 0 (0 = all), got {self.val_limit}")
         check(bool(re.match(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*:)?[a-z_]*$", self.select)),
               f"select {self.select!r} must be NAME:METRIC or METRIC, e.g. val:cer or general:accuracy")
+        check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),
               f"device {self.device!r} is not one of auto, cpu, cuda, cuda:N: pick one of those")
@@ -338,7 +342,8 @@ def fit(config: TrainConfig, data: Any, run_dir: PathLike, callback: Optional[Ca
         problem = distributed.broadcast_object(problem)
         if problem is not None:
             raise RunError(f"rank 0 could not prepare {run_dir}: {problem}")
-    spec = data_spec(stored_data(run_dir) if resume else data)
+    # What the run folder recorded (a job, a resume and every torchrun rank train on the same spec).
+    spec = data_spec(stored_data(run_dir))
     trainer = Trainer(get_task(config.task), config, spec, run_dir, callback, stop_event, resume, _EVENTS)
     if not group.main:
         return _fit_follower(trainer)

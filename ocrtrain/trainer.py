@@ -92,6 +92,7 @@ class Trainer:
         self._train_time = self._val_time = self._last_val_seconds = 0.0
         self._loss_sum, self._loss_n = 0.0, 0
         self._last_status_write = 0.0
+        self._last_save = time.monotonic()
         self._last_log_line = time.monotonic()
 
     # ---- reporting
@@ -151,17 +152,14 @@ class Trainer:
         self.device = self._pick_device()
         if cfg.amp != "off" and not self.device.startswith("cuda"):
             raise ConfigError(f"amp {cfg.amp} needs a CUDA device but the run uses {self.device}: set amp off")
-        last = self.io.checkpoint_path("last")
-        resume_from = last if self.resume and last.is_file() else None
-        if self.resume and resume_from is None:
-            self.message(f"no {last} to resume from: starting again from origin {cfg.origin}", "warning")
+        resume_from, self.state, exact = self._resume_point() if self.resume else (None, None, True)
         if resume_from is None:
             seed_everything(cfg.seed)
-        self.state = self.task.load_resume_state(resume_from) if resume_from else None
-        if resume_from:
-            self.message(f"resuming from {last} at step {self.state['step']}")
+            if self.resume:  # nothing to continue from: start over, without duplicating old rows
+                self.io.truncate_after(0)
         ctx = TaskContext(cfg, self.data, self.device, self.run_dir, self.main, self.message, self.io.rejected)
         self.task.setup(ctx, resume_from)
+        self.check_data()
         self._wrap_model()
         self._make_optimizer()
         steps_per_epoch = len(self._shard(self.task.plan_epoch(0, cfg.batch_size, cfg.seed)))
@@ -172,7 +170,44 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         self.max_steps = cfg.max_steps or cfg.max_epochs * steps_per_epoch
         if self.state is not None:
-            self._restore(self.state)
+            self._restore(self.state) if exact else self._restore_inexact(self.state)
+
+    def _resume_point(self) -> tuple[Optional[Path], Optional[dict], bool]:
+        """(checkpoint, its state, exact): last.pt, else the newest readable step checkpoint (weights and
+        step only: not exact), else (None, None, True) = start again from the origin."""
+        from .errors import ModelError
+        from .runfolder import list_checkpoints
+
+        last = self.io.checkpoint_path("last")
+        candidates = [last] + [self.io.ckpt_dir / n for n in reversed(list_checkpoints(self.run_dir))
+                               if n.startswith("step-")]
+        for path in candidates:
+            if not path.is_file():
+                continue
+            try:
+                state = self.task.load_resume_state(path)
+            except ModelError as exc:
+                self.message(f"cannot resume from {path} ({exc}); trying an older checkpoint", "warning")
+                continue
+            exact = path == last
+            self.message(f"resuming from {path} at step {state['step']}" + (
+                "" if exact else " (no readable last.pt: weights and step only; optimizer and data order "
+                                 "start afresh, so this is not an exact resume)"), "info" if exact else "warning")
+            return path, state, exact
+        self.message(f"no checkpoint to resume from in {self.io.ckpt_dir}: starting again from origin "
+                     f"{self.config.origin}", "warning")
+        return None, None, True
+
+    def check_data(self) -> None:
+        """RunError when a training source is no longer the data this run started on."""
+        recorded = self.io.recorded_fingerprint()
+        now = self.task.data_fingerprint()
+        for path, value in now.items():
+            before = recorded.get(path)
+            if before and value and before != value:
+                raise RunError(f"dataset {path} changed since this run started (content hash {before[:12]} -> "
+                               f"{value[:12]}): put the original back and `ocrtrain resume {self.run_dir}`, or "
+                               f"start a new run with origin run:{self.run_dir}@last on the new data")
 
     def _wrap_model(self) -> None:
         import torch
@@ -207,6 +242,17 @@ class Trainer:
             self.optimizer = torch.optim.Adadelta(self.params, lr=cfg.lr, rho=0.95, eps=1e-8,
                                                   weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+
+    def _restore_inexact(self, st: dict) -> None:
+        self.step = int(st["step"])
+        self.epoch, batch = divmod(self.step, self.steps_per_epoch)
+        self.position = (batch, 0)
+        self.plan = self.task.plan_epoch(self.epoch, self.batch_size, self.config.seed)
+        self.last_val_step = self.step
+        best = self.io.best_metrics()
+        if best is not None:
+            self.best_step, self.best_metrics = best
+        self.io.truncate_after(self.step)
 
     def _restore(self, st: dict) -> None:
         self.optimizer.load_state_dict(st["optimizer"])
@@ -328,6 +374,7 @@ class Trainer:
         }
 
     def save_last(self, metrics: Optional[dict] = None) -> None:
+        self._last_save = time.monotonic()
         if self.main:
             self.io.guarded("save last.pt", self.task.save_checkpoint, self.io.checkpoint_path("last"),
                             self.step, metrics or {}, self.extra_state())

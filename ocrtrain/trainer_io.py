@@ -63,6 +63,19 @@ class RunWriter:
         if self.main:
             runfolder.write_rejected(self.run_dir, rows)
 
+    def recorded_fingerprint(self) -> dict:
+        """{dataset path: content hash} of the training sources as recorded when the run was created."""
+        try:
+            record = runfolder.read_config(self.run_dir)
+        except RunError:
+            return {}
+        return {d.get("path"): d.get("content_hash") for d in record.get("datasets") or [] if isinstance(d, dict)}
+
+    def best_metrics(self):
+        """(step, metrics) of the best version recorded so far, or None."""
+        best = runfolder.read_versions(self.run_dir).best_version()
+        return (best.step, dict(best.metrics)) if best is not None else None
+
     def cancel_requested(self) -> bool:
         return runfolder.cancel_requested(self.run_dir)
 

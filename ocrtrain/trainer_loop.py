@@ -31,6 +31,8 @@ def run_loop(tr) -> str:
                   f"{tr.steps_per_epoch} steps per epoch")
     while tr.step < tr.max_steps:
         if tr.plan is None:
+            if tr.epoch:
+                tr.check_data()
             tr.plan = tr.task.plan_epoch(tr.epoch, tr.batch_size, cfg.seed)
             tr.position = (0, 0)
         first, done_in_first = tr.position
@@ -125,9 +127,15 @@ def _after_step(tr, n: int, seconds: float, loss: Optional[float]) -> None:
         tr.io.log(f"step {tr.step}/{tr.max_steps} epoch {epoch:.2f} loss "
                   f"{'skipped' if loss is None else f'{loss:.4f}'} lr {lr:.2e} {rate:.1f} samples/s "
                   f"eta {format_duration(eta)}")
+    if cfg_minutes(tr) and time.monotonic() - tr._last_save > cfg_minutes(tr) * 60:
+        tr.save_last()  # a crash before the next validation then loses at most a few minutes
     if time.monotonic() - tr._last_status_write > 2.0:
         tr.set_status(step=tr.step, epoch=round(epoch, 4), batch_size=tr.batch_size,
                       nonfinite_skipped=tr.nonfinite, samples_per_s=round(rate, 2), eta_s=_finite(eta))
+
+
+def cfg_minutes(tr) -> float:
+    return tr.config.save_minutes
 
 
 def _validation(tr) -> bool:

@@ -280,3 +280,49 @@ def test_cli_config_precedence_template_file_options(tmp_path, monkeypatch):
     cfg_file.write_text("batch_sise: 12\n")
     with pytest.raises(ConfigError, match="over.yaml.*did you mean 'batch_size'"):
         build_config(args)
+
+
+def test_crash_before_first_validation_resumes_from_time_based_save(tiny_dataset, tmp_path):
+    """A run killed before its first validation continues from the time-based last.pt; no duplicated rows."""
+
+    cfg = TrainConfig(**{**FAST, "max_steps": 6, "val_interval": 100, "save_minutes": 1e-6})
+
+    def crash(event):
+        if getattr(event, "step", 0) == 3:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg, tiny_dataset, tmp_path / "early", callback=crash)
+    run = Run(tmp_path / "early")
+    assert run.status()["state"] == "failed" and not run.versions()
+    assert run.checkpoint_path("last").is_file()  # saved by time, before any validation
+    resumed = resume(tmp_path / "early")
+    steps = [r["step"] for r in resumed.metrics("train")]
+    assert resumed.status()["state"] == "finished" and steps == sorted(set(steps)) == list(range(1, 7))
+
+
+def test_resume_without_any_checkpoint_starts_over_without_duplicate_rows(tiny_dataset, tmp_path):
+    import threading
+
+    cfg = TrainConfig(**{**FAST, "val_interval": 100, "save_minutes": 0})
+    stop = threading.Event()
+    fit(cfg, tiny_dataset, tmp_path / "lost", stop_event=stop,
+        callback=lambda e: stop.set() if getattr(e, "step", 0) == 2 else None)
+    (tmp_path / "lost" / "checkpoints" / "last.pt").unlink()  # as if killed before any save
+    resumed = resume(tmp_path / "lost")
+    assert [r["step"] for r in resumed.metrics("train")] == [1, 2, 3, 4]
+
+
+def test_dataset_replaced_under_a_run_is_refused_at_resume(tiny_dataset, tmp_path):
+    import shutil
+    import threading
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    stop = threading.Event()
+    fit(TrainConfig(**FAST), data, tmp_path / "swap", stop_event=stop,
+        callback=lambda e: stop.set() if getattr(e, "step", 0) == 1 else None)
+    shutil.rmtree(data)
+    _write_dataset(data, train=[("Ost 1", "Ost 1"), ("Egg 2", "Egg 2")], val=[("Egg 2", "Egg 2")])
+    with pytest.raises(RunError, match="changed since this run started"):
+        resume(tmp_path / "swap")

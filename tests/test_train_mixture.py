@@ -79,3 +79,17 @@ def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, secon
     record = Run(tmp_path / "half").config()
     assert [s["weight"] for s in record["data_spec"]["train"]] == [1.0, 1.0]
     assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper"]
+
+
+def test_cli_trains_a_mixture_with_named_validation_sets(tiny_dataset, second_dataset, tmp_path, capsys):
+    from ocrtrain.cli import main
+
+    code = main(["train", "--data", f"{tiny_dataset}:3", "--data", f"{second_dataset}:1",
+                 "--val", f"upper={second_dataset / 'val'}", "--val", f"receipts={tiny_dataset}",
+                 "--run", str(tmp_path / "cli"), "--max-steps", "2", "--val-interval", "2", "--batch-size", "4",
+                 "--warmup-steps", "0", "--freeze-feature-extractor", "--device", "cpu", "--val-limit", "3"])
+    assert code == 0, capsys.readouterr()
+    run = Run(tmp_path / "cli")
+    assert [r["val_set"] for r in run.metrics("val")] == ["upper", "receipts"]
+    assert [s["weight"] for s in run.config()["data_spec"]["train"]] == [3.0, 1.0]
+    assert run.best_version()["metrics"]["val_set"] == "upper"  # the first set decides by default

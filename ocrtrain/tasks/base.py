@@ -57,6 +57,11 @@ class Task:
         """Extra fields for status.json once set up (e.g. sample counts)."""
         return {}
 
+    def data_fingerprint(self) -> dict:
+        """{training source path: content hash} now; the trainer compares it with the run's record at
+        resume and between epochs (a dataset replaced under a run is never trained on silently)."""
+        return {}
+
     def parameters(self):
         """The parameters to optimise (default: those of self.model that require grad)."""
         return [p for p in self.model.parameters() if p.requires_grad]

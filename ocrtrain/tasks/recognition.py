@@ -43,7 +43,7 @@ class RecognitionTask(Task):
         cfg = ctx.config
         spec = ctx.data
         if resume_from is not None:
-            loaded = load_origin(f"run:{ctx.run_dir}@last", device="cpu")
+            loaded = load_origin(str(resume_from), device="cpu")
         else:
             loaded = load_origin(cfg.origin, device="cpu", seed=cfg.seed)
         train_scans = [(Path(s.path) / "train", *scan_split(Path(s.path) / "train")) for s in spec.train]
@@ -113,6 +113,11 @@ class RecognitionTask(Task):
                                    "the run's rejected.csv): fix the labels or use charset_mode extend")
         self.weights = [s.weight for s in ctx.data.train]
         self._val_cache: dict[str, list[dict]] = {}
+
+    def data_fingerprint(self) -> dict:
+        from ..dataset import Dataset
+
+        return {s.path: Dataset(s.path).manifest.get("content_hash") for s in self.ctx.data.train}
 
     def describe(self) -> str:
         counts = [len(s.indices) for s in self.train_sets]
