@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -78,27 +79,52 @@ def _coerce(name: str, tp: Any, value: Any, owner: str) -> Any:
             return value.lower() in ("true", "yes", "1", "on")
         raise ConfigError(f"{owner}.{name} must be true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
-            raise ConfigError(f"{owner}.{name} must be an integer, got {value!r}")
-        try:
-            as_float = float(value)
-        except ValueError:
-            raise ConfigError(f"{owner}.{name} must be an integer, got {value!r}") from None
-        if as_float != int(as_float):
-            raise ConfigError(f"{owner}.{name} must be an integer, got {value!r}")
-        return int(as_float)
+        return _coerce_int(f"{owner}.{name}", value)
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{owner}.{name} must be a number, got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{owner}.{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{owner}.{name} must be a finite number (not inf or NaN, at most about 1.8e308), "
+                              f"got {value!r}: give a real value")
+        return number
     if tp is str:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{owner}.{name} must be text, got {value!r}")
         return str(value)
     return value
+
+
+#: Integers must fit in 64 bits (torch, numpy and the JSON readers of other tools all need that).
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _coerce_int(where: str, value: Any) -> int:
+    """An exact integer from an int, an integral float or a string ("12", "1e3", "1_000")."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    number: Any = value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            number = int(text)  # exact: a 23-digit string stays those digits
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            raise ConfigError(f"{where} must be an integer between {INT_MIN} and {INT_MAX}, got {value!r}")
+        if number != int(number):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        number = int(number)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ConfigError(f"{where} = {value!r} is out of range: it must be between {INT_MIN} and {INT_MAX}")
+    return number
 
 
 @dataclasses.dataclass(frozen=True)

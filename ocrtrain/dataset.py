@@ -1,8 +1,13 @@
 """Datasets as folders: ``train/``, ``val/``, ``test/`` LMDBs + ``manifest.json`` + ``rejected.csv``.
 
 :class:`DatasetWriter` builds one atomically: everything goes into a hidden ``.partial`` folder
-that is renamed into place only when complete, so a failed generation or import never leaves a
-folder that looks like a finished dataset. :class:`Dataset` opens one.
+that is swapped into place only when complete, so a failed generation or import never leaves a
+folder that looks like a finished dataset. Overwriting replaces only an ocrtrain dataset (its
+manifest carries :data:`DATASET_FORMAT`) or an empty folder, never the source being read (see
+:mod:`ocrtrain.replace`). A full disk is a DatasetError saying so. :class:`Dataset` opens one.
+
+rejected.csv keeps the first :data:`MAX_REJECTED_ROWS` rows and then one summary row with the
+count of the rest; the manifest's ``rejected`` is the full count.
 
 >>> # with DatasetWriter("out/ds", SplitConfig(seed=1), source={"kind": "demo"}) as w:
 >>> #     w.add(png_bytes, "Melk 1 l")
@@ -13,7 +18,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -23,15 +27,49 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .config import Config, check
+from .diskspace import disk_full_message, is_disk_full
 from .errors import DatasetError
 from .fsutil import write_json_atomic  # re-exported: other modules import it from here
 from .lmdb_io import LmdbReader, LmdbWriter, is_lmdb
+from .replace import check_replaceable, clean_stale, partial_path, recover_interrupted, swap_into_place
 
-__all__ = ["SPLITS", "SplitConfig", "DatasetWriter", "Dataset", "Rejected", "write_json_atomic"]
+__all__ = ["SPLITS", "DATASET_FORMAT", "MAX_REJECTED_ROWS", "SplitConfig", "DatasetWriter", "Dataset",
+           "Rejected", "RejectLog", "is_dataset_folder", "read_manifest", "write_json_atomic"]
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 REJECTED = "rejected.csv"
+#: The ``format`` of our manifest.json; only folders carrying it may be overwritten.
+DATASET_FORMAT = "ocrtrain-dataset/1"
+#: Rows of rejected.csv written one by one; the rest are counted (a damaged source can reject millions).
+MAX_REJECTED_ROWS = 10_000
+
+
+def read_manifest(path: Union[str, Path]) -> dict:
+    """The manifest.json of dataset folder `path` ({} when there is none); DatasetError when damaged."""
+    mf = Path(path) / MANIFEST
+    if not mf.is_file():
+        return {}
+    try:
+        data = json.loads(mf.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        kind = "UTF-8" if isinstance(exc, UnicodeDecodeError) else "JSON"
+        raise DatasetError(f"{mf} is not valid {kind} ({exc}): the file is damaged; re-create the dataset, "
+                           "or delete manifest.json to open the LMDBs without it") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{mf} holds a {type(data).__name__}, not a JSON object: the file is damaged; "
+                           "re-create the dataset, or delete manifest.json to open the LMDBs without it")
+    return data
+
+
+def is_dataset_folder(path: Union[str, Path]) -> bool:
+    """True when `path` holds a manifest.json written by ocrtrain (its format is ours)."""
+    try:
+        manifest = read_manifest(path)
+    except (DatasetError, OSError):
+        return False
+    fmt = manifest.get("format")
+    return isinstance(fmt, str) and fmt.split("/")[0] == DATASET_FORMAT.split("/")[0]
 
 
 @dataclass(frozen=True)
@@ -59,28 +97,76 @@ class Rejected:
     reason: str
 
 
+class RejectLog:
+    """Rejected samples: the first `keep` rows, and a count (per reason) of all of them.
+
+    ``len()`` is the full count; iterating gives the rows kept.
+    """
+
+    def __init__(self, keep: Optional[int] = None):
+        self.keep = MAX_REJECTED_ROWS if keep is None else keep
+        self.rows: list[Rejected] = []
+        self.reasons: Counter = Counter()
+        self._count = 0
+
+    def append(self, row: Rejected) -> None:
+        self._count += 1
+        # Group by the wording before the first ':' (what follows names the sample and the fix).
+        self.reasons[row.reason.split(":")[0][:120]] += 1
+        if len(self.rows) < self.keep:
+            self.rows.append(row)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Rejected]:
+        return iter(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    @property
+    def left_out(self) -> int:
+        return self._count - len(self.rows)
+
+
 class DatasetWriter:
     """Write a dataset folder atomically. Use as a context manager; see module doc."""
 
     def __init__(self, out: Union[str, Path], split: SplitConfig = SplitConfig(),
-                 source: Optional[dict] = None, overwrite: bool = False):
+                 source: Optional[dict] = None, overwrite: bool = False, protect: tuple = ()):
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise DatasetError(f"{self.out} already exists and is not empty: choose a new folder or pass overwrite")
+        self.protect = tuple(Path(p) for p in protect)
+        if self.out.parent.is_dir():
+            clean_stale(self.out)  # leftovers of a killed run writing the same folder
+        check_replaceable(self.out, overwrite, is_dataset_folder, self.protect)
         self.split = split
         self.source = dict(source or {})
         self.overwrite = overwrite
-        self._tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
-        self._tmp.mkdir(parents=True)
-        self._writers = {s: LmdbWriter(self._tmp / s) for s in SPLITS}
+        self._tmp = partial_path(self.out)
+        self._writers: dict[str, LmdbWriter] = {}
+        try:
+            if self._tmp.exists():
+                shutil.rmtree(self._tmp)
+            self._tmp.mkdir(parents=True)
+            for s in SPLITS:
+                self._writers[s] = LmdbWriter(self._tmp / s)
+        except (OSError, DatasetError) as exc:
+            for w in self._writers.values():
+                w.abort()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            if isinstance(exc, DatasetError):
+                raise
+            raise self._os_error(exc) from None
         self._rng = random.Random(split.split_seed)
         self._seen: set[bytes] = set()
         self._hash = hashlib.sha256()
         self._chars: Counter = Counter()
         self.counts = {s: 0 for s in SPLITS}
-        self.rejected: list[Rejected] = []
+        self.rejected = RejectLog()
         self._closed = False
         self._started = time.time()
 
@@ -117,22 +203,52 @@ class DatasetWriter:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def _os_error(self, exc: OSError) -> DatasetError:
+        if is_disk_full(exc):
+            return DatasetError(disk_full_message(self._tmp, exc))
+        return DatasetError(f"cannot write {self._tmp} ({exc}): check the folder's permissions and the disk, "
+                            "then run again; nothing was kept")
+
     def close(self, extra: Optional[dict] = None) -> Path:
-        """Finish: write manifest and rejected.csv, then move the folder into place."""
+        """Finish: write rejected.csv and manifest, then swap the folder into place."""
         if self._closed:
             return self.out
         if self.total == 0:
-            reasons = Counter(r.reason for r in self.rejected).most_common(3)
+            reasons = self.rejected.reasons.most_common(3)
             self.abort()
             raise DatasetError(
                 f"no usable samples for {self.out} ({len(self.rejected)} rejected"
                 + (f"; most common reasons: {reasons}" if reasons else "")
                 + "): fix the input and try again"
             )
-        for w in self._writers.values():
-            w.close()
+        try:
+            for w in self._writers.values():
+                w.close()
+            self._write_files(extra)
+            # Checked again: the folder may have appeared (or changed) while this one was written.
+            check_replaceable(self.out, self.overwrite, is_dataset_folder, self.protect)
+            swap_into_place(self._tmp, self.out)
+        except (OSError, DatasetError) as exc:
+            self.abort()
+            if isinstance(exc, DatasetError):
+                raise
+            raise self._os_error(exc) from None
+        self._closed = True
+        return self.out
+
+    def _write_files(self, extra: Optional[dict]) -> None:
+        # rejected.csv first: a folder holding a manifest is complete.
+        with open(self._tmp / REJECTED, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["sample", "label", "reason"])
+            for r in self.rejected:
+                writer.writerow([r.sample, r.label, r.reason])
+            if self.rejected.left_out:
+                top = "; ".join(f"{n:,} x {reason}" for reason, n in self.rejected.reasons.most_common(5))
+                writer.writerow(["...", "", f"{self.rejected.left_out:,} more rejected samples not listed "
+                                            f"(of {len(self.rejected):,}; most common: {top})"])
         manifest = {
-            "format": "ocrtrain-dataset/1",
+            "format": DATASET_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.time() - self._started, 3),
             "source": self.source,
@@ -146,23 +262,6 @@ class DatasetWriter:
         }
         manifest.update(extra or {})
         write_json_atomic(self._tmp / MANIFEST, manifest)
-        with open(self._tmp / REJECTED, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["sample", "label", "reason"])
-            for r in self.rejected:
-                writer.writerow([r.sample, r.label, r.reason])
-        if self.out.exists():
-            if not self.overwrite:
-                self.abort()
-                raise DatasetError(f"{self.out} appeared while writing: choose a new folder")
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-            os.replace(self._tmp, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self._tmp, self.out)
-        self._closed = True
-        return self.out
 
     def abort(self) -> None:
         """Drop everything written so far."""
@@ -186,14 +285,15 @@ class Dataset:
 
     def __init__(self, path: Union[str, Path]):
         self.path = Path(path)
+        if not self.path.exists():
+            recover_interrupted(self.path)  # a replacement killed between its two renames
         if not self.path.is_dir():
             raise DatasetError(f"dataset folder {self.path} does not exist: run `ocrtrain synth` or `ocrtrain import` first")
         if is_lmdb(self.path):
             self.manifest: dict = {}
             self.splits = {"all": self.path}
         else:
-            mf = self.path / MANIFEST
-            self.manifest = json.loads(mf.read_text(encoding="utf-8")) if mf.is_file() else {}
+            self.manifest = read_manifest(self.path)
             self.splits = {s: self.path / s for s in SPLITS if is_lmdb(self.path / s)}
             if not self.splits:
                 raise DatasetError(

@@ -5,6 +5,7 @@ import io
 import warnings
 from typing import Optional
 
+import numpy as np
 from PIL import Image
 
 from .errors import InputError
@@ -13,6 +14,7 @@ __all__ = ["MAX_PIXELS", "check_image", "decode_image", "encode_png"]
 
 #: Largest accepted image (pixels); a text-line crop is far smaller. Above this is a "bomb".
 MAX_PIXELS = 40_000_000
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def check_image(data: bytes, where: str = "image") -> tuple[int, int]:
@@ -50,7 +52,22 @@ def decode_image(data: bytes, where: str = "image", mode: Optional[str] = None) 
                          "replace the file with a valid PNG/JPEG") from None
     if image.size[0] < 1 or image.size[1] < 1:
         raise InputError(f"{where} has no pixels: replace the file")
+    image = _to_8bit(image)
     return image.convert(mode) if mode and image.mode != mode else image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale as 8-bit greyscale, the way OpenCV (EasyOCR's loader) reads it: the high byte.
+
+    PIL opens a 16-bit PNG/TIFF as mode ``I;16`` and its ``convert("L")`` clips every value
+    above 255 to white, so a 16-bit scan would read as a blank page.
+    """
+    if image.mode not in _SIXTEEN_BIT and not (image.mode == "I" and image.format == "PNG"):
+        return image
+    values = np.asarray(image)
+    if image.mode == "I":  # older Pillow opens 16-bit PNGs as 32-bit "I"
+        values = np.clip(values, 0, 65535)
+    return Image.fromarray((values.astype(np.uint32) >> 8).astype(np.uint8), "L")
 
 
 def encode_png(image: Image.Image) -> bytes:

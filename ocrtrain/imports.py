@@ -4,9 +4,16 @@ Supported sources (detected automatically, or named with ``ImportConfig.format``
 
 - ``labels``: a folder of images and ``labels.txt`` with ``name<TAB>text`` lines (or
   ``name text``, split at the first space, as the EasyOCR tutorials write it);
-- ``easyocr``: an EasyOCR trainer folder, images and ``labels.csv`` with header ``filename,words``;
-- ``lmdb``: a deep-text-recognition-benchmark LMDB (a folder with ``data.mdb``);
-- ``zip``: a .zip of any of these, extracted safely into a temporary folder first.
+- ``easyocr``: an EasyOCR trainer folder, images and ``labels.csv`` with header ``filename,words``,
+  read as EasyOCR's trainer reads it (see :mod:`ocrtrain.labels`);
+- ``lmdb``: a deep-text-recognition-benchmark LMDB (a folder with ``data.mdb``); only the
+  samples present are read, whatever ``num-samples`` claims;
+- ``zip``: a .zip of any of these, extracted safely into a temporary folder first
+  (:mod:`ocrtrain.imports_zip`).
+
+Labels are cleaned by :func:`ocrtrain.label_text.clean_label` (NFC, invisible characters
+removed; control and bidi characters reject the row). Images are fully decoded; 16-bit ones are
+stored as 8-bit, and a line too long for the model at its input height is rejected.
 
 A folder whose subfolders are such sources (``train/``, ``val/``, ``en_train_filtered/`` ...)
 keeps the splits their names give. Every sample that cannot be used becomes a row of the
@@ -17,31 +24,31 @@ usable, InputError is raised and no dataset folder is left behind.
 """
 from __future__ import annotations
 
-import csv
 import os
 import random
 import re
 import shutil
-import stat
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .config import Config, check
-from .dataset import DatasetWriter, Rejected, SplitConfig
+from .dataset import DatasetWriter, Rejected, SplitConfig, is_dataset_folder
 from .errors import DatasetError, InputError
 from .events import Callback, Message, Progress, emit
 from .images import decode_image, encode_png
+from .imports_zip import DEFAULT_MAX_ZIP_BYTES, IMAGE_SUFFIXES, extract_zip_safely, make_temp_dir
+from .label_text import clean_label
+from .labels import Candidate, Note, list_labels_csv, list_labels_txt
+from .labels import rel as _rel
 from .lmdb_io import LmdbReader
+from .replace import check_replaceable
 
 __all__ = ["FORMATS", "IMAGE_SUFFIXES", "ImportConfig", "import_dataset", "detect_format",
            "extract_zip_safely", "split_from_name"]
 
 FORMATS = ("auto", "labels", "easyocr", "lmdb", "zip")
-#: File suffixes treated as images when looking for images without a label.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 #: The file each folder format is recognised by.
 MARKERS = {"lmdb": "data.mdb", "easyocr": "labels.csv", "labels": "labels.txt"}
 #: Formats the stored bytes are kept in; anything else is re-encoded as PNG.
@@ -63,7 +70,11 @@ class ImportConfig(Config):
         "help": "re-encode every image as PNG (else PNG/JPEG bytes are kept as they are)"})
     min_side: int = field(default=4, metadata={"help": "reject images narrower or lower than this (pixels)"})
     max_image_bytes: int = field(default=50_000_000, metadata={"help": "reject image files larger than this"})
-    max_zip_bytes: int = field(default=4_000_000_000, metadata={
+    max_width: int = field(default=4000, metadata={
+        "help": "reject lines wider than this many pixels once scaled to line_height (model input)"})
+    line_height: int = field(default=64, metadata={
+        "help": "the model's input height, at which max_width applies (english_g2: 64)"})
+    max_zip_bytes: int = field(default=DEFAULT_MAX_ZIP_BYTES, metadata={
         "help": "refuse a zip whose files add up to more than this many bytes uncompressed"})
     max_zip_entries: int = field(default=1_000_000, metadata={"help": "refuse a zip with more entries than this"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing output folder"})
@@ -71,6 +82,8 @@ class ImportConfig(Config):
     def validate(self) -> None:
         check(self.min_side >= 1, f"min_side must be at least 1, got {self.min_side}")
         check(self.max_image_bytes > 0, f"max_image_bytes must be positive, got {self.max_image_bytes}")
+        check(self.max_width >= self.line_height, f"max_width must be at least line_height, got {self.max_width}")
+        check(self.line_height >= 1, f"line_height must be at least 1, got {self.line_height}")
         check(self.max_zip_bytes > 0, f"max_zip_bytes must be positive, got {self.max_zip_bytes}")
         check(self.max_zip_entries > 0, f"max_zip_entries must be positive, got {self.max_zip_entries}")
 
@@ -169,253 +182,6 @@ def detect_format(source: Union[str, Path]) -> str:
     return formats.pop() if len(formats) == 1 else "mixed"
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix() if path != root else ""
-    except ValueError:
-        return path.as_posix()
-
-
-# --------------------------------------------------------------------------------------------
-# Safe zip extraction
-
-
-def _zip_entry_problem(info: zipfile.ZipInfo) -> Optional[str]:
-    """Why an entry must not be extracted, or None when it is safe."""
-    name = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "has an absolute path, which would write outside the target: store relative paths"
-    if any(part == ".." for part in name.split("/")):
-        return "has '..' in its path, which would write outside the target: store paths inside the archive"
-    if stat.S_ISLNK(mode):
-        return "is a symbolic link, which could point outside the archive: store the file itself"
-    # Many zip writers store permission bits only (file type 0); that is an ordinary file.
-    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return "is not a regular file or folder: store plain files only"
-    if info.flag_bits & 0x1:
-        return "is encrypted: store it without a password"
-    return None
-
-
-def _is_junk(name: str) -> bool:
-    # Finder adds resource forks and .DS_Store to every zip it makes; they are never samples.
-    parts = name.replace("\\", "/").split("/")
-    return "__MACOSX" in parts or parts[-1] == ".DS_Store" or parts[-1].startswith("._")
-
-
-def extract_zip_safely(archive: Union[str, Path], target: Union[str, Path], max_bytes: int = 4_000_000_000,
-                       max_entries: int = 1_000_000) -> list[Rejected]:
-    """Extract `archive` into `target`, skipping unsafe entries; returns one Rejected per skipped entry.
-
-    Entries with absolute paths, ``..``, symbolic links or encryption are not written. An archive
-    with more than `max_entries` entries or more than `max_bytes` uncompressed (a zip bomb) is
-    refused as a whole with InputError.
-    """
-    archive, target = Path(archive), Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    root = target.resolve()
-    rejected: list[Rejected] = []
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{archive} is not a readable zip ({exc}): re-create the archive") from None
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > max_entries:
-            raise InputError(f"{archive} has {len(infos):,} entries, over the limit of {max_entries:,} "
-                             "(a zip bomb?): split the archive or raise max_zip_entries")
-        declared = sum(i.file_size for i in infos)
-        if declared > max_bytes:
-            raise InputError(f"{archive} unpacks to {declared:,} bytes, over the limit of {max_bytes:,} "
-                             "(a zip bomb?): split the archive or raise max_zip_bytes")
-        written = 0
-        seen: set[str] = set()
-        for info in infos:
-            name = info.filename
-            if _is_junk(name):
-                continue
-            problem = _zip_entry_problem(info)
-            clean = name.replace("\\", "/").strip("/")
-            if problem is None and clean in seen:
-                problem = "appears twice in the archive: keep one copy"
-            dest = (root / clean).resolve() if clean else root
-            if problem is None and dest != root and root not in dest.parents:
-                problem = "would be written outside the target folder: store paths inside the archive"
-            if problem:
-                rejected.append(Rejected(name, "", f"zip entry {name!r} in {archive.name} {problem}"))
-                continue
-            seen.add(clean)
-            if info.is_dir() or not clean:
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(dest, "wb") as out:
-                    # Count real bytes too: the sizes in the headers are written by whoever made the zip.
-                    while True:
-                        chunk = src.read(1 << 20)
-                        if not chunk:
-                            break
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise InputError(
-                                f"{archive} unpacks to more than {max_bytes:,} bytes (a zip bomb?): "
-                                "split the archive or raise max_zip_bytes")
-                        out.write(chunk)
-            except InputError:
-                raise
-            except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
-                dest.unlink(missing_ok=True)
-                rejected.append(Rejected(name, "", f"zip entry {name!r} in {archive.name} cannot be read "
-                                                   f"({exc}): re-create the archive"))
-    return rejected
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the sources. Each reader yields (sample, label, bytes) for candidates and Rejected rows.
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """A labelled image, not yet checked: a file named by a labels file, or bytes from an LMDB."""
-
-    sample: str                 # image path relative to the input root, or "LMDB:image-000000001"
-    label: str
-    data: Union[Path, bytes]
-    where: str                  # "labels.txt:12"
-
-
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text) of `path`: BOM dropped, one trailing CR removed, undecodable bytes kept
-    as surrogates so the line can be rejected on its own."""
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    text = raw.decode("utf-8", errors="surrogateescape")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(lines, 1)]
-
-
-def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= c <= "\udcff" for c in text)
-
-
-def _bad_line(where: str, line: str) -> Rejected:
-    shown = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return Rejected(where, shown, f"{where} is not valid UTF-8 text: save the file as UTF-8 "
-                                  "(the bad bytes show as \ufffd)")
-
-
-def _resolve_image(part_dir: Path, input_root: Path, name: str, where: str) -> tuple[Optional[Path], str]:
-    """The file a labels line names, or (None, reason) when it is outside the input."""
-    clean = name.replace("\\", "/")
-    if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean) or ".." in PurePosixPath(clean).parts:
-        return None, (f"{where} names {name!r}, a path outside the dataset folder: "
-                      "use a path relative to the labels file")
-    path = part_dir / clean
-    try:
-        resolved = path.resolve()
-    except OSError as exc:
-        return None, f"{where} names {name!r}, which cannot be resolved ({exc}): fix the name"
-    root = input_root.resolve()
-    if resolved != root and root not in resolved.parents:
-        return None, (f"{where} names {name!r}, which links outside the dataset folder: "
-                      "copy the image into the folder")
-    return path, ""
-
-
-def _list_labels_txt(part: _Part, input_root: Path) -> Iterator[Union[_Candidate, Rejected]]:
-    labels_file = part.labels_file or part.path / "labels.txt"
-    rel_file = _rel(labels_file, input_root) or labels_file.name
-    first_seen: dict[str, int] = {}
-    for n, line in _read_lines(labels_file):
-        where = f"{rel_file}:{n}"
-        if not line.strip():
-            continue
-        sep = "\t" if "\t" in line else " "
-        name, found, label = line.partition(sep)
-        if _has_bad_bytes(line):
-            yield _bad_line(where, label if found else line)
-            continue
-        if not found or not name:
-            yield Rejected(where, "", f"{where} has no separator: write `name<TAB>text` (or `name text`)")
-            continue
-        if not label.strip():
-            yield Rejected(where, label, f"{where}: image {name!r} has an empty label: "
-                                         "write its text after the tab, or remove the line")
-            continue
-        yield from _listed(part, input_root, name, label, where, first_seen, n)
-
-
-def _list_labels_csv(part: _Part, input_root: Path) -> Iterator[Union[_Candidate, Rejected]]:
-    labels_file = part.labels_file or part.path / "labels.csv"
-    rel_file = _rel(labels_file, input_root) or labels_file.name
-    lines = _read_lines(labels_file)
-    # Each physical line is parsed on its own (a text-line label never holds a newline), so one
-    # unbalanced quote is one rejected row rather than the rest of the file swallowed.
-    header: Optional[list[str]] = None
-    first_seen: dict[str, int] = {}
-    for n, line in lines:
-        where = f"{rel_file}:{n}"
-        if not line.strip():
-            continue
-        if _has_bad_bytes(line):
-            if header is None:
-                raise InputError(f"{where}, the header of {labels_file}, is not valid UTF-8: save the file as UTF-8")
-            yield _bad_line(where, line)
-            continue
-        try:
-            row = next(csv.reader([line], strict=True))
-        except csv.Error as exc:
-            if header is None:
-                raise InputError(f"{where}: the header of {labels_file} is not valid CSV ({exc}): "
-                                 "it must be `filename,words`") from None
-            yield Rejected(where, line, f"{where} is not valid CSV ({exc}): quote the words field "
-                                        "and double any quote inside it (\"\" )")
-            continue
-        if header is None:
-            header = [h.strip().lower() for h in row]
-            if "filename" not in header or "words" not in header:
-                raise InputError(f"{where}: {labels_file} must start with the header `filename,words` "
-                                 f"(EasyOCR trainer format), found {line!r}: add that header line")
-            i_name, i_words = header.index("filename"), header.index("words")
-            continue
-        if len(row) != len(header):
-            yield Rejected(where, line, f"{where} has {len(row)} fields but the header has {len(header)}: "
-                                        "quote the words field if it contains commas")
-            continue
-        name, label = row[i_name], row[i_words]
-        if not name:
-            yield Rejected(where, label, f"{where} has an empty filename: fill it in or remove the row")
-            continue
-        if not label.strip():
-            yield Rejected(where, label, f"{where}: image {name!r} has empty words: "
-                                         "write its text, or remove the row")
-            continue
-        yield from _listed(part, input_root, name, label, where, first_seen, n)
-    if header is None:
-        raise InputError(f"{labels_file} is empty: it must hold the header `filename,words` and one row per image")
-
-
-def _listed(part: _Part, input_root: Path, name: str, label: str, where: str,
-            first_seen: dict[str, int], n: int) -> Iterator[Union[_Candidate, Rejected]]:
-    path, problem = _resolve_image(part.path, input_root, name, where)
-    sample = _rel(path, input_root) if path is not None else name
-    if path is None:
-        yield Rejected(sample, label, problem)
-        return
-    key = str(path)
-    if key in first_seen:
-        yield Rejected(sample, label, f"{where} lists {name!r} again (first at line {first_seen[key]}): "
-                                      "keep one line per image")
-        return
-    first_seen[key] = n
-    yield _Candidate(sample, label, path, where)
-
-
 def _unlabelled_images(part: _Part, input_root: Path, listed: set[Path],
                        skip_dirs: set[Path]) -> Iterator[Rejected]:
     marker = (part.labels_file or part.path / MARKERS[part.fmt]).name
@@ -442,6 +208,12 @@ def _prepare_image(data: bytes, where: str, config: ImportConfig) -> bytes:
     if w < config.min_side or h < config.min_side:
         raise InputError(f"{where} is only {w}x{h} pixels (min_side {config.min_side}): "
                          "use a larger crop or lower min_side")
+    # The model reads a line scaled to its input height (a tall crop is stood up, as EasyOCR does).
+    scaled = round(max(w, h) * config.line_height / min(w, h))
+    if scaled > config.max_width:
+        raise InputError(f"{where} is {w}x{h} pixels: at the model's height of {config.line_height} px it would be "
+                         f"{scaled:,} px wide, over max_width {config.max_width:,}: crop it into shorter lines "
+                         "or raise max_width")
     if image.format in _KEPT_FORMATS and not config.reencode:
         return data
     if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "P"):
@@ -454,6 +226,7 @@ class _Importer:
         self.source = source
         self.config = config
         self.callback = callback
+        self.normalised = 0
 
     def parts(self, root: Path) -> list[_Part]:
         fmt = self.config.format
@@ -476,68 +249,58 @@ class _Importer:
             return [_Part(p.path, p.fmt, None, p.name, p.labels_file) for p in parts]
         return parts
 
+    def listings(self, parts: list[_Part], root: Path) -> tuple[list[tuple[_Part, list]], dict, int]:
+        """Every part's candidates (labels files are read now, LMDBs lazily), open LMDBs, total."""
+        listings: list[tuple[_Part, list]] = []
+        lmdbs: dict[Path, LmdbReader] = {}
+        total = 0
+        try:
+            for part in parts:
+                if part.fmt == "lmdb":
+                    try:
+                        reader = lmdbs[part.path] = LmdbReader(part.path, strict=False)
+                    except DatasetError as exc:
+                        raise InputError(f"cannot import LMDB {part.path}: {exc}") from None
+                    listings.append((part, []))
+                    total += min(len(reader), max(0, (reader.entries - 1) // 2))
+                    continue
+                labels_file = part.labels_file or part.path / MARKERS[part.fmt]
+                lister = list_labels_txt if part.fmt == "labels" else list_labels_csv
+                items = list(lister(labels_file, part.path, root))
+                listings.append((part, items))
+                total += len(items)
+        except BaseException:
+            for reader in lmdbs.values():
+                reader.close()
+            raise
+        return listings, lmdbs, total
+
     def run(self, source: Path, out: Path, pre_rejected: list[Rejected]) -> Path:
         parts = self.assign_splits(self.parts(source))
         root = source.parent if source.is_file() else source
         given = {p.split for p in parts if p.split}
         missing = [s for s in ("val", "test") if s not in given] if given else []
-        listings: list[tuple[_Part, list]] = []
-        for part in parts:
-            if part.fmt == "labels":
-                listings.append((part, list(_list_labels_txt(part, root))))
-            elif part.fmt == "easyocr":
-                listings.append((part, list(_list_labels_csv(part, root))))
-            else:
-                listings.append((part, []))
-        total = sum(len(items) for _, items in listings)
-        lmdbs: dict[Path, LmdbReader] = {}
-        for part in parts:
-            if part.fmt == "lmdb":
-                try:
-                    lmdbs[part.path] = LmdbReader(part.path)
-                except DatasetError as exc:
-                    raise InputError(f"cannot import LMDB {part.path}: {exc}") from None
-                total += len(lmdbs[part.path])
-        part_dirs = {p.path for p in parts}
         source_info = {
             "kind": "import",
             "path": str(self.source),
             "format": self.config.format,
             "parts": [{"name": p.name or ".", "format": p.fmt, "split": p.split} for p in parts],
         }
-        # Splits the source does not provide are drawn from its train part by the fractions.
-        rng = random.Random(self.config.split.split_seed)
-        writer = DatasetWriter(out, self.config.split, source=source_info, overwrite=self.config.overwrite)
+        writer = DatasetWriter(out, self.config.split, source=source_info, overwrite=self.config.overwrite,
+                               protect=(self.source,))
+        lmdbs: dict[Path, LmdbReader] = {}
         try:
+            listings, lmdbs, total = self.listings(parts, root)
             for r in pre_rejected:
                 writer.reject(r.sample, r.label, r.reason)
-            done = 0
-            for part, items in listings:
-                listed_paths: set[Path] = set()
-                candidates = items if part.fmt != "lmdb" else self._lmdb_items(lmdbs[part.path], part, root)
-                for item in candidates:
-                    done += 1
-                    if isinstance(item, Rejected):
-                        writer.reject(item.sample, item.label, item.reason)
-                    else:
-                        if isinstance(item.data, Path):
-                            listed_paths.add(item.data)
-                        image = self._load(writer, item)
-                        if image is not None:
-                            writer.add(image, item.label, sample=item.sample,
-                                       split=self._split_for(part, missing, rng))
-                    if done % _PROGRESS_EVERY == 0:
-                        emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
-                if part.fmt != "lmdb":
-                    for r in _unlabelled_images(part, root, listed_paths, part_dirs - {part.path}):
-                        writer.reject(r.sample, r.label, r.reason)
-            emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
+            self.write_all(writer, listings, lmdbs, root, missing, total)
             if writer.total == 0:
                 raise InputError(_nothing_message(self.source, writer.rejected))
             if writer.rejected:
                 emit(self.callback, Message(
                     f"{len(writer.rejected)} sample(s) rejected: see {out / 'rejected.csv'}", "warning"))
-            return writer.close(extra={"import_config": self.config.to_dict()})
+            return writer.close(extra={"import_config": self.config.to_dict(),
+                                       "labels_normalised": self.normalised})
         except BaseException:
             writer.abort()
             raise
@@ -545,9 +308,62 @@ class _Importer:
             for reader in lmdbs.values():
                 reader.close()
 
-    def _lmdb_items(self, reader: LmdbReader, part: _Part, root: Path) -> Iterator[Union[_Candidate, Rejected]]:
+    def write_all(self, writer: DatasetWriter, listings: list, lmdbs: dict, root: Path,
+                  missing: list[str], total: int) -> None:
+        # Splits the source does not provide are drawn from its train part by the fractions.
+        rng = random.Random(self.config.split.split_seed)
+        part_dirs = {p.path for p, _ in listings}
+        done = 0
+        for part, items in listings:
+            listed_paths: set[Path] = set()
+            candidates = items if part.fmt != "lmdb" else self._lmdb_items(lmdbs[part.path], part)
+            for item in candidates:
+                if isinstance(item, Note):
+                    emit(self.callback, Message(item.text, "warning"))
+                    continue
+                done += 1
+                if isinstance(item, Rejected):
+                    writer.reject(item.sample, item.label, item.reason)
+                else:
+                    if isinstance(item.data, Path):
+                        listed_paths.add(item.data)
+                    self._take(writer, item, self._split_for(part, missing, rng))
+                if done % _PROGRESS_EVERY == 0:
+                    emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
+            if part.fmt != "lmdb":
+                for r in _unlabelled_images(part, root, listed_paths, part_dirs - {part.path}):
+                    writer.reject(r.sample, r.label, r.reason)
+        emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
+        if self.normalised:
+            emit(self.callback, Message(f"{self.normalised} label(s) normalised (NFC, unusual spaces, invisible "
+                                        "zero-width characters removed)"))
+
+    def _take(self, writer: DatasetWriter, item: Candidate, split: Optional[str]) -> None:
+        label, changed, problem = clean_label(item.label)
+        if problem:
+            writer.reject(item.sample, item.label, f"{item.where}: label {item.label!r} {problem}, "
+                                                   "or remove the row")
+            return
+        if not label.strip():
+            writer.reject(item.sample, item.label, f"{item.where}: label {item.label!r} is empty once invisible "
+                                                   "characters are removed: write its text, or remove the row")
+            return
+        image = self._load(writer, item)
+        if image is not None:
+            writer.add(image, label, sample=item.sample, split=split)
+            self.normalised += changed
+
+    def _lmdb_items(self, reader: LmdbReader, part: _Part) -> Iterator[Union[Candidate, Rejected]]:
         rel = part.name or part.path.name
-        for i in range(len(reader)):
+        claimed, room = len(reader), max(0, (reader.entries - 1) // 2)
+        indices: Iterator[int] = iter(range(claimed))
+        if claimed > room:
+            # A damaged count: walk the keys present instead of millions of missing ones.
+            yield Rejected(f"{rel}:num-samples", "", f"{reader.path} claims {claimed:,} samples in 'num-samples' "
+                                                     f"but holds keys for at most {room:,}: imported the samples "
+                                                     "present; re-create the LMDB to fix its count")
+            indices = iter(list(reader.present_indices()))
+        for i in indices:
             sample = f"{rel}:image-{i + 1:09d}"
             try:
                 label = reader.label(i)
@@ -563,9 +379,9 @@ class _Importer:
                 yield Rejected(sample, label, f"{sample} in {reader.path} has an empty label: "
                                               "re-create the LMDB without it")
                 continue
-            yield _Candidate(sample, label, data, sample)
+            yield Candidate(sample, label, data, sample)
 
-    def _load(self, writer: DatasetWriter, item: _Candidate) -> Optional[bytes]:
+    def _load(self, writer: DatasetWriter, item: Candidate) -> Optional[bytes]:
         sample, label, where = item.sample, item.label, item.where
         if isinstance(item.data, Path):
             path = item.data
@@ -615,7 +431,8 @@ def import_dataset(source: Union[str, Path], out: Union[str, Path], config: Opti
     """Import `source` (folder, labels file or .zip) into a new dataset folder `out`; returns `out`.
 
     Rejected samples go to ``out/rejected.csv``. Raises InputError when nothing is usable, and
-    leaves no folder behind on any failure.
+    leaves no folder behind on any failure. `out` must not be, hold or lie inside `source`;
+    ``overwrite`` replaces only an ocrtrain dataset or an empty folder.
 
     >>> # import_dataset("scans/", "data/scans", ImportConfig(format="labels"))
     """
@@ -623,8 +440,8 @@ def import_dataset(source: Union[str, Path], out: Union[str, Path], config: Opti
     source, out = Path(source), Path(out)
     if not source.exists():
         raise InputError(f"import source {source} does not exist: check the path")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not config.overwrite:
-        raise DatasetError(f"{out} already exists and is not empty: choose a new folder or pass overwrite")
+    # Checked before a zip is extracted; DatasetWriter checks again before it writes anything.
+    check_replaceable(out, config.overwrite, is_dataset_folder, protect=(source,))
     importer = _Importer(source, config, callback)
     is_zip = source.is_file() and zipfile.is_zipfile(source)
     if config.format == "zip" and not is_zip:
@@ -634,10 +451,11 @@ def import_dataset(source: Union[str, Path], out: Union[str, Path], config: Opti
             raise InputError(f"{source} is neither a .zip, a labels .txt nor a labels .csv: "
                              "give a folder, a labels file or a .zip")
         return importer.run(source, out, [])
-    tmp = Path(tempfile.mkdtemp(prefix="ocrtrain-import-"))
+    tmp = make_temp_dir()
     try:
         emit(callback, Message(f"extracting {source.name}"))
-        rejected = extract_zip_safely(source, tmp, config.max_zip_bytes, config.max_zip_entries)
+        rejected = extract_zip_safely(source, tmp, config.max_zip_bytes, config.max_zip_entries,
+                                      max_member_bytes=config.max_image_bytes)
         try:
             return importer.run(tmp, out, rejected)
         except InputError as exc:

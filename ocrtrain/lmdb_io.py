@@ -21,9 +21,10 @@ from typing import Iterator, Optional, Union
 
 import lmdb
 
+from .diskspace import disk_full_message, is_disk_full
 from .errors import DatasetError
 
-__all__ = ["LmdbWriter", "LmdbReader", "is_lmdb"]
+__all__ = ["LmdbWriter", "LmdbReader", "is_lmdb", "parse_num_samples"]
 
 _INITIAL_MAP = 16 * 1024 * 1024
 
@@ -56,11 +57,45 @@ def _acquire_env(path: Path) -> tuple[tuple, "lmdb.Environment"]:
                 pass
         entry = _ENVS.get(key)
         if entry is None:
-            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False,
-                            meminit=False, max_readers=256)
+            env = _open_checked(path)
             entry = _ENVS[key] = [env, 0]
         entry[1] += 1
         return key, entry[0]
+
+
+def _open_checked(path: Path) -> "lmdb.Environment":
+    """Open read-only, refusing a data file shorter than its own last page.
+
+    LMDB maps the file and reads pages straight from memory: a page past the end of a truncated
+    file is a bus error (SIGBUS) that kills the process with no message, so check first.
+    """
+    data = path / "data.mdb"
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False,
+                        meminit=False, max_readers=256)
+    except lmdb.Error as exc:
+        raise DatasetError(f"{data} cannot be opened as an LMDB ({exc}): the file is damaged or not an "
+                           "LMDB; re-create it (ocrtrain synth / ocrtrain import)") from None
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.stat(data).st_size
+    if size < needed:
+        env.close()
+        raise DatasetError(f"{data} is truncated: {size:,} bytes, but its pages need {needed:,} "
+                           "(an interrupted copy or download?): copy it again or re-create the dataset")
+    return env
+
+
+def parse_num_samples(raw: Optional[bytes], where: Union[str, Path]) -> int:
+    """The sample count stored under ``num-samples``; DatasetError when missing or not a count."""
+    if raw is None:
+        raise DatasetError(
+            f"{where} has no 'num-samples' key (an interrupted write?): regenerate or re-import it"
+        )
+    text = bytes(raw).decode("ascii", "replace").strip()
+    if not text.isdigit() or len(text) > 12:
+        raise DatasetError(f"{where}: 'num-samples' is {text[:40]!r}, not a count of samples (0 or more): "
+                           "the LMDB is damaged; re-create it")
+    return int(text)
 
 
 def _release_env(key: tuple) -> None:
@@ -86,8 +121,11 @@ class LmdbWriter:
         self.path = Path(path)
         if is_lmdb(self.path):
             raise DatasetError(f"{self.path} already holds an LMDB: choose a new folder or delete it")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(self.path), map_size=_INITIAL_MAP, subdir=True, lock=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._env = lmdb.open(str(self.path), map_size=_INITIAL_MAP, subdir=True, lock=True)
+        except (OSError, lmdb.Error) as exc:
+            raise self._write_error(exc) from None
         self._pending: dict[bytes, bytes] = {}
         self._commit_every = commit_every
         self.count = 0
@@ -119,15 +157,28 @@ class LmdbWriter:
                 break
             except lmdb.MapFullError:
                 self._env.set_mapsize(self._env.info()["map_size"] * 2)
+            except (OSError, lmdb.Error) as exc:
+                raise self._write_error(exc) from None
         self._pending.clear()
+
+    def _write_error(self, exc: BaseException) -> DatasetError:
+        """A failed write as DatasetError; LMDB reports a full disk as an I/O error."""
+        if is_disk_full(exc):
+            return DatasetError(disk_full_message(self.path, exc))
+        return DatasetError(f"cannot write the LMDB {self.path} ({exc}): check the disk and the folder's "
+                            "permissions, then run again; nothing was kept")
 
     def close(self) -> None:
         if self._env is None:
             return
         self._flush(final=True)
-        self._env.sync()
-        self._env.close()
-        self._env = None
+        try:
+            self._env.sync()
+        except (OSError, lmdb.Error) as exc:
+            raise self._write_error(exc) from None
+        finally:
+            self._env.close()
+            self._env = None
 
     def abort(self) -> None:
         """Close without writing ``num-samples`` (the LMDB then reads as incomplete)."""
@@ -146,9 +197,13 @@ class LmdbWriter:
 
 
 class LmdbReader:
-    """Random access to a DTRB-layout LMDB; opens lazily and reopens in each worker process."""
+    """Random access to a DTRB-layout LMDB; opens lazily and reopens in each worker process.
 
-    def __init__(self, path: Union[str, Path]):
+    `strict` (the default) refuses an LMDB whose ``num-samples`` claims more samples than it
+    holds keys for; the importer opens with ``strict=False`` and walks the keys present.
+    """
+
+    def __init__(self, path: Union[str, Path], strict: bool = True):
         self.path = Path(path)
         if not is_lmdb(self.path):
             raise DatasetError(
@@ -157,13 +212,22 @@ class LmdbReader:
         self._env = None
         self._pid: Optional[int] = None
         self._key: Optional[tuple] = None
-        with self._open().begin() as txn:
-            raw = txn.get(b"num-samples")
-        if raw is None:
+        env = self._open()
+        try:
+            with env.begin() as txn:
+                raw = txn.get(b"num-samples")
+            self._len = parse_num_samples(raw, self.path)
+            #: Keys actually stored; a DTRB LMDB holds 2 per sample (image, label) + num-samples.
+            self.entries = int(env.stat()["entries"])
+        except BaseException:
+            self.close()
+            raise
+        if strict and self.entries < 2 * self._len + 1:
+            self.close()
             raise DatasetError(
-                f"{self.path} has no 'num-samples' key (an interrupted write?): regenerate or re-import it"
-            )
-        self._len = int(raw)
+                f"{self.path} claims {self._len:,} samples in 'num-samples' but holds only {self.entries:,} "
+                f"keys (room for {max(0, (self.entries - 1) // 2):,}): the LMDB is damaged; re-create it, "
+                "or import it with `ocrtrain import` (which keeps the samples present)")
 
     def _open(self):
         if self._env is None or self._pid != os.getpid():
@@ -205,6 +269,21 @@ class LmdbReader:
     def labels(self) -> Iterator[str]:
         for i in range(self._len):
             yield self.label(i)
+
+    def present_indices(self) -> Iterator[int]:
+        """0-based indices that have a ``label-`` key, in order (bounded by the keys stored, not
+        by what ``num-samples`` claims)."""
+        with self._open().begin() as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(b"label-"):
+                return
+            for key in cursor.iternext(keys=True, values=False):
+                key = bytes(key)
+                if not key.startswith(b"label-"):
+                    break
+                digits = key[6:]
+                if digits.isdigit() and 1 <= int(digits) <= self._len:
+                    yield int(digits) - 1
 
     def meta(self, key: str, default=None):
         with self._open().begin() as txn:

@@ -370,7 +370,7 @@ def test_malformed_csv_rows_rejected(tmp_path):
     body = (b"filename,words\n"
             + f'{names[0]},"{LABELS[0]}"\n'.encode()
             + b'x.png,"unbalanced\n'          # line 3
-            + b"x.png,too,many\n"             # line 4
+            + b'x.png,"too",many\n'           # line 4: extra fields and quotes: ambiguous
             + "x.png,Br\u00f8d\n".encode("latin-1")  # line 5
             + b"x.png,\n"                      # line 6
             + b',"no name"\n'                 # line 7
@@ -380,7 +380,7 @@ def test_malformed_csv_rows_rejected(tmp_path):
     out = import_dataset(src, tmp_path / "ds", ImportConfig(split=ALL_TRAIN))
     assert set(all_samples(out)) == {LABELS[0], LABELS[1], LABELS[2]}
     rows = rejected_rows(out)
-    assert "not valid CSV" in reason_for(rows, "labels.csv:3")
+    assert "never closed" in reason_for(rows, "labels.csv:3")
     assert "3 fields" in reason_for(rows, "labels.csv:4")
     assert "UTF-8" in reason_for(rows, "labels.csv:5")
     assert "empty words" in reason_for(rows, "labels.csv:6")
