@@ -124,6 +124,9 @@ class AuditReport:
     model_height: int
     rejected: list
     warnings: list = field(default_factory=list)
+    #: Characters with fewer than `min_char_count` training examples: {char: count}, rarest first.
+    rare_chars: dict = field(default_factory=dict)
+    min_char_count: int = 50
 
     @property
     def total(self) -> int:
@@ -175,13 +178,15 @@ class AuditReport:
 def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "english_g2",
                   max_label_length: Optional[int] = None, max_images: int = 20000,
                   model_height: Optional[int] = 64, family: Union[str, ModelFamily] = DEFAULT_FAMILY,
-                  family_options: Optional[Mapping[str, Any]] = None) -> AuditReport:
+                  family_options: Optional[Mapping[str, Any]] = None, min_char_count: int = 50) -> AuditReport:
     """Audit a dataset folder (or a bare LMDB folder) against a base model's charset.
 
     `max_images` bounds the image headers read per split (evenly spaced); labels are all read.
     A label is flagged when the model `family` could not train on it from its image (the very
     rule training applies, ``family.check_label``: for CTC, its steps at `model_height`, see
-    :func:`ctc_steps`) or when it is longer than `max_label_length`.
+    :func:`ctc_steps`) or when it is longer than `max_label_length`. A character with fewer than
+    `min_char_count` examples in the training split (all samples when there is none) is listed
+    in ``rare_chars`` with a warning: a handful of examples does not teach a new head entry.
     """
     if max_images < 0:
         raise ConfigError(f"max_images must be >= 0, got {max_images}")
@@ -191,6 +196,7 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
     ds = Dataset(path)
     counts: dict[str, int] = {}
     chars: Counter = Counter()
+    train_chars: Counter = Counter()
     examples: dict[str, list[str]] = {}
     lengths: Counter = Counter()
     widths: list[int] = []
@@ -219,6 +225,8 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
                     unreadable.append({"split": split, "index": i, "reason": f"label: {exc}"})
                     continue
                 chars.update(label)
+                if split in ("train", "all"):
+                    train_chars.update(label)
                 lengths[len(label)] += 1
                 for c in set(label):
                     if c not in base:
@@ -257,6 +265,9 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
     if too_long_count > len(too_long):
         warnings.append(f"only the first {len(too_long)} of {too_long_count} too-long labels are listed")
     rejected = [{"sample": r.sample, "label": r.label, "reason": r.reason} for r in ds.rejected()]
+    rare = _rare_chars(train_chars if train_chars else chars, chars, min_char_count)
+    if rare:
+        warnings.append(_rare_warning(rare, min_char_count, base))
     return AuditReport(
         path=str(path),
         base_charset=base_name,
@@ -279,4 +290,20 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
         model_height=model_height,
         rejected=rejected,
         warnings=warnings,
+        rare_chars=rare,
+        min_char_count=min_char_count,
     )
+
+
+def _rare_chars(train: Counter, every: Counter, minimum: int) -> dict:
+    """{char: training count} of the characters seen fewer than `minimum` times, rarest first."""
+    rare = {c: train.get(c, 0) for c in every if not c.isspace() and train.get(c, 0) < minimum}
+    return dict(sorted(rare.items(), key=lambda kv: (kv[1], kv[0])))
+
+
+def _rare_warning(rare: dict, minimum: int, base: Charset) -> str:
+    shown = ", ".join(f"{c!r} x{n}" + ("" if c in base else " (new)") for c, n in list(rare.items())[:16])
+    chars = "".join(rare)[:40].replace("'", "")
+    return (f"{len(rare)} character(s) have fewer than {minimum} training examples: {shown}; the model will "
+            f"hardly learn them: add lines rich in them, e.g. `ocrtrain synth --rich-in '{chars}' --out "
+            "datasets/rare`, and train on both datasets")

@@ -7,6 +7,7 @@ True
 from __future__ import annotations
 
 import csv
+import random
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Union
 from .errors import InputError
 
 __all__ = ["TextSource", "load_builtin", "load_wordlist", "load_csv_column", "load_source",
-           "detect_separator", "BUILTIN", "CSV_SUFFIXES"]
+           "detect_separator", "rich_entries", "BUILTIN", "CSV_SUFFIXES"]
 
 BUILTIN = "builtin"
 #: File suffixes read as CSV/TSV rather than as a word list.
@@ -162,3 +163,46 @@ def load_source(source: str = BUILTIN, column: str = "") -> TextSource:
             raise InputError(f"{source} is a CSV/TSV file: name the column holding the text (e.g. product_name)")
         return load_csv_column(source, column)
     return load_wordlist(source)
+
+
+def _put_in(word: str, char: str, rng: random.Random) -> str:
+    """`word` with `char` in it: replacing a letter it decorates (e for è) or inserted."""
+    base = unicodedata.normalize("NFD", char)[0]
+    spots = [i for i, c in enumerate(word) if c == base and c != char]
+    if spots:
+        i = rng.choice(spots)
+        return word[:i] + char + word[i + 1:]
+    i = rng.randrange(len(word) + 1)
+    return word[:i] + char + word[i:]
+
+
+def rich_entries(entries, chars: str, count: int, seed: int = 0) -> list[str]:
+    """`count` entries each holding at least one of `chars`, spread evenly over the characters.
+
+    Entries of the source that already contain a character are used first (real words); the
+    rest are source entries with the character put in (``Melk`` -> ``Mèlk``, or inserted where
+    the word has no letter it decorates), so every character gets about ``count / len(chars)``
+    entries whatever the corpus holds.
+
+    >>> rich_entries(["Melk", "Crème"], "è", 3, seed=1)
+    ['Mèlk', 'Mèlk', 'Crèmè']
+    """
+    wanted = [c for c in dict.fromkeys(chars) if not c.isspace()]
+    if not wanted:
+        raise InputError("rich_in names no characters: give the rare characters, e.g. 'èîôü'")
+    pool = [e for e in entries if e.strip()]
+    if not pool:
+        raise InputError("the text source holds no entries to put the rare characters into")
+    rng = random.Random(f"rich/{seed}/{''.join(wanted)}")
+    natural = {c: [e for e in pool if c in e] for c in wanted}
+    out = []
+    for k in range(count):
+        c = wanted[k % len(wanted)]
+        if natural[c] and rng.random() < 0.5:
+            out.append(rng.choice(natural[c]))
+        else:
+            words = rng.choice(pool).split(" ")
+            j = rng.randrange(len(words))
+            words[j] = _put_in(words[j], c, rng)
+            out.append(" ".join(words))
+    return out

@@ -24,18 +24,20 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageFont
 
 from .config import Config, check
-from .corpus import BUILTIN, CSV_SUFFIXES, TextSource, load_source
+from .corpus import BUILTIN, CSV_SUFFIXES, TextSource, load_source, rich_entries
 from .dataset import DatasetWriter, SplitConfig
+from .degrade import PRESETS, degrade, degrade_rng
 from .errors import InputError, OcrtrainError
 from .events import Callback, Message, Progress, emit
+from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool, trdg_font_dir  # noqa: F401
 from .images import encode_png
-from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels
+from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset", "default_fonts",
            "font_missing_chars", "trdg_font_dir", "source_entries", "make_synth_labels"]
@@ -72,9 +74,14 @@ def _trdg():
 
 @dataclass(frozen=True)
 class RenderConfig(Config):
-    """How each line is drawn (trdg options)."""
+    """How each line is drawn: trdg options, a font pool, and a preset look (ocrtrain.degrade)."""
 
-    fonts: str = field(default="trdg", metadata={"help": "'trdg' (its latin fonts) or a folder of .ttf/.otf fonts"})
+    preset: Literal["plain", "receipt-printer", "scanned-page", "phone-photo"] = field(default="plain", metadata={
+        "help": "the look of the lines: plain (trdg's rendering), receipt-printer (monospace, faded thermal print, "
+                "low contrast, slight perspective, JPEG), scanned-page, phone-photo"})
+    fonts: str = field(default="auto", metadata={
+        "help": "font pool: auto (the preset's: mono for receipt-printer, else trdg), trdg (its latin fonts), "
+                "text (trdg's plain text faces), mono (packaged monospace faces), or a folder of .ttf/.otf fonts"})
     height: int = field(default=48, metadata={"help": "image height in pixels"})
     skew: int = field(default=2, metadata={"help": "skew angle in degrees"})
     random_skew: bool = field(default=True, metadata={"help": "draw the skew uniformly in [-skew, skew]"})
@@ -97,8 +104,8 @@ class RenderConfig(Config):
             check(b in BACKGROUNDS, f"background {b!r} is not one of {', '.join(BACKGROUNDS)}")
         check("image" not in self.backgrounds or Path(self.background_dir).is_dir(),
               "the 'image' background needs background_dir set to a folder of images")
-        check(self.fonts == "trdg" or Path(self.fonts).is_dir(),
-              f"fonts must be 'trdg' or an existing folder, got {self.fonts!r}")
+        check(is_pool(self.fonts) or Path(self.fonts).is_dir(),
+              f"fonts must be one of {', '.join(POOLS)} or an existing folder, got {self.fonts!r}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,9 @@ class SynthConfig(Config):
     template_weights: tuple[float, ...] = field(default=DEFAULT_WEIGHTS, metadata={"help": "relative weight of each template"})
     upper_prob: float = field(default=0.1, metadata={"help": "share of lines in UPPER CASE"})
     title_prob: float = field(default=0.0, metadata={"help": "share of lines in Title Case"})
+    rich_in: str = field(default="", metadata={
+        "help": "characters to make every line rich in (e.g. 'èîôü' the audit found rare): source entries holding "
+                "them plus source words with them put in; only {item} templates, no case variants"})
     single_spaces: bool = field(default=True, metadata={
         "help": "collapse runs of spaces in the labels (CTC cannot count spaces; receipts' column gaps read as one)"})
     workers: int = field(default=0, metadata={"help": "render processes (0 = one per CPU core)"})
@@ -144,8 +154,21 @@ def source_entries(config: SynthConfig) -> list[str]:
 
 def _labels(config: SynthConfig, entries) -> list[str]:
     weights = config.template_weights or tuple(1.0 for _ in config.templates)
-    return make_labels(config.count, config.templates, weights, entries, config.seed,
-                       config.upper_prob, config.title_prob, config.single_spaces)
+    if not config.rich_in:
+        return make_labels(config.count, config.templates, weights, entries, config.seed,
+                           config.upper_prob, config.title_prob, config.single_spaces)
+    # Every line must hold a rare character: only templates with an {item}, one rich item per
+    # line in turn (so the characters share the lines evenly), and no case changes (È is not è).
+    pairs = [(t, w) for t, w in zip(config.templates, weights) if "item" in template_fields(t)]
+    if not pairs:
+        raise InputError("rich_in needs a template with {item}, e.g. '{item} {price}'")
+    items = rich_entries(entries, config.rich_in, config.count, config.seed)
+    templates, kept = zip(*pairs)
+    labels = []
+    for k, item in enumerate(items):
+        labels += make_labels(1, templates, kept, [item], config.seed * 1_000_003 + k,
+                              single_spaces=config.single_spaces)
+    return labels
 
 
 def make_synth_labels(config: SynthConfig) -> list[str]:
@@ -153,86 +176,22 @@ def make_synth_labels(config: SynthConfig) -> list[str]:
     return _labels(config, source_entries(config))
 
 
-def trdg_font_dir() -> Path:
-    """trdg's bundled latin fonts."""
-    return _trdg()[1]
-
-
-def _font_paths(fonts: str) -> list[Path]:
-    folder = _trdg()[1] if fonts == "trdg" else Path(fonts)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ttf", ".otf"))
-    if not paths:
-        raise InputError(f"font folder {folder} holds no .ttf/.otf fonts: add some or use fonts='trdg'")
-    return paths
-
-
-class _GlyphCheck:
-    """Which characters one font draws faithfully; answers are memoised per character.
-
-    PIL exposes no cmap, so a character counts as missing when it renders exactly like a
-    character no font maps (the .notdef box), renders empty, or (lowercase) renders exactly like
-    its capital. The basic layout engine is used because it is several times faster per call than
-    raqm and draws single Latin characters identically.
-    """
-
-    def __init__(self, font_path: str):
-        self.font = ImageFont.truetype(font_path, 32, layout_engine=ImageFont.Layout.BASIC)
-        self.notdef = {self._mask(c) for c in ("\uffff", "\U0010fffd", "\ue000")}
-        self.caps_only = _caps_only(self.font)
-        self.known: dict[str, bool] = {}
-
-    def _mask(self, c: str) -> tuple:
-        m = self.font.getmask(c)
-        return m.size, bytes(m)
-
-    def draws(self, c: str) -> bool:
-        if c not in self.known:
-            if c.isspace():
-                ok = True
-            else:
-                mask = self._mask(c)
-                ok = mask not in self.notdef and 0 not in mask[0]
-                if ok and c.islower() and c.upper() != c:
-                    # All-caps fonts draw 'a' as 'A'; small-caps fonts (Amatic SC, Aller Display)
-                    # as a small capital: either way the pixels would not match the label.
-                    ok = not self.caps_only and mask != self._mask(c.upper())
-            self.known[c] = ok
-        return self.known[c]
-
-
-@lru_cache(maxsize=None)
-def _glyph_check(font_path: str) -> _GlyphCheck:
-    return _GlyphCheck(font_path)
-
-
-def _caps_only(font: ImageFont.FreeTypeFont) -> bool:
-    """True when the font's g, p, y have no descenders, i.e. its lowercase are capitals."""
-    try:
-        base = font.getbbox("P", anchor="ls")[3]
-        drops = [font.getbbox(c, anchor="ls")[3] - base for c in "gpy"]
-    except (ValueError, OSError):  # a bitmap font without anchor support: assume real lowercase
-        return False
-    return sum(d > 0.08 * font.size for d in drops) < 2
-
-
-def font_missing_chars(font_path: Union[str, Path], chars: str) -> set[str]:
-    """Characters of `chars` that `font_path` cannot draw faithfully."""
-    check = _glyph_check(str(font_path))
-    return {c for c in set(chars) if not check.draws(c)}
+def _font_paths(fonts: str, preset: str = "plain") -> list[Path]:
+    return font_paths(fonts, preset)
 
 
 def default_fonts(config: RenderConfig, chars: str) -> list[Path]:
     """Fonts of `config.fonts` that draw every character in `chars`.
 
-    trdg's own folder is filtered silently (many of its display fonts lack æ/ø/å); a user folder
-    must cover the text, and a font that does not is named in the error.
+    A named pool (trdg's own folder, ...) is filtered silently (many of its display fonts lack
+    æ/ø/å); a user folder must cover the text, and a font that does not is named in the error.
     """
-    paths = _font_paths(config.fonts)
+    paths = _font_paths(config.fonts, config.preset)
     good, bad = [], {}
     for p in paths:
         missing = font_missing_chars(p, chars)
         (bad.__setitem__(p.name, missing) if missing else good.append(p))
-    if config.fonts != "trdg" and bad:
+    if not is_pool(config.fonts) and bad:
         name, missing = next(iter(bad.items()))
         raise InputError(f"font {name} in {config.fonts} cannot draw {sorted(missing)} used in the labels: "
                          "remove it from the folder or pick fonts that cover these characters")
@@ -361,7 +320,10 @@ def _render(index: int, label: str, render: RenderConfig, font: str, seed: int) 
     canvas.alpha_composite(text, (m, m))
     radius = rng.random() * render.blur if render.random_blur else render.blur
     image = canvas.convert("L")
-    return image.filter(ImageFilter.GaussianBlur(radius)) if radius else image
+    image = image.filter(ImageFilter.GaussianBlur(radius)) if radius else image
+    if render.preset != "plain":  # its own generator: plain lines stay the pixels they always were
+        image = degrade(image, PRESETS[render.preset], degrade_rng(seed, index))
+    return image
 
 
 def _render_task(item: tuple[int, str, Optional[str], str]) -> tuple[int, Optional[bytes], str]:
@@ -399,10 +361,10 @@ def _assign_fonts(labels: list[str], render: RenderConfig, seed: int):
     folder is filtered per label, so one odd character (say '™' in a CSV) costs only the lines
     that use it, which are rejected with the reason, instead of the whole run.
     """
-    paths = _font_paths(render.fonts)
+    paths = _font_paths(render.fonts, render.preset)
     chars = "".join(sorted({c for label in labels for c in label if not c.isspace()}))
     missing = {p: font_missing_chars(p, chars) for p in paths}
-    if render.fonts != "trdg":
+    if not is_pool(render.fonts):
         for p, gone in missing.items():
             if gone:
                 example = next(label for label in labels if gone & set(label))
@@ -432,9 +394,13 @@ def _assign_fonts(labels: list[str], render: RenderConfig, seed: int):
     return fonts, reasons, used, skipped
 
 
-def _prepare_plan(config: SynthConfig) -> _Plan:
-    source = load_source(config.source, config.column)
-    labels = _labels(config, source.entries)
+def _prepare_plan(config: SynthConfig, labels: Optional[Sequence[str]] = None) -> _Plan:
+    if labels is None:
+        source = load_source(config.source, config.column)
+        labels = _labels(config, source.entries)
+    else:
+        source = TextSource(tuple(labels), "given labels")
+        labels = list(labels)
     fonts, reasons, used, skipped = _assign_fonts(labels, config.render, config.seed)
     if not used:
         raise InputError(f"no font in {config.render.fonts} draws the labels (first: {labels[0]!r}; "
@@ -457,16 +423,23 @@ def preview(config: SynthConfig, n: int = 16) -> list[tuple[Image.Image, str]]:
 
 
 def generate_dataset(config: SynthConfig, out: Union[str, Path], callback: Optional[Callback] = None,
-                     stop_event: Optional[threading.Event] = None, overwrite: bool = False) -> Path:
+                     stop_event: Optional[threading.Event] = None, overwrite: bool = False,
+                     labels: Optional[Sequence[str]] = None, splits: Optional[Sequence[str]] = None,
+                     source_info: Optional[dict] = None) -> Path:
     """Render `config.count` lines in parallel into a dataset folder at `out` (atomically).
 
-    A sample that fails to render is recorded in rejected.csv; cancelling (`stop_event`) or an
-    error leaves no dataset folder behind.
+    `labels` replaces the labels drawn from the config's source and templates (one sample each,
+    `config.count` is then ignored); `splits` names each sample's split instead of the seeded
+    random split; `source_info` is merged into the manifest's ``source``. A sample that fails
+    to render is recorded in rejected.csv; cancelling (`stop_event`) or an error leaves no
+    dataset folder behind.
     """
     started = time.time()
-    plan = _prepare_plan(config)
+    plan = _prepare_plan(config, labels)
     labels = plan.labels
-    source = {"kind": "synth", "source": config.source, **plan.source.summary()}
+    if splits is not None and len(splits) != len(labels):
+        raise InputError(f"got {len(splits)} splits for {len(labels)} labels: give one split per label")
+    source = {"kind": "synth", "source": config.source, **plan.source.summary(), **(source_info or {})}
     if plan.source.skipped:
         emit(callback, Message(f"{plan.source.origin}: skipped {len(plan.source.skipped)} malformed row(s), "
                                f"e.g. {plan.source.skipped[0]}", "warning"))
@@ -500,7 +473,8 @@ def generate_dataset(config: SynthConfig, out: Union[str, Path], callback: Optio
                 if data is None:
                     writer.reject(f"synth-{index}", labels[index], error)
                 else:
-                    writer.add(data, labels[index], sample=f"synth-{index}")
+                    writer.add(data, labels[index], sample=f"synth-{index}",
+                               split=splits[index] if splits is not None else None)
                 done += 1
                 now = time.time()
                 if now - last > 0.25 or done == len(labels):

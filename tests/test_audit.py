@@ -111,3 +111,22 @@ def test_cli_audit_json(tiny_dataset, capsys):
     assert "Outside english_g2" in capsys.readouterr().out
     assert main(["audit", str(tiny_dataset.parent / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rare_characters_are_warned_with_the_fix(tmp_path):
+    out = tmp_path / "rare"
+    with DatasetWriter(out, SplitConfig(val_fraction=0.2, test_fraction=0.0)) as w:
+        for i in range(60):
+            w.add(png_bytes(draw_line("Melk 12,50")), "Melk 12,50", split="train")
+        w.add(png_bytes(draw_line("Crème brûlée")), "Crème brûlée", split="train")
+        for _ in range(80):  # plenty of 'ô' outside train does not make it learnable
+            w.add(png_bytes(draw_line("Rôti")), "Rôti", split="val")
+    report = audit_dataset(out)
+    assert report.rare_chars["è"] == report.rare_chars["û"] == 1 and report.rare_chars["ô"] == 0
+    assert "M" not in report.rare_chars and "e" not in report.rare_chars and " " not in report.rare_chars
+    counts = list(report.rare_chars.values())
+    assert counts == sorted(counts)  # rarest first
+    warning = next(w for w in report.warnings if "fewer than 50 training examples" in w)
+    assert "'è' x1 (new)" in warning and "--rich-in" in warning
+    assert "fewer than 50" in report.summary() and report.to_dict()["rare_chars"]["è"] == 1
+    assert audit_dataset(out, min_char_count=0).rare_chars == {}

@@ -83,3 +83,17 @@ def test_csv_not_utf8_names_line(tmp_path):
     csv.write_bytes("name,price\nMelk,2\nSm\xf8r,3\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"latin1.csv:3 is not UTF-8.*iconv"):
         load_csv_column(csv, "name")
+
+
+def test_rich_entries_spread_the_characters_and_keep_real_words():
+    from ocrtrain.corpus import rich_entries
+
+    entries = ["Melk", "Crème fraîche", "Brød", "Ost"]
+    out = rich_entries(entries, "èîü", 90, seed=1)
+    assert len(out) == 90 and out == rich_entries(entries, "èîü", 90, seed=1)
+    assert all(set(e) & set("èîü") for e in out)
+    assert [sum(c in e for e in out) >= 30 for c in "èîü"] == [True] * 3
+    assert "Crème fraîche" in out  # a real entry holding the character is used as it is
+    assert "Ostü" in out or any("ü" in e and e.replace("ü", "") in entries for e in out)  # put into a plain word
+    with pytest.raises(InputError, match="names no characters"):
+        rich_entries(entries, " ", 3)

@@ -260,3 +260,42 @@ def test_space_check_catches_spaces_as_narrow_as_letter_gaps(tmp_path, monkeypat
     monkeypatch.setattr(synth, "MIN_SPACE_EM", 0.0)
     bad, _ = _check_spaces(tmp_path)
     assert bad and {font for _, font, _ in bad} <= {"BEBAS___.ttf", "Amatic-Bold.ttf"}
+
+
+# --- presets and rare characters -----------------------------------------------------------
+
+def test_receipt_printer_preset_is_monospace_degraded_and_reproducible(tmp_path):
+    cfg = SynthConfig(count=12, seed=5, render=RenderConfig(preset="receipt-printer"))
+    a = generate_dataset(cfg.replace(workers=2), tmp_path / "a")
+    b = generate_dataset(cfg.replace(workers=1), tmp_path / "b")
+    assert _samples(a) == _samples(b)
+    fonts = Dataset(a).manifest["fonts"]
+    assert fonts and all(f.startswith(("IBMPlexMono", "RobotoMono", "Inconsolata")) for f in fonts)
+    # Same labels, fonts and trdg pixels underneath: only the degradation differs from plain.
+    plain = preview(cfg.replace(render=cfg.render.replace(preset="plain", fonts="mono")), 4)
+    printed = preview(cfg, 4)
+    assert [l for _, l in plain] == [l for _, l in printed]
+    assert all(p.tobytes() != q.tobytes() and p.size == q.size for (p, _), (q, _) in zip(plain, printed))
+    with pytest.raises(ConfigError, match="preset"):
+        RenderConfig(preset="fax")
+
+
+def test_rich_in_puts_a_rare_character_in_every_line():
+    cfg = SynthConfig(count=200, seed=2, rich_in="èîôü")
+    labels = make_synth_labels(cfg)
+    assert len(labels) == 200 and all(set(label) & set("èîôü") for label in labels)
+    for c in "èîôü":
+        assert sum(c in label for label in labels) >= 45
+    assert labels == make_synth_labels(cfg)
+    with pytest.raises(InputError, match=r"needs a template with \{item\}"):
+        make_synth_labels(cfg.replace(templates=("{price}",), template_weights=()))
+
+
+def test_cli_preset_sets_the_render_preset(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "ds"), "--count", "6", "--workers", "1",
+                 "--preset", "scanned-page", "--rich-in", "ü"]) == 0
+    manifest = Dataset(tmp_path / "ds").manifest
+    assert manifest["config"]["render"]["preset"] == "scanned-page" and manifest["config"]["rich_in"] == "ü"
+    assert main(["synth", "--out", str(tmp_path / "ds2"), "--count", "4", "--workers", "1", "--preset",
+                 "phone-photo", "--render-preset", "plain"]) == 0
+    assert Dataset(tmp_path / "ds2").manifest["config"]["render"]["preset"] == "plain"  # the explicit option wins

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..config import add_config_arguments, config_from_args
+from ..degrade import PRESET_NAMES
 from ..synth import SynthConfig, generate_dataset
 
 __all__ = ["register", "run", "add_synth_options", "synth_config"]
@@ -12,11 +13,17 @@ __all__ = ["register", "run", "add_synth_options", "synth_config"]
 
 def add_synth_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="base SynthConfig (YAML/JSON); options override it")
+    parser.add_argument("--preset", choices=(*PRESET_NAMES, "general"), default=None,
+                        help="the look of the lines (same as --render-preset); 'general' writes the general "
+                             "validation set instead (see `ocrtrain general`; --count and --seed apply)")
     add_config_arguments(parser, SynthConfig)
 
 
 def synth_config(args: argparse.Namespace) -> SynthConfig:
     base = SynthConfig.from_file(args.config) if args.config else None
+    preset = getattr(args, "preset", None)
+    if preset and preset != "general" and getattr(args, "render_preset", None) is None:
+        args.render_preset = preset
     return config_from_args(SynthConfig, args, base)
 
 
@@ -32,6 +39,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preset == "general":
+        from .general import write_general
+
+        return write_general(args.out, int(args.count or 1000), int(args.seed or 0), int(args.workers or 0),
+                             args.overwrite)
     config = synth_config(args)
 
     def show(event):
