@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import random
 
-import numpy as np
 import pytest
+from PIL import Image
 
 from ocrtrain.cli import main
 from ocrtrain.dataset import Dataset
@@ -28,6 +28,7 @@ def detected(tmp_path_factory):
     (root / "scans").mkdir()
     page, polys = draw_page(PAGE_TEXTS, angles=[0, 3, -3, 0], size=(420, 300), font_size=28)
     page.save(root / "scans" / "shop.png")
+    Image.new("RGB", (300, 200), "white").save(root / "scans" / "blank.png")
     docs = DocumentSet(import_pages(root / "scans", root / "docs", PageImportConfig(format="images")))
     events = []
     found = detect_pages(docs, FAST, callback=events.append)
@@ -37,13 +38,14 @@ def detected(tmp_path_factory):
 def test_craft_finds_every_drawn_line(detected):
     docs, polys, found, events = detected
     lines = docs.lines("shop")
-    assert found == {"shop": len(lines)} and len(lines) >= len(PAGE_TEXTS)
+    assert found == {"shop": len(lines), "blank": 0} and len(lines) >= len(PAGE_TEXTS)
     assert all(l.provenance == "detector" and l.status == "unreviewed" and l.text == "" for l in lines)
     for poly in polys:  # every drawn line has a detected box over it
         assert max(box_iou(poly, l.polygon) for l in lines) >= 0.5
-    assert [e.done for e in events if getattr(e, "stage", "") == "detect"] == [1]
+    assert [e.done for e in events if getattr(e, "stage", "") == "detect"] == [1, 2]
+    assert any("blank: CRAFT found no text" in getattr(e, "text", "") for e in events)
     # Detection runs only on pages without lines unless asked again.
-    assert detect_pages(docs, FAST) == {}
+    assert detect_pages(docs, FAST, pages=["shop"]) == {}
 
 
 def test_preread_then_align_a_shuffled_transcript(detected, tmp_path):
@@ -163,3 +165,9 @@ def test_cli_import_status_to_dataset(receipts, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["pages", "status", str(tmp_path / "nothing")]) == 1
     assert "not a document set" in capsys.readouterr().err
+    # --overwrite replaces a document set, never another folder or the source itself.
+    assert main(["pages", "import", src, "--format", "icdar", "--out", str(tmp_path / "d"), "--overwrite"]) == 0
+    assert main(["pages", "import", src, "--format", "icdar", "--out", str(tmp_path / "ds"), "--overwrite"]) == 1
+    assert "not a document set" in capsys.readouterr().err and Dataset(tmp_path / "ds").manifest
+    assert main(["pages", "to-dataset", str(tmp_path / "d"), "--out", str(tmp_path / "d" / "x")]) == 1
+    assert "inside" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..config import Config, check
-from ..events import Callback, Progress, emit
+from ..events import Callback, Message, Progress, emit
 from .docset import DocumentSet, Line
 
 __all__ = ["DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "detect_pages"]
@@ -133,5 +133,8 @@ def detect_pages(docs: DocumentSet, config: DetectConfig = DetectConfig(), pages
         lines = _merge(pid, docs.lines(pid), polys)
         docs.save_lines(pid, lines)
         found[pid] = sum(1 for l in lines if l.provenance == "detector" and l.status == "unreviewed")
+        if not polys:
+            emit(callback, Message(f"page {pid}: CRAFT found no text (blank page, or text too small for "
+                                   f"canvas_size={config.canvas_size}: raise --canvas-size or --mag-ratio)", "warning"))
         emit(callback, Progress("detect", done, len(todo), {"page": pid, "lines": found[pid]}))
     return found

@@ -270,8 +270,15 @@ class DocumentSetWriter:
 
     def __init__(self, out: Union[str, Path], source: Optional[dict] = None, overwrite: bool = False):
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise DatasetError(f"{self.out} already exists and is not empty: choose a new folder or pass overwrite")
+        if self.out.exists() and any(self.out.iterdir()):
+            if not overwrite:
+                raise DatasetError(f"{self.out} already exists and is not empty: choose a new folder or pass overwrite")
+            if not is_document_set(self.out):
+                raise DatasetError(f"{self.out} is not a document set: overwrite replaces only a document set "
+                                   "or an empty folder; choose a new folder")
+        src = (source or {}).get("path")
+        if src and Path(src).resolve() in (self.out.resolve(), *self.out.resolve().parents):
+            raise DatasetError(f"{self.out} would replace its own source {src}: choose a folder outside the source")
         self.overwrite = overwrite
         self.source = dict(source or {})
         self._tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..config import Config, check
 from ..dataset import SplitConfig, DatasetWriter
+from ..errors import DatasetError
 from ..events import Callback, Message, Progress, emit
 from .crop import crop_lines
 from .docset import DocumentSet
@@ -87,6 +88,9 @@ def export_dataset(docs: DocumentSet, out: Union[str, Path], config: ExportConfi
     """Write the verified lines of `docs` as the dataset folder `out`; returns its path."""
     import numpy as np
 
+    out_path = Path(out).resolve()
+    if out_path == docs.path.resolve() or docs.path.resolve() in out_path.parents:
+        raise DatasetError(f"dataset folder {out} is (inside) the document set {docs.path}: choose a folder outside it")
     crop = docs.crop_config()
     pages = [p for p in docs.pages if any(l.status == "verified" for l in docs.lines(p.id))]
     split_of = _page_splits(docs, config, pages, callback)
