@@ -24,6 +24,7 @@ _EXPORTS = {
     "list_templates": "train", "Run": "runs", "launch": "runs", "cancel": "runs", "resume": "runs",
     "list_runs": "runs", "evaluate": "evaluate", "compare": "evaluate", "parity_check": "evaluate",
     "summarize": "metrics", "export_easyocr": "export",
+    "DocumentSet": "documents.docset", "PageImportConfig": "documents.importer", "import_pages": "documents.importer",
 }
 
 __all__ = sorted(_EXPORTS)
