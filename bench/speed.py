@@ -84,12 +84,12 @@ def _peak_memory(device: str) -> Optional[float]:
 
 def padded_pixels(data: Path, batch_size: int, height: int = 64) -> dict:
     """Average padded width per line: EasyOCR-style 600 px vs ocrtrain's width-bucketed batches."""
-    from ocrtrain.dataset import Dataset
-    from ocrtrain.train import _plan_epoch, _scan_split
+    from ocrtrain.tasks.lines import scan_split
+    from ocrtrain.trainstate import plan_epoch
 
-    _, _, shapes = _scan_split(Dataset(data), "train")
+    _, shapes = scan_split(Path(data) / "train")
     widths = [max(1, int(height * w / h)) if w >= h else height for h, w in shapes]
-    plan = _plan_epoch(widths, batch_size, 0, 0)
+    plan = plan_epoch(widths, batch_size, 0, 0)
     # batch_tensor pads a batch to ceil(widest aspect) * height
     ours = sum(len(b) * math.ceil(max(widths[i] for i in b) / height) * height for b in plan) / len(widths)
     own = sum(widths) / len(widths)
@@ -120,19 +120,21 @@ def measure_fit(data: Path, run_dir: Path, steps: int, warm: int, device: str, *
 
 def measure_loader(data: Path, batch_size: int, batches: int = 20) -> Row:
     """Lines/s of decode + grey + resize + pad-to-batch in this process (no model)."""
-    from ocrtrain.dataset import Dataset
-    from ocrtrain.origins import load_origin
-    from ocrtrain.train import _Batches, _filter_split, _plan_epoch, _scan_split
+    from ocrtrain.origins import adapt_charset, load_origin
+    from ocrtrain.tasks.lines import LineBatches, filter_lines, scan_split
+    from ocrtrain.tasks.recognition import label_codec
+    from ocrtrain.trainstate import plan_epoch
 
-    ds = Dataset(data)
-    loaded = load_origin("english_g2")
-    path, labels, shapes = _scan_split(ds, "train")
-    charset = loaded.charset.extended("".join(sorted({c for label in labels for c in label})))
-    split = _filter_split("train", path, labels, shapes, charset, 64, "extend", [])
-    plan = _plan_epoch(split.widths, batch_size, 0, 0)
+    path = Path(data) / "train"
+    labels, shapes = scan_split(path)
+    loaded = adapt_charset(load_origin("english_g2"), "".join(sorted({c for label in labels for c in label})))
+    codec = label_codec(loaded)
+    split = filter_lines("train", path, labels, shapes, codec, 64, "extend", [])
+    plan = plan_epoch(split.widths, batch_size, 0, 0)
     while len(plan) < batches:
         plan = plan + plan
-    source = _Batches(split, plan[:batches], 64, None, 0, 0)
+    source = LineBatches([split], plan[:batches], None, 0, 0,
+                         lambda grays: loaded.family.batch_tensor(grays, loaded.family_options))
     source[0]
     start = time.perf_counter()
     lines = sum(len(source[i]["positions"]) for i in range(1, batches))

@@ -19,11 +19,12 @@ import ipywidgets as W
 import traitlets
 
 from ocrtrain.errors import InputError, OcrtrainError, RunError
+from ocrtrain.runfolder import files
 from ocrtrain.train import TrainConfig, list_templates, load_template, save_template
 
 from .feedback import StatusBox
 from .forms import ConfigForm
-from .pickers import DatasetPicker
+from .data_mix import DataMixForm
 from .tasks import BackgroundTask
 from .workspace import Workspace
 
@@ -74,7 +75,8 @@ class TrainPanel(W.VBox):
         self.add_class("ocrtrain-train")
         self.workspace = workspace
         self.task: Optional[BackgroundTask] = None
-        self.data = DatasetPicker(workspace, description="training data")
+        self.mixform = DataMixForm(workspace)
+        self.data = self.mixform.primary  # the training dataset
         # Errors of both forms show once, in the panel's box (rules span both forms).
         self.form = ConfigForm(TrainConfig, include=MAIN_FIELDS, title="Training", show_errors=False)
         self.advanced = ConfigForm(TrainConfig, exclude=MAIN_FIELDS, show_errors=False)
@@ -109,7 +111,7 @@ class TrainPanel(W.VBox):
         self.advanced.observe(self._on_form, names="error")
 
         self.children = [
-            self.data,
+            self.mixform,
             W.HBox([self.template_select, self.load_button, self.template_name, self.save_button]),
             self.form, adv, self.run_name,
             W.HBox([self.check_button, self.launch_button]),
@@ -138,12 +140,17 @@ class TrainPanel(W.VBox):
             if self.status.kind == "error":
                 self.status.clear()
 
-    def _validated(self) -> Optional[tuple[TrainConfig, str]]:
+    def _validated(self) -> Optional[tuple[TrainConfig, object]]:
+        """(config, data spec) when both are valid (the mixture is checked like the engine does)."""
         try:
             config = self.config()
-            if not self.data.value:
-                raise InputError("no training data: generate or import a dataset on the Dataset tab first")
-            return config, self.data.value
+            spec = self.mixform.spec()
+            spec.resolved().check()
+            if config.select:
+                from ocrtrain.trainer import parse_select
+
+                parse_select(config.select, [v.name for v in spec.resolved().val], "cer")
+            return config, spec
         except OcrtrainError as exc:
             self.status.error(exc)
             return None
@@ -210,7 +217,7 @@ class TrainPanel(W.VBox):
     def _check_done(self) -> None:
         self.check_button.description = "Check"
 
-    def _check(self, config: TrainConfig, data: str, stop) -> dict:
+    def _check(self, config: TrainConfig, data, stop) -> dict:
         from ocrtrain.runs import TERMINAL_STATES, cancel, launch
 
         probe = config.replace(max_steps=CHECK_STEPS, warmup_steps=0, val_interval=CHECK_STEPS, val_limit=4,
@@ -227,7 +234,7 @@ class TrainPanel(W.VBox):
                     raise InputError("check stopped: press Check again to time the steps")
                 time.sleep(0.3)
             if st["state"] != "finished":
-                raise RunError(st.get("error") or f"the check job ended {st['state']}: see {run.path}/log.txt")
+                raise RunError(st.get("error") or f"the check job ended {st['state']}: see {files(run.path).log}")
             rows = run.metrics("train")
             steps = step_seconds(rows)
             step_s = statistics.median(steps[1:]) if len(steps) > 1 else (steps[0] if steps else None)

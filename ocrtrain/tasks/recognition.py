@@ -22,7 +22,7 @@ from ..errors import DatasetError
 from .base import Task, TaskContext
 from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
 
-__all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES"]
+__all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES", "label_codec"]
 
 log = logging.getLogger(__name__)
 MIN_TRAIN_SAMPLES = 2
@@ -84,7 +84,7 @@ class RecognitionTask(Task):
 
     def _read_lines(self, train_scans, val_scans) -> None:
         cfg, ctx = self.ctx.config, self.ctx
-        codec = _Codec(self.family, self.charset, self.options)
+        codec = label_codec(self.loaded)
         train_scans = [(p, codec.normalize(labels), shapes) for p, labels, shapes in train_scans]
         val_scans = [(n, p, codec.normalize(labels), shapes) for n, p, labels, shapes in val_scans]
         self.rejected: list[dict] = []
@@ -226,3 +226,8 @@ class _Codec:
 
     def check_label(self, label: str, shape: tuple[int, int]) -> Optional[str]:
         return self.family.check_label(label, shape, self.options)
+
+
+def label_codec(loaded) -> _Codec:
+    """The label rules (charset, encoding, length) the task applies for a loaded model."""
+    return _Codec(loaded.family, loaded.charset, loaded.family_options)
