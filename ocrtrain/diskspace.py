@@ -25,7 +25,7 @@ DISK_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", 
 # Texts of the same conditions in exceptions that carry no errno (LMDB reports a failed
 # write on a full disk as an I/O error; torch's zip writer as "file write failed").
 _TEXTS = ("no space left", "disk quota", "file too large", "input/output error", "file write failed",
-          "mdb_txn_commit", "enospc")
+          "enospc")
 
 
 def is_disk_full(exc: BaseException) -> bool:

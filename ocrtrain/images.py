@@ -10,7 +10,7 @@ from PIL import Image
 
 from .errors import InputError
 
-__all__ = ["MAX_PIXELS", "check_image", "decode_image", "encode_png"]
+__all__ = ["MAX_PIXELS", "check_image", "decode_image", "encode_png", "to_8bit"]
 
 #: Largest accepted image (pixels); a text-line crop is far smaller. Above this is a "bomb".
 MAX_PIXELS = 40_000_000
@@ -52,15 +52,19 @@ def decode_image(data: bytes, where: str = "image", mode: Optional[str] = None) 
                          "replace the file with a valid PNG/JPEG") from None
     if image.size[0] < 1 or image.size[1] < 1:
         raise InputError(f"{where} has no pixels: replace the file")
-    image = _to_8bit(image)
+    image = to_8bit(image)
     return image.convert(mode) if mode and image.mode != mode else image
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
+def to_8bit(image: Image.Image) -> Image.Image:
     """16-bit greyscale as 8-bit greyscale, the way OpenCV (EasyOCR's loader) reads it: the high byte.
 
     PIL opens a 16-bit PNG/TIFF as mode ``I;16`` and its ``convert("L")`` clips every value
-    above 255 to white, so a 16-bit scan would read as a blank page.
+    above 255 to white, so a 16-bit scan would read as a blank page. Other images are returned
+    as they are.
+
+    >>> to_8bit(Image.fromarray(np.full((2, 2), 32896, np.uint16))).getpixel((0, 0))
+    128
     """
     if image.mode not in _SIXTEEN_BIT and not (image.mode == "I" and image.format == "PNG"):
         return image

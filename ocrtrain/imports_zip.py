@@ -32,6 +32,12 @@ __all__ = ["DEFAULT_MAX_ZIP_BYTES", "IMAGE_SUFFIXES", "extract_zip_safely", "mak
 DEFAULT_MAX_ZIP_BYTES = 1_000_000_000
 #: File suffixes treated as images (their members are capped at the image size limit).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+#: Labels files larger than this are not text-line labels (a million lines take about 40 MB).
+MAX_LABELS_FILE_BYTES = 256_000_000
+#: A member this much smaller packed than unpacked is refused unread (only long runs of one byte
+#: compress that well; images and LMDB pages do not), once it unpacks to over _RATIO_FLOOR bytes.
+MAX_RATIO = 200
+_RATIO_FLOOR = 10_000_000
 _TEMP_PREFIX = "ocrtrain-import-"
 _CHUNK = 1 << 20
 
@@ -91,16 +97,30 @@ class _Extraction:
         self.max_bytes, self.max_member_bytes = max_bytes, max_member_bytes
         self.written = 0
 
-    def member_cap(self, name: str) -> int:
-        return self.max_member_bytes if name.lower().endswith(IMAGE_SUFFIXES) else self.max_bytes
+    def member_cap(self, name: str) -> tuple[int, str]:
+        """The most one member may unpack to, and the limit's name: an LMDB's pages may fill the
+        archive, a labels file is text, and anything else (images, stray files) is one image."""
+        base = name.lower().rsplit("/", 1)[-1]
+        if base in ("data.mdb", "lock.mdb"):
+            return self.max_bytes, "max_zip_bytes"
+        if base.endswith((".txt", ".csv")):
+            return min(MAX_LABELS_FILE_BYTES, self.max_bytes), "the labels file limit"
+        return self.max_member_bytes, "max_image_bytes"
 
     def too_big(self, name: str, size: int) -> Optional[str]:
-        cap = self.member_cap(name)
+        cap, what = self.member_cap(name)
         if size > cap:
-            what = "max_image_bytes" if cap == self.max_member_bytes else "max_zip_bytes"
             return (f"unpacks to more than {cap:,} bytes, over {what} (a zip bomb?): "
                     "store the real file or raise the limit")
         return None
+
+    def check_member(self, info: zipfile.ZipInfo, name: str) -> Optional[str]:
+        """Why a member must not be written, judged on its header alone (before writing a byte)."""
+        size = info.file_size
+        if size > _RATIO_FLOOR and size > MAX_RATIO * max(1, info.compress_size):
+            return (f"unpacks {info.compress_size:,} bytes to {size:,} (over {MAX_RATIO}:1, a zip bomb?): "
+                    "store the real file")
+        return self.too_big(name, size)
 
     def write_error(self, dest: Path, exc: OSError) -> Exception:
         if is_disk_full(exc):
@@ -113,7 +133,7 @@ class _Extraction:
     def copy(self, src: BinaryIO, out: BinaryIO, dest: Path, name: str) -> Optional[str]:
         """Copy one member, counting inflated bytes; the reason when it must be dropped, else None."""
         member = 0
-        cap = self.member_cap(name)
+        cap, _ = self.member_cap(name)
         while True:
             try:
                 chunk = src.read(_CHUNK)
@@ -184,7 +204,7 @@ def extract_zip_safely(archive: Union[str, Path], target: Union[str, Path],
             if problem is None and dest != root and root not in dest.parents:
                 problem = "would be written outside the target folder: store paths inside the archive"
             if problem is None and not info.is_dir():
-                problem = state.too_big(clean, info.file_size)  # before writing a byte
+                problem = state.check_member(info, clean)  # before writing a byte
             if problem is None:
                 seen.add(clean)
                 problem = _extract_one(zf, info, dest, clean, state)

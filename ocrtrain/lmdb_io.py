@@ -7,7 +7,7 @@ The map starts small and doubles when full, so no huge sparse file is created.
 >>> import tempfile, os
 >>> d = tempfile.mkdtemp()
 >>> with LmdbWriter(os.path.join(d, "x")) as w:
-...     w.add(b"png-bytes", "hei")
+...     _ = w.add(b"png-bytes", "hei")
 >>> r = LmdbReader(os.path.join(d, "x")); len(r), r.label(0)
 (1, 'hei')
 """

@@ -363,15 +363,22 @@ def test_rejected_csv_is_capped_with_a_count(tmp_path, monkeypatch):
     assert Dataset(out).manifest["rejected"] == 40
 
 
-def test_zip_members_are_capped_before_they_are_written(tmp_path):
+def test_zip_members_are_capped_before_they_are_written(tmp_path, monkeypatch):
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("labels.txt", "big.png\tx\n")
-        zf.writestr("big.png", b"\0" * 30_000_000)  # 30 MB that packs into ~30 KB
+        zf.writestr("labels.txt", "big.png\tx\nzeros.png\ty\n")
+        zf.writestr("big.png", os.urandom(300_000))
+        zf.writestr("zeros.png", b"\0" * 30_000_000)  # 30 MB that packs into ~30 KB
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: opened.append(Path(p).name) or real_open(p, *a, **k))
     target = tmp_path / "x"
-    rejected = extract_zip_safely(archive, target, max_member_bytes=1_000_000)
-    assert not (target / "big.png").exists()
-    assert "big.png" in rejected[0].reason and "max_image_bytes" in rejected[0].reason
+    rejected = {r.sample: r.reason for r in extract_zip_safely(archive, target, max_member_bytes=100_000)}
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert "big.png" not in opened and "zeros.png" not in opened  # refused on the header: never written
+    assert "over max_image_bytes" in rejected["big.png"]
+    assert "over 200:1" in rejected["zeros.png"]
+    assert sorted(p.name for p in target.iterdir()) == ["labels.txt"]
     assert ImportConfig().max_zip_bytes <= 1_000_000_000
 
 
