@@ -307,3 +307,14 @@ def test_update_line_saves_one_page_atomically_and_updates_counts(tmp_path):
 def test_read_truth_unknown_format():
     with pytest.raises(DatasetError, match="unknown ground-truth format"):
         read_truth(Path("."), "hocr")
+
+
+def test_auto_tells_box_files_from_plain_transcripts(tmp_path):
+    from ocrtrain.documents.formats import detect_format
+
+    (tmp_path / "a").mkdir()
+    draw_page(TEXTS[:1])[0].save(tmp_path / "a" / "p.png")
+    (tmp_path / "a" / "p.txt").write_text("TOTAL 12,50\nMELK 1 L\n")
+    assert detect_format(tmp_path / "a") == "images"
+    (tmp_path / "a" / "p.txt").write_text("\ufeff1, 2, 30, 2, 30, 12, 1, 12, TOTAL 12,50\n")
+    assert detect_format(tmp_path / "a") == "icdar"

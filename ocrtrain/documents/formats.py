@@ -114,8 +114,15 @@ def _file_kind(path: Path) -> Optional[str]:
     if suffix in IMAGE_SUFFIXES:
         return "images"
     if suffix in (".csv", ".txt"):
-        return "icdar"
+        return "icdar" if _looks_like_boxes(path) else None
     return None
+
+
+def _looks_like_boxes(path: Path) -> bool:
+    """A .csv/.txt whose first non-empty line starts with 4 or 8 numbers (not a plain transcript)."""
+    head = path.read_bytes()[:2048].decode("utf-8", "ignore").lstrip("\ufeff")
+    first = next((l for l in head.splitlines() if l.strip()), "")
+    return bool(re.match(r"\s*-?\d+(\.\d+)?(\s*,\s*-?\d+(\.\d+)?){3}", first))
 
 
 def detect_format(source: Union[str, Path]) -> str:
@@ -133,7 +140,7 @@ def detect_format(source: Union[str, Path]) -> str:
             kinds = {k for k in (_file_kind(p) for p in files if p.suffix.lower() in (".xml", ".json")) if k}
             if kinds:
                 kind = sorted(kinds)[0]
-            elif any(p.suffix.lower() in (".csv", ".txt") for p in files):
+            elif any(p.suffix.lower() in (".csv", ".txt") and _looks_like_boxes(p) for p in files):
                 kind = "icdar"
             elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
                 kind = "images"
