@@ -68,9 +68,9 @@ def _phrase(rng: random.Random) -> str:
         words[rng.randrange(1, len(words) - 1)] += ","
     text = _case(" ".join(words), rng)
     r = rng.random()
-    if r < 0.35:
-        text += rng.choice(".....!?:;")
-    elif r < 0.45:
+    if r < 0.2:
+        text += rng.choice("...!?:;")
+    elif r < 0.3:
         text = f'"{text}"' if rng.random() < 0.5 else f"({text})"
     return text
 
@@ -99,7 +99,7 @@ def _number(rng: random.Random) -> str:
 
 
 def _mixed(rng: random.Random) -> str:
-    kind = rng.randrange(5)
+    kind = rng.choice((0, 0, 1, 1, 2, 2, 3, 4))
     word = _word(rng)
     if kind == 0:
         return f"{_case(word, rng)} {rng.randint(1, 999)}"
