@@ -17,7 +17,8 @@ ASCII and their spacing does not always follow the print, so text is compared ca
    (IoU >= 0.5), matched lines read right.
 
     python -m bench.real_pages [--data ../shared/realdata/sroie-dev] [--pages 60] [--detect-pages 60]
-                               [--canvas-size 1280] [--width-ths 1.0] [--padding 0.1] [--readtext] [--json OUT]
+                               [--canvas-size 1280] [--width-ths 1.0] [--padding 0.1] [--padding-px 2]
+                               [--no-tesseract] [--readtext] [--json OUT]
 """
 from __future__ import annotations
 
@@ -200,7 +201,9 @@ def main(argv=None) -> int:
     parser.add_argument("--detect-pages", type=int, default=60, help="receipts for detection + alignment (0: skip)")
     parser.add_argument("--canvas-size", type=int, default=1280)
     parser.add_argument("--width-ths", type=float, default=1.0)
-    parser.add_argument("--padding", type=float, default=0.1)
+    parser.add_argument("--padding", type=float, default=0.1, help="crop margin in line heights")
+    parser.add_argument("--padding-px", type=int, default=2, help="crop margin in pixels (added)")
+    parser.add_argument("--no-tesseract", action="store_true", help="skip the Tesseract row")
     parser.add_argument("--readtext", action="store_true", help="also the whole Reader.readtext pipeline per page")
     parser.add_argument("--json", type=Path, help="write all numbers to this file")
     args = parser.parse_args(argv)
@@ -210,13 +213,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="real_pages-") as tmp:
         work = Path(tmp)
         gt = DocumentSet(import_pages(args.data, work / "gt", PageImportConfig(format="icdar"),
-                                      crop=CropConfig(padding=args.padding)))
+                                      crop=CropConfig(padding=args.padding, padding_px=args.padding_px)))
         ids = [p.id for p in gt.pages]
         crops, labels = _gt_crops(gt, ids[:args.pages])
         texts, seconds = read_english_g2(crops)
         results["crops"] = {"english_g2": {**line_scores(texts, labels), "seconds": seconds}}
-        tess = read_tesseract(crops, work)
-        if tess is None:
+        tess = None if args.no_tesseract else read_tesseract(crops, work)
+        if tess is None and not args.no_tesseract:
             print("tesseract is not installed (apt-get install -y tesseract-ocr): its row is skipped")
         else:
             results["crops"]["tesseract 5 --psm 7"] = {**line_scores(tess[0], labels), "seconds": tess[1]}

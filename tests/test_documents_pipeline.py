@@ -169,5 +169,7 @@ def test_cli_import_status_to_dataset(receipts, tmp_path, capsys):
     assert main(["pages", "import", src, "--format", "icdar", "--out", str(tmp_path / "d"), "--overwrite"]) == 0
     assert main(["pages", "import", src, "--format", "icdar", "--out", str(tmp_path / "ds"), "--overwrite"]) == 1
     assert "not a document set" in capsys.readouterr().err and Dataset(tmp_path / "ds").manifest
+    assert main(["pages", "import", src, "--format", "icdar", "--out", src + "/inner"]) == 1
+    assert "overlap" in capsys.readouterr().err
     assert main(["pages", "to-dataset", str(tmp_path / "d"), "--out", str(tmp_path / "d" / "x")]) == 1
     assert "inside" in capsys.readouterr().err

@@ -277,8 +277,11 @@ class DocumentSetWriter:
                 raise DatasetError(f"{self.out} is not a document set: overwrite replaces only a document set "
                                    "or an empty folder; choose a new folder")
         src = (source or {}).get("path")
-        if src and Path(src).resolve() in (self.out.resolve(), *self.out.resolve().parents):
-            raise DatasetError(f"{self.out} would replace its own source {src}: choose a folder outside the source")
+        if src:
+            a, b = Path(src).resolve(), self.out.resolve()
+            if a == b or a in b.parents or b in a.parents:
+                raise DatasetError(f"{self.out} and its source {src} overlap (one holds the other): "
+                                   "write the document set to a folder outside the source")
         self.overwrite = overwrite
         self.source = dict(source or {})
         self._tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
