@@ -21,7 +21,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from .errors import ConfigError, DatasetError
 
-__all__ = ["TrainSource", "ValSource", "DataSpec", "batch_shares", "val_split_path"]
+__all__ = ["TrainSource", "ValSource", "DataSpec", "batch_shares", "val_split_path", "GENERAL_SET",
+           "general_val_source", "with_general"]
 
 PathLike = Union[str, Path]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
@@ -103,8 +104,9 @@ class DataSpec:
     def resolved(self) -> "DataSpec":
         """Absolute paths, and the default validation set (the first source's val split, named "val")."""
         train = tuple(TrainSource(str(Path(s.path).resolve()), s.weight) for s in self.train)
-        val = tuple(ValSource(v.name, str(Path(v.path).resolve())) for v in self.val) or \
-            (ValSource("val", train[0].path),) if train else ()
+        val = tuple(ValSource(v.name, str(Path(v.path).resolve())) for v in self.val)
+        if not val and train:
+            val = (ValSource("val", train[0].path),)
         return DataSpec(train, val)
 
     def check(self) -> None:
@@ -193,3 +195,32 @@ def describe(spec: DataSpec, counts: Optional[Sequence[int]] = None) -> str:
         n = f"{counts[i]} lines, " if counts is not None else ""
         parts.append(f"{Path(s.path).name} ({n}weight {s.weight:g})")
     return " + ".join(parts)
+
+
+#: Name of the built-in validation set that watches for forgetting (see TrainConfig.general_val).
+GENERAL_SET = "general"
+
+
+def general_val_source(count: int, seed: int = 0) -> ValSource:
+    """The built-in general validation set (:mod:`ocrtrain.general`: real-looking Latin text the base
+    model already reads) of `count` lines, rendered once into the cache folder and reused."""
+    from .fsutil import file_lock
+    from .general import GENERAL_VERSION, generate_general_set
+    from .home import cache_root
+    from .lmdb_io import is_lmdb
+
+    folder = cache_root() / f"general-v{GENERAL_VERSION}-n{count}-s{seed}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder.parent / f".{folder.name}.lock"):
+        if not is_lmdb(folder / "val"):
+            # val and test alternate, so 2 x count lines give `count` validation lines.
+            generate_general_set(folder, count=2 * count, seed=seed, overwrite=folder.exists())
+    return ValSource(GENERAL_SET, str(folder / "val"))
+
+
+def with_general(spec: DataSpec, count: int) -> DataSpec:
+    """`spec` plus the general set (after the default/first set) unless it has one or `count` is 0."""
+    if count <= 0 or any(v.name == GENERAL_SET for v in spec.val):
+        return spec
+    spec = spec.resolved()
+    return DataSpec(spec.train, spec.val + (general_val_source(count),))

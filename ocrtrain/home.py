@@ -18,11 +18,13 @@ import os
 from pathlib import Path
 from typing import Union
 
-__all__ = ["HOME_ENV", "DEFAULT_HOME", "home", "runs_root", "datasets_root", "templates_root",
-           "is_bare_name", "resolve_run", "resolve_dataset"]
+__all__ = ["HOME_ENV", "DEFAULT_HOME", "home", "runs_root", "datasets_root", "templates_root", "cache_root",
+           "is_bare_name", "resolve_run", "resolve_dataset", "resolve_model_source"]
 
 #: The environment variable naming the home folder.
 HOME_ENV = "OCRTRAIN_HOME"
+#: The environment variable naming the cache folder (default HOME/.cache).
+CACHE_ENV = "OCRTRAIN_CACHE"
 #: The home folder when the variable is not set.
 DEFAULT_HOME = "~/ocrtrain"
 
@@ -42,6 +44,12 @@ def runs_root() -> Path:
 def datasets_root() -> Path:
     """``HOME/datasets``: where new dataset folders go and where dataset pickers look."""
     return home() / "datasets"
+
+
+def cache_root() -> Path:
+    """``$OCRTRAIN_CACHE``, else ``HOME/.cache``: data ocrtrain can regenerate (e.g. the general
+    validation set), shared by every run."""
+    return Path(os.environ.get(CACHE_ENV) or home() / ".cache").expanduser()
 
 
 def templates_root() -> Path:
@@ -83,3 +91,17 @@ def resolve_dataset(name_or_path: PathLike) -> Path:
     '/data/receipts'
     """
     return _resolve(name_or_path, datasets_root())
+
+
+def resolve_model_source(text: str) -> str:
+    """What a user typed as a model source: a bare name of a run under :func:`runs_root` (with no
+    file or folder of that name here) becomes the run's path; origin specs and paths pass unchanged.
+
+    >>> resolve_model_source("english_g2")
+    'english_g2'
+    """
+    from .runfolder import is_run_folder
+
+    if is_bare_name(text) and not Path(text).exists() and is_run_folder(runs_root() / text):
+        return str(runs_root() / text)
+    return text

@@ -104,6 +104,18 @@ class TrainConfig(Config):
     select: str = field(default="", metadata={
         "help": "validation metric that picks the best checkpoint and drives early stopping: NAME:METRIC "
                 "(e.g. general:cer, val:accuracy) or METRIC of the first validation set; empty = first set's cer"})
+    baseline: bool = field(default=True, metadata={
+        "help": "validate the origin at step 0, so the curves start where the model started and the "
+                "forgetting guard has a reference"})
+    general_val: int = field(default=300, metadata={
+        "help": "also validate on N lines of the built-in general set (real-looking Latin text the base "
+                "model already reads; made once, cached) to watch for forgetting (0 = off)"})
+    guard: str = field(default="general:accuracy_ws", metadata={
+        "help": "forgetting guard NAME:METRIC: a checkpoint whose METRIC on validation set NAME falls more "
+                "than guard_max_drop below the step-0 value is never chosen as best, and counts for early "
+                "stopping (empty = off; skipped when the run has no such set)"})
+    guard_max_drop: float = field(default=0.01, metadata={
+        "help": "largest allowed drop of the guard metric versus the origin (0.01 = 1 point of accuracy)"})
     task: str = field(default="recognition", metadata={
         "help": "what is trained (a registered task: recognition = text lines)"})
 
@@ -128,6 +140,10 @@ class TrainConfig(Config):
         check(self.val_limit >= 0, f"val_limit must be >= 0 (0 = all), got {self.val_limit}")
         check(bool(re.match(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*:)?[a-z_]*$", self.select)),
               f"select {self.select!r} must be NAME:METRIC or METRIC, e.g. val:cer or general:accuracy")
+        check(self.general_val >= 0, f"general_val must be >= 0 (0 = off), got {self.general_val}")
+        check(self.guard_max_drop >= 0, f"guard_max_drop must be >= 0, got {self.guard_max_drop}")
+        check(not self.guard or bool(re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*:[a-z_]+$", self.guard)),
+              f"guard {self.guard!r} must be NAME:METRIC, e.g. general:accuracy_ws, or empty (off)")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),
@@ -290,8 +306,11 @@ def prepare_run(config: TrainConfig, data: Any, run_dir: PathLike) -> Path:
     `data` is a dataset folder, a list of them (``DIR[:WEIGHT]``) or a DataSpec with validation sets.
     """
     from . import runfolder
+    from .datamix import with_general
 
     spec = data_spec(data)
+    if config.task == "recognition":
+        spec = with_general(spec, config.general_val)
     first = _dataset_info(spec.train[0].path)
     record = {"format": RUN_FORMAT, "task": config.task, "config": config.to_dict(),
               "data": spec.train[0].path, "data_spec": spec.to_dict(), "origin": config.origin,

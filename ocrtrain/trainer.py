@@ -88,6 +88,7 @@ class Trainer:
         self.samples_seen = 0
         self.last_val_step = -1
         self.select_name, self.select_metric = "", ""
+        self.baseline: dict = {}  # metrics per validation set at step 0 (the origin)
         self._window: list[tuple[int, float]] = []
         self._train_time = self._val_time = self._last_val_seconds = 0.0
         self._loss_sum, self._loss_n = 0.0, 0
@@ -156,7 +157,7 @@ class Trainer:
         if resume_from is None:
             seed_everything(cfg.seed)
             if self.resume:  # nothing to continue from: start over, without duplicating old rows
-                self.io.truncate_after(0)
+                self.io.truncate_after(-1)
         ctx = TaskContext(cfg, self.data, self.device, self.run_dir, self.main, self.message, self.io.rejected)
         self.task.setup(ctx, resume_from)
         self.check_data()
@@ -280,6 +281,7 @@ class Trainer:
         self.nonfinite = int(tr.get("nonfinite", 0))
         self.oom_halvings = int(tr.get("oom_halvings", 0))
         self.last_val_step = int(tr.get("last_val_step", self.step))
+        self.baseline = dict(tr.get("baseline") or {})
         self.task.load_state_dict(st.get("task") or {})
         set_rng_state(st["rng"], self.device)
         # Rows written after last.pt (the process died later) would duplicate the steps we redo.
@@ -370,6 +372,7 @@ class Trainer:
                 "best_metrics": self.best_metrics, "best_step": self.best_step,
                 "bad_validations": self.bad_validations, "nonfinite": self.nonfinite,
                 "oom_halvings": self.oom_halvings, "last_val_step": self.last_val_step,
+                "baseline": self.baseline,
             },
         }
 

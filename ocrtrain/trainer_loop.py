@@ -29,6 +29,8 @@ def run_loop(tr) -> str:
         tr.io.log(f"torchrun: {tr.dist.world_size} processes ({tr.dist.backend}), batch {tr.batch_size} "
                   f"per process = {tr.batch_size * tr.dist.world_size} samples per step, "
                   f"{tr.steps_per_epoch} steps per epoch")
+    if tr.step == 0 and cfg.baseline and not tr.baseline:
+        _baseline(tr)
     while tr.step < tr.max_steps:
         if tr.plan is None:
             if tr.epoch:
@@ -152,6 +154,42 @@ def _validation(tr) -> bool:
     return stop
 
 
+def _baseline(tr) -> None:
+    """Validate the origin at step 0: the curves' first point and the forgetting guard's reference."""
+    if tr.main:
+        started = time.monotonic()
+        results = tr.task.validate(tr.model, tr.autocast)
+        tr._val_time += time.monotonic() - started
+        for name, metrics in results.items():
+            tr.io.append_row({"kind": "val", "step": 0, "epoch": 0.0, "val_set": name, **_plain(metrics),
+                              "baseline": True, "is_best": False})
+        tr.io.log("origin at step 0: " + "; ".join(
+            f"{n}: accuracy {m.get('accuracy')} cer {m.get('cer')}" for n, m in results.items()))
+        tr.set_status(baseline={n: {k: m.get(k) for k in ("accuracy", "accuracy_ws", "cer", "cer_ws")}
+                                for n, m in results.items()})
+    tr.baseline = distributed.broadcast_object(results if tr.main else None) if tr.dist.active else results
+
+
+def _plain(metrics: dict) -> dict:
+    return {k: (_finite(v) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def guard_check(tr, results: dict) -> tuple[bool, Optional[str]]:
+    """(ok, note): False when the guard set's metric fell more than guard_max_drop below step 0."""
+    if not tr.config.guard or not tr.baseline:
+        return True, None
+    name, _, metric = tr.config.guard.rpartition(":")
+    before = (tr.baseline.get(name) or {}).get(metric)
+    now = (results.get(name) or {}).get(metric)
+    if before is None or now is None:
+        return True, None
+    drop = (now - before) if metric in tr.task.lower_is_better else (before - now)
+    if drop <= tr.config.guard_max_drop + 1e-12:
+        return True, None
+    return False, (f"forgetting guard: {name} {metric} {now:.4f} vs {before:.4f} at step 0 (drop {drop:.4f} > "
+                   f"{tr.config.guard_max_drop}): this checkpoint is not chosen as best")
+
+
 def _improved(tr, value: Optional[float]) -> bool:
     if value is None or not math.isfinite(value):
         return False
@@ -174,7 +212,10 @@ def _validate_and_save(tr) -> bool:
     chosen = results[tr.select_name]
     value = _finite(chosen.get(tr.select_metric)) if isinstance(chosen.get(tr.select_metric), float) \
         else chosen.get(tr.select_metric)
-    improved = _improved(tr, value)
+    guard_ok, guard_note = guard_check(tr, results)
+    improved = guard_ok and _improved(tr, value)
+    if guard_note:
+        tr.message(f"step {tr.step}: {guard_note}", "warning")
     if improved:
         tr.best_value, tr.best_step, tr.bad_validations = value, tr.step, 0
         tr.best_metrics = dict(results[names[0]])
@@ -189,7 +230,7 @@ def _validate_and_save(tr) -> bool:
               "elapsed_s": round(tr._train_time + tr._val_time, 2)}
     rows = []
     for i, name in enumerate(names):
-        row = {**common, "val_set": name, **results[name], "is_best": improved and i == 0,
+        row = {**common, "val_set": name, **results[name], "is_best": improved and i == 0, "guard_ok": guard_ok,
                "best_cer": tr.best_metrics.get("cer"), "selected": f"{tr.select_name}:{tr.select_metric}",
                "best_value": tr.best_value}
         rows.append({k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()})

@@ -56,6 +56,8 @@ def _ocrtrain_home(tmp_path_factory):
 
     old = os.environ.get("OCRTRAIN_HOME")
     os.environ["OCRTRAIN_HOME"] = str(tmp_path_factory.mktemp("ocrtrain-home"))
+    # Regenerable data (the general validation set) once per session, whatever HOME a test picks.
+    os.environ.setdefault("OCRTRAIN_CACHE", str(tmp_path_factory.mktemp("ocrtrain-cache")))
     yield Path(os.environ["OCRTRAIN_HOME"])
     if old is None:
         os.environ.pop("OCRTRAIN_HOME", None)

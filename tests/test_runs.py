@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_killed_job_shows_interrupted_and_resumes_to_the_end(tiny_dataset, tmp_p
     assert st["state"] == "finished" and st["step"] == 8 and not st.get("interrupted")
     steps = [r["step"] for r in run.metrics("train")]
     assert steps == list(range(1, 9))  # rows after the checkpoint were replaced, not duplicated
-    assert [r["step"] for r in run.metrics("val")] == [2, 4, 6, 8]
+    assert [r["step"] for r in run.metrics("val") if r["val_set"] == "val"] == [0, 2, 4, 6, 8]
     assert main(["runs", str(root)]) == 0
     assert re.search(r"killed\s+finished\s+8/8", capsys.readouterr().out)
     with pytest.raises(RunError, match="already finished"):
@@ -106,3 +107,71 @@ def test_cli_detach_and_cancel(tiny_dataset, tmp_path, capsys):
     _wait_for(lambda: run.status()["state"] == "running", what="the resumed job")
     cancel(run.path, wait=True)
     assert run.status()["state"] == "canceled"
+
+
+def test_cancel_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    assert main(["cancel", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert str(folder) in err and "is not a run folder" in err and "ocrtrain runs" in err
+    assert list(folder.iterdir()) == []  # nothing written
+    with pytest.raises(RunError, match="does not exist"):
+        cancel(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+
+
+def _fake_running(run_dir, pid, **fields):
+    from ocrtrain import runfolder
+
+    runfolder.create_run(run_dir, {"format": "ocrtrain-run/1", "config": TrainConfig(**FAST).to_dict(),
+                                   "data": "/d"})
+    runfolder.update_status(run_dir, state="running", pid=pid, signals=True, **fields)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="process tokens need /proc")
+def test_cancel_signals_only_the_runs_own_job(tmp_path):
+    import subprocess
+    import sys
+
+    from ocrtrain import runfolder
+    from ocrtrain.jobs import job_token
+
+    # A live process that is not this run's job: same pid in the status, but no token, another
+    # process's token, or a token whose start time differs (a reused pid). None of them is signaled.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for name, fields in [("no-token", {}), ("not-a-job", {"job": job_token(other.pid)}),
+                             ("reused", {"job": f"{other.pid}:1"})]:
+            run_dir = tmp_path / name
+            _fake_running(run_dir, other.pid, **fields)
+            cancel(run_dir)
+            assert other.poll() is None, f"{name}: an unrelated process got SIGTERM"
+            assert runfolder.cancel_requested(run_dir)
+            state = Run(run_dir).status()["state"]
+            # A reused pid means the job is gone: the run reads as interrupted and is marked canceled.
+            assert state == ("canceled" if name == "reused" else "running"), name
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_cli_train_without_run_is_listed_under_the_home(tiny_dataset, _ocrtrain_home, capsys):
+    from ocrtrain.home import runs_root
+
+    assert runs_root() == _ocrtrain_home / "runs"
+    assert main(["train", "--data", str(tiny_dataset), "--max-steps", "1", "--batch-size", "4", "--val-limit", "4",
+                 "--val-interval", "1", "--workers", "0", "--warmup-steps", "0", "--freeze-feature-extractor",
+                 "--device", "cpu"]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("run folder: "))
+    run_dir = line.removeprefix("run folder: ").split("  ")[0]
+    rows = {r["path"]: r for r in list_runs()}  # the default root is the home's runs folder
+    assert rows[run_dir]["state"] == "finished" and rows[run_dir]["step"] == 1
+    assert main(["runs"]) == 0 and Run(run_dir).name in capsys.readouterr().out
+    W = pytest.importorskip("ipywidgets")  # noqa: F841 - the dashboard's Monitor sees it too
+    from widgets import MonitorPanel, Workspace
+
+    monitor = MonitorPanel(Workspace())
+    row = next(r for r in monitor.rows if r["path"] == str(Path(run_dir).resolve()) or r["name"] == Run(run_dir).name)
+    assert row["state"] == "finished" and row["best_cer"] is not None
+    monitor.close()

@@ -99,13 +99,18 @@ def test_cli_train_foreground_makes_consistent_run_folder(tiny_dataset, tmp_path
     assert st["state"] == "finished" and st["step"] == st["max_steps"] == 4 and st["device"] == "cpu"
     assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 3
     assert [r["step"] for r in run.metrics("train")] == [1, 2, 3, 4]
-    vals = run.metrics("val")
-    assert [r["step"] for r in vals] == [2, 4]
+    rows = run.metrics("val")
+    # step 0 = the origin; every validation also scores the built-in general set (forgetting guard)
+    assert [(r["step"], r["val_set"]) for r in rows] == [(s, v) for s in (0, 2, 4) for v in ("val", "general")]
+    assert rows[0]["baseline"] and st["baseline"]["general"]["accuracy_ws"] is not None
+    vals = [r for r in rows if r["val_set"] == "val" and r["step"]]
     assert all(0 <= r["cer"] and 0 <= r["accuracy"] <= 1 and r["val_loss"] is not None for r in vals)
     versions = run.versions()
     assert [v["file"] for v in versions] == ["step-00000002.pt", "step-00000004.pt"]
     best = run.best_version()
-    assert best["metrics"]["cer"] == min(r["cer"] for r in vals)
+    guarded = [r for r in vals if r["guard_ok"]]
+    if guarded:
+        assert best["metrics"]["cer"] == min(r["cer"] for r in guarded)
     ckpt = load_checkpoint(run.checkpoint_path("best"))
     assert ckpt["step"] == best["step"]
     for ch in "æøåÆØ":  # the head grew for the data's Norwegian letters

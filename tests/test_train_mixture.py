@@ -12,7 +12,7 @@ from ocrtrain.tasks.lines import LineSet, plan_mixture
 from ocrtrain.train import TrainConfig, fit
 
 FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
-            freeze_feature_extractor=True, device="cpu")
+            freeze_feature_extractor=True, device="cpu", guard="")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,8 @@ def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, secon
     straight = fit(cfg, spec, tmp_path / "straight")
     assert straight.status()["state"] == "finished"
     vals = straight.metrics("val")
-    assert [(r["step"], r["val_set"]) for r in vals] == [(3, "receipts"), (3, "upper"), (6, "receipts"),
-                                                           (6, "upper")]
+    assert [(r["step"], r["val_set"]) for r in vals] == [
+        (s, v) for s in (0, 3, 6) for v in ("receipts", "upper", "general")]
     assert straight.status()["selected"] == "upper:cer"
     stop = threading.Event()
     stopper = lambda e: stop.set() if getattr(e, "step", 0) == 4 else None  # noqa: E731
@@ -78,7 +78,7 @@ def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, secon
     assert [(r["val_set"], r["cer"]) for r in resumed.metrics("val")] == [(r["val_set"], r["cer"]) for r in vals]
     record = Run(tmp_path / "half").config()
     assert [s["weight"] for s in record["data_spec"]["train"]] == [1.0, 1.0]
-    assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper"]
+    assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper", "general"]
 
 
 def test_cli_trains_a_mixture_with_named_validation_sets(tiny_dataset, second_dataset, tmp_path, capsys):
@@ -87,9 +87,27 @@ def test_cli_trains_a_mixture_with_named_validation_sets(tiny_dataset, second_da
     code = main(["train", "--data", f"{tiny_dataset}:3", "--data", f"{second_dataset}:1",
                  "--val", f"upper={second_dataset / 'val'}", "--val", f"receipts={tiny_dataset}",
                  "--run", str(tmp_path / "cli"), "--max-steps", "2", "--val-interval", "2", "--batch-size", "4",
-                 "--warmup-steps", "0", "--freeze-feature-extractor", "--device", "cpu", "--val-limit", "3"])
+                 "--warmup-steps", "0", "--freeze-feature-extractor", "--device", "cpu", "--val-limit", "3",
+                 "--guard", ""])
     assert code == 0, capsys.readouterr()
     run = Run(tmp_path / "cli")
-    assert [r["val_set"] for r in run.metrics("val")] == ["upper", "receipts"]
+    assert [r["val_set"] for r in run.metrics("val") if r["step"]] == ["upper", "receipts", "general"]
     assert [s["weight"] for s in run.config()["data_spec"]["train"]] == [3.0, 1.0]
     assert run.best_version()["metrics"]["val_set"] == "upper"  # the first set decides by default
+
+
+def test_forgetting_guard_never_picks_a_checkpoint_that_forgot_the_general_set(tiny_dataset, tmp_path):
+    """A rate that wrecks the model: the general set's accuracy falls, so no checkpoint becomes best."""
+    from ocrtrain.events import Message
+
+    wreck = dict(FAST, guard="general:accuracy_ws", lr=0.05, freeze_feature_extractor=False, val_limit=12,
+                 warmup_steps=0, schedule="constant", max_steps=4, val_interval=2)
+    notes = []
+    run = fit(TrainConfig(**wreck), tiny_dataset, tmp_path / "wreck",
+              callback=lambda e: notes.append(e.text) if isinstance(e, Message) else None)
+    rows = [r for r in run.metrics("val") if r["val_set"] == "general"]
+    assert rows[0]["step"] == 0 and rows[0]["accuracy_ws"] > 0.5  # english_g2 reads the general set
+    assert all(r["accuracy_ws"] < rows[0]["accuracy_ws"] - 0.01 for r in rows[1:])
+    assert run.best_version() is None and any("forgetting guard" in n for n in notes)
+    loose = fit(TrainConfig(**{**wreck, "guard_max_drop": 1.0}), tiny_dataset, tmp_path / "loose")
+    assert loose.best_version() is not None
