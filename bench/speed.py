@@ -107,6 +107,7 @@ def measure_fit(data: Path, run_dir: Path, steps: int, warm: int, device: str, *
             stamps.append((time.perf_counter(), event.batch_size))
 
     config = TrainConfig(**{
+        "cpu_recipe": False, "general_val": 0, "baseline": False,
         "max_steps": warm + steps, "val_interval": warm + steps + 1, "val_limit": 16, "warmup_steps": 1,
         "device": device, "augment": AugmentConfig(probability=0.0), **overrides})
     _reset_memory(device)
@@ -164,7 +165,7 @@ def measure_accuracy(data: Path, work: Path, samples: int, device: str, ours: di
     start = time.perf_counter()
     from ocrtrain.train import AugmentConfig, TrainConfig, fit
 
-    config = TrainConfig(**{"max_steps": steps, "val_interval": steps, "val_limit": 200, "device": device,
+    config = TrainConfig(**{"cpu_recipe": False, "max_steps": steps, "val_interval": steps, "val_limit": 200, "device": device,
                             "augment": AugmentConfig(probability=0.0), **ours})
     fit(config, data, run_dir)
     seconds = time.perf_counter() - start

@@ -41,7 +41,7 @@ def measure_ours(data: Path, steps: int, batch_size: int, device: str, run_dir: 
         if isinstance(event, TrainStep):
             stamps.append((time.perf_counter(), event.batch_size))
 
-    config = TrainConfig(max_steps=steps + 1, val_interval=steps + 1, val_limit=32, batch_size=batch_size,
+    config = TrainConfig(cpu_recipe=False, general_val=0, baseline=False, max_steps=steps + 1, val_interval=steps + 1, val_limit=32, batch_size=batch_size,
                          warmup_steps=1, device=device, workers=workers)
     fit(config, data, run_dir, callback=on_event)
     timed = stamps[1:]

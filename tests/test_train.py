@@ -331,3 +331,20 @@ def test_dataset_replaced_under_a_run_is_refused_at_resume(tiny_dataset, tmp_pat
     _write_dataset(data, train=[("Ost 1", "Ost 1"), ("Egg 2", "Egg 2")], val=[("Egg 2", "Egg 2")])
     with pytest.raises(RunError, match="changed since this run started"):
         resume(tmp_path / "swap")
+
+
+def test_cpu_recipe_keeps_the_pretrained_features_on_cpu(tiny_dataset, tmp_path):
+    import torch
+
+    from ocrtrain.checkpoint import load_checkpoint
+    from ocrtrain.origins import load_origin
+
+    notes = []
+    cfg = TrainConfig(**{**FAST, "freeze_feature_extractor": False, "max_steps": 2, "device": "cpu"})
+    run = fit(cfg, tiny_dataset, tmp_path / "cpu", callback=lambda e: notes.append(getattr(e, "text", "")))
+    origin = load_origin("english_g2").model.state_dict()
+    trained = load_checkpoint(run.checkpoint_path("last"))["state_dict"]
+    conv = [k for k in origin if k.startswith("FeatureExtraction") and k.endswith("weight")]
+    assert conv and all(torch.equal(origin[k], trained[k]) for k in conv)
+    assert not torch.equal(origin["SequenceModeling.0.rnn.weight_ih_l0"], trained["SequenceModeling.0.rnn.weight_ih_l0"])
+    assert any("CPU recipe" in n for n in notes)

@@ -100,7 +100,8 @@ def test_forgetting_guard_never_picks_a_checkpoint_that_forgot_the_general_set(t
     """A rate that wrecks the model: the general set's accuracy falls, so no checkpoint becomes best."""
     from ocrtrain.events import Message
 
-    wreck = dict(FAST, guard="general:accuracy_ws", lr=0.05, freeze_feature_extractor=False, val_limit=12,
+    wreck = dict(FAST, guard="general:accuracy_ws", lr=0.05, freeze_feature_extractor=False, cpu_recipe=False,
+                 val_limit=12,
                  warmup_steps=0, schedule="constant", max_steps=4, val_interval=2)
     notes = []
     run = fit(TrainConfig(**wreck), tiny_dataset, tmp_path / "wreck",

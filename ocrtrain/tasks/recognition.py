@@ -59,8 +59,18 @@ class RecognitionTask(Task):
         self.charset = loaded.charset
         self.model_config = loaded.model_config
         self.height = self.family.img_height(self.options)
-        self.family.freeze_feature_extractor(self.model, cfg.freeze_feature_extractor)
+        self.family.freeze_feature_extractor(self.model, self._freeze(cfg, ctx.device))
         self._read_lines(train_scans, val_scans)
+
+    def _freeze(self, cfg, device: str) -> bool:
+        if cfg.freeze_feature_extractor:
+            return True
+        if cfg.cpu_recipe and device == "cpu" and cfg.origin.strip() != "scratch":
+            self.ctx.message("CPU recipe: the pretrained convolutional features stay fixed, the BiLSTM and head "
+                             "train (several times faster per step; set cpu_recipe false to train everything)",
+                             "info")
+            return True
+        return False
 
     def _adapt(self, loaded, chars: str, adapt_charset):
         mode = self.ctx.config.charset_mode
