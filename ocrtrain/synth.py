@@ -5,6 +5,10 @@ sample is rendered in a worker with its own seeded RNG state, so the same config
 the same labels and the same image bytes whatever the number of workers. Each sample's font is
 drawn from the fonts that really have glyphs for its characters (many trdg display fonts lack
 æ/ø/å or draw lowercase as capitals); a line no font can draw is rejected with the reason.
+Every space is drawn as a visible gap (``MIN_SPACE_EM``), also in condensed display fonts whose
+own space is as narrow as a letter gap. ``RenderConfig.preset`` picks a look (ocrtrain.degrade:
+plain, receipt-printer, scanned-page, phone-photo) and, with ``fonts="auto"``, its font pool
+(ocrtrain.fonts); ``SynthConfig.rich_in`` makes every line carry one of some rare characters.
 
 >>> cfg = SynthConfig(count=8, seed=1)
 >>> # generate_dataset(cfg, "datasets/receipts")     # train/ val/ test/ manifest.json
@@ -227,7 +231,8 @@ def _word_layout(label: str, font: ImageFont.FreeTypeFont, spacing: int) -> tupl
 
     A piece is a whole word (one pass keeps the font's kerning) or, with extra character
     spacing, one character. Words are placed at the font's own advance, then pushed right until
-    the ink gap at each run of n spaces is at least ``n * MIN_SPACE_EM`` ems.
+    the ink gap at each run of n spaces is at least ``n * MIN_SPACE_EM`` ems (plus the extra
+    character spacing, so a word gap stays wider than a letter gap).
     """
     parts = re.split(r"( +)", label)
     pieces: list[tuple[float, str]] = []
@@ -237,7 +242,8 @@ def _word_layout(label: str, font: ImageFont.FreeTypeFont, spacing: int) -> tupl
             continue
         if part.startswith(" "):
             spaces = len(part)
-            x += font.getlength(part)
+            # With extra spacing a space is a character too: spaced like one, and after it.
+            x += font.getlength(part) + spacing * (spaces + 1)
             continue
         chars = [part] if spacing == 0 else list(part)
         widths = [font.getlength(c) for c in chars]
@@ -245,7 +251,7 @@ def _word_layout(label: str, font: ImageFont.FreeTypeFont, spacing: int) -> tupl
         if prev_right is None:
             x -= min(0, left)  # an italic first glyph may start left of the pen
         else:
-            deficit = spaces * MIN_SPACE_EM * font.size - ((x + left) - prev_right)
+            deficit = spaces * MIN_SPACE_EM * font.size + spacing - ((x + left) - prev_right)
             x += max(0.0, deficit)
         for c, w in zip(chars, widths):
             pieces.append((x, c))

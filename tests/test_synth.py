@@ -299,3 +299,8 @@ def test_cli_preset_sets_the_render_preset(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "ds2"), "--count", "4", "--workers", "1", "--preset",
                  "phone-photo", "--render-preset", "plain"]) == 0
     assert Dataset(tmp_path / "ds2").manifest["config"]["render"]["preset"] == "plain"  # the explicit option wins
+
+
+def test_cli_preview_refuses_the_general_preset(tmp_path, capsys):
+    assert main(["preview", "--out", str(tmp_path / "grid.png"), "-n", "2", "--preset", "general"]) == 1
+    assert "ocrtrain general --out DIR" in capsys.readouterr().err and not (tmp_path / "grid.png").exists()

@@ -22,7 +22,12 @@ def add_synth_options(parser: argparse.ArgumentParser) -> None:
 def synth_config(args: argparse.Namespace) -> SynthConfig:
     base = SynthConfig.from_file(args.config) if args.config else None
     preset = getattr(args, "preset", None)
-    if preset and preset != "general" and getattr(args, "render_preset", None) is None:
+    if preset == "general":
+        from ..errors import InputError
+
+        raise InputError("--preset general is a dataset of its own, not a look: write it with "
+                         "`ocrtrain general --out DIR` (or `ocrtrain synth --preset general --out DIR`)")
+    if preset and getattr(args, "render_preset", None) is None:
         args.render_preset = preset
     return config_from_args(SynthConfig, args, base)
 
