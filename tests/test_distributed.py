@@ -71,7 +71,8 @@ def test_torchrun_two_gloo_processes_train_a_loadable_evaluable_model(tiny_datas
     assert counts["train"] == 23
     assert sum(r["batch_size"] for r in train_rows[:3]) == 23
     assert [r["epoch"] for r in train_rows[2::3]] == [1.0, 2.0]
-    assert [r["step"] for r in rows if r["kind"] == "val"] == [3, 6]
+    assert [(r["step"], r["val_set"]) for r in rows if r["kind"] == "val"] == [
+        (s, v) for s in (0, 3, 6) for v in ("val", "general")]  # step 0 = the origin, on every rank once
     assert out.count("run folder:") == 1  # only rank 0 prints
 
     # The model rank 0 saved is an ordinary run: evaluate it, export it, load the export.
