@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import re
 import shutil
 import time
 from collections import Counter
@@ -97,6 +98,9 @@ class Rejected:
     reason: str
 
 
+_REASON_DETAILS = re.compile(r"'[^']*'|\"[^\"]*\"|\S*[/\\.:]\S*|\d[\d,]*")
+
+
 class RejectLog:
     """Rejected samples: the first `keep` rows, and a count (per reason) of all of them.
 
@@ -107,14 +111,21 @@ class RejectLog:
         self.keep = MAX_REJECTED_ROWS if keep is None else keep
         self.rows: list[Rejected] = []
         self.reasons: Counter = Counter()
+        self._examples: dict[str, str] = {}
         self._count = 0
 
     def append(self, row: Rejected) -> None:
         self._count += 1
-        # Group by the wording before the first ':' (what follows names the sample and the fix).
-        self.reasons[row.reason.split(":")[0][:120]] += 1
+        # Rows differ by file names, line numbers and quoted text; group by the rest of the wording.
+        key = _REASON_DETAILS.sub("_", row.reason)[:160]
+        self.reasons[key] += 1
+        self._examples.setdefault(key, row.reason)
         if len(self.rows) < self.keep:
             self.rows.append(row)
+
+    def most_common(self, n: int) -> list[tuple[str, int]]:
+        """The `n` most frequent kinds of reason: (first reason of that kind, count)."""
+        return [(self._examples[key], count) for key, count in self.reasons.most_common(n)]
 
     def __len__(self) -> int:
         return self._count
@@ -214,7 +225,7 @@ class DatasetWriter:
         if self._closed:
             return self.out
         if self.total == 0:
-            reasons = self.rejected.reasons.most_common(3)
+            reasons = self.rejected.most_common(3)
             self.abort()
             raise DatasetError(
                 f"no usable samples for {self.out} ({len(self.rejected)} rejected"
@@ -244,7 +255,7 @@ class DatasetWriter:
             for r in self.rejected:
                 writer.writerow([r.sample, r.label, r.reason])
             if self.rejected.left_out:
-                top = "; ".join(f"{n:,} x {reason}" for reason, n in self.rejected.reasons.most_common(5))
+                top = "; ".join(f"{n:,} like: {reason}" for reason, n in self.rejected.most_common(5))
                 writer.writerow(["...", "", f"{self.rejected.left_out:,} more rejected samples not listed "
                                             f"(of {len(self.rejected):,}; most common: {top})"])
         manifest = {
