@@ -18,10 +18,6 @@ def _finite(value: Optional[float]) -> Optional[float]:
 
 def run_loop(tr) -> str:
     """Train `tr` (a Trainer) to the end; returns "max_steps" or "early_stopping"."""
-    import torch
-
-    from .trainer import MAX_NONFINITE_IN_A_ROW, Stop, is_oom  # noqa: F401  (Stop raised below)
-
     cfg = tr.config
     tr.io.log(f"{tr.task.describe()} on {tr.device}; {tr.max_steps} steps from step {tr.step}; "
               f"batch {tr.batch_size}")
@@ -37,47 +33,65 @@ def run_loop(tr) -> str:
                 tr.check_data()
             tr.plan = tr.task.plan_epoch(tr.epoch, tr.batch_size, cfg.seed)
             tr.position = (0, 0)
-        first, done_in_first = tr.position
-        source = tr.task.batch_source(tr._shard(tr.plan)[first:], tr.epoch, cfg.seed)
-        loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False,
-                                             num_workers=cfg.workers, pin_memory=False)
-        tick = time.monotonic()
-        for offset, batch in enumerate(loader):
-            k = first + offset
-            total = tr.task.batch_len(batch)
-            done = done_in_first if offset == 0 else 0
-            while done < total:
-                if tr.stop_requested():
-                    raise Stop()
-                n = min(tr.batch_size, total - done)
-                part = batch if (done == 0 and n == total) else tr.task.slice_batch(batch, done, done + n)
-                try:
-                    loss = tr.train_step(part)
-                except Exception as exc:
-                    if not is_oom(exc):
-                        raise
-                    tr._halve_after_oom(n)
-                    continue
-                done += n
-                tr.position = (k, done) if done < total else (k + 1, 0)
-                trained, loss = tr._agree(n, loss)
-                _after_step(tr, trained, time.monotonic() - tick, loss)
-                stop_early = False
-                if tr.step % cfg.val_interval == 0 or tr.step >= tr.max_steps:
-                    stop_early = _validation(tr)
-                tick = time.monotonic()
-                if stop_early:
-                    tr.message(f"early stopping at step {tr.step}: {tr.select_name}:{tr.select_metric} did not "
-                               f"improve by more than {cfg.min_delta} for {cfg.patience} validations "
-                               f"(best {tr.best_value} at step {tr.best_step})")
-                    return "early_stopping"
-                if tr.step >= tr.max_steps:
-                    return "max_steps"
+        ended = _run_epoch(tr)
+        if ended:
+            return ended
         tr.epoch += 1
         tr.plan = None
     if tr.last_val_step != tr.step:
         _validation(tr)
     return "max_steps"
+
+
+def _run_epoch(tr) -> Optional[str]:
+    """The rest of the current epoch plan; returns why training ended, or None at the epoch's end."""
+    import torch
+
+    from .trainer import Stop, is_oom
+
+    cfg = tr.config
+    first, done_in_first = tr.position
+    source = tr.task.batch_source(tr._shard(tr.plan)[first:], tr.epoch, cfg.seed)
+    loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False,
+                                         num_workers=cfg.workers, pin_memory=False)
+    tick = time.monotonic()
+    for offset, batch in enumerate(loader):
+        k = first + offset
+        total = tr.task.batch_len(batch)
+        done = done_in_first if offset == 0 else 0
+        while done < total:
+            if tr.stop_requested():
+                raise Stop()
+            n = min(tr.batch_size, total - done)
+            part = batch if (done == 0 and n == total) else tr.task.slice_batch(batch, done, done + n)
+            try:
+                loss = tr.train_step(part)
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                tr._halve_after_oom(n)
+                continue
+            done += n
+            tr.position = (k, done) if done < total else (k + 1, 0)
+            trained, loss = tr._agree(n, loss)
+            _after_step(tr, trained, time.monotonic() - tick, loss)
+            ended = _maybe_validate(tr)
+            tick = time.monotonic()
+            if ended:
+                return ended
+    return None
+
+
+def _maybe_validate(tr) -> Optional[str]:
+    cfg = tr.config
+    if not (tr.step % cfg.val_interval == 0 or tr.step >= tr.max_steps):
+        return None
+    if _validation(tr):
+        tr.message(f"early stopping at step {tr.step}: {tr.select_name}:{tr.select_metric} did not "
+                   f"improve by more than {cfg.min_delta} for {cfg.patience} validations "
+                   f"(best {tr.best_value} at step {tr.best_step})")
+        return "early_stopping"
+    return "max_steps" if tr.step >= tr.max_steps else None
 
 
 def _progress_numbers(tr) -> tuple[float, Optional[float]]:
