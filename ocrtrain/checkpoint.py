@@ -86,7 +86,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, charset: Charset,
         inner = getattr(model, attr, None)
         if isinstance(inner, torch.nn.Module):
             model = inner
-    family = get_family(family) if family is not None else family_of_model(model)
+    family = get_family(family, model_config) if family is not None else family_of_model(model)
     needed = family.num_classes(charset)
     if family.head_size(model) != needed:
         raise ModelError(f"model has {family.head_size(model)} classes but charset {len(charset)} characters "
@@ -175,7 +175,7 @@ def load_checkpoint(path: Union[str, Path]) -> dict:
 
 def checkpoint_family(checkpoint: Mapping[str, Any]) -> ModelFamily:
     """The model family a checkpoint dict records (``easyocr-crnn`` when it records none)."""
-    return get_family(checkpoint.get("family") or DEFAULT_FAMILY)
+    return get_family(checkpoint.get("family") or DEFAULT_FAMILY, checkpoint.get("model_config") or {})
 
 
 def model_from_checkpoint(checkpoint: Mapping[str, Any], device: Union[str, torch.device] = "cpu"

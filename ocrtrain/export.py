@@ -6,22 +6,31 @@ character_list), imports NAME.py and builds ``Model(num_class=..., **network_par
 NAME.pth. On CPU it drops the first 7 characters of every key (``module.``) and quantizes; on GPU
 it loads into ``DataParallel``. Both need ``module.``-prefixed keys, so NAME.pth has them.
 
+Only CTC models of the VGG-BiLSTM-CTC layout export to EasyOCR (``easyocr-crnn``, and DTRB's
+None-VGG-BiLSTM-CTC); easyocr.Reader loads only CTC heads. :func:`export_dtrb` writes a
+``dtrb``-family model (e.g. TPS-ResNet-BiLSTM-Attn) for DTRB's own demo.py / test.py instead:
+NAME.pth (DTRB key names, ``module.`` prefix as DTRB saves them), NAME.opt.txt (DTRB's opt.txt
+layout) and NAME.json (options, characters and the demo.py / test.py command lines).
+
 >>> # export_easyocr("runs/receipts", "receipts_no", "exports")["files"]
+>>> # export_dtrb("dtrb:TPS-ResNet-BiLSTM-Attn.pth", "receipts_attn", "exports")["demo_command"]
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import keyword
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .origins import LoadedModel, load_origin, source_spec
 
-__all__ = ["MODEL_SOURCE", "check_bundle_name", "export_easyocr", "reader_snippet"]
+__all__ = ["MODEL_SOURCE", "check_bundle_name", "export_easyocr", "export_dtrb", "reader_snippet"]
 
 _MARKER = "# ocrtrain-export: easyocr user_network model"
 
@@ -158,17 +167,12 @@ def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[st
 
     out_dir = Path(out_dir)
     check_bundle_name(name)
-    if isinstance(source, LoadedModel):
-        loaded, spec = source, source.info.get("spec", "<in memory>")
-    else:
-        spec = source_spec(source, version)
-        loaded = load_origin(spec)
+    loaded, spec = _load_source(source, version)
+    problem = loaded.family.easyocr_export_problem(loaded.family_options)
+    if problem:
+        raise ModelError(f"{spec} cannot be exported as an EasyOCR bundle: {problem}")
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("pth", "yaml", "py")}
-    origin_files = {Path(p).resolve() for p in (loaded.info.get("file"), loaded.info.get("yaml")) if p}
-    clash = [str(p) for p in paths.values() if p.resolve() in origin_files]
-    if clash:
-        raise ConfigError(f"exporting to {', '.join(clash)} would overwrite the source model: "
-                          "choose another --out folder or --name")
+    _check_no_clash(loaded, paths)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     config = loaded.model_config
@@ -193,4 +197,71 @@ def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[st
         "charset": loaded.charset.chars,
         "num_class": loaded.charset.num_classes,
         "snippet": reader_snippet(name, out_dir, lang_list),
+        "notes": _easyocr_notes(loaded),
     }
+
+
+def _load_source(source: Union[str, LoadedModel], version: str) -> tuple[LoadedModel, str]:
+    if isinstance(source, LoadedModel):
+        return source, source.info.get("spec", "<in memory>")
+    spec = source_spec(source, version)
+    return load_origin(spec), spec
+
+
+def _check_no_clash(loaded: LoadedModel, paths: dict) -> None:
+    origin_files = {Path(p).resolve() for p in (loaded.info.get("file"), loaded.info.get("yaml")) if p}
+    clash = [str(p) for p in paths.values() if p.resolve() in origin_files]
+    if clash:
+        raise ConfigError(f"exporting to {', '.join(clash)} would overwrite the source model: "
+                          "choose another --out folder or --name")
+
+
+def _easyocr_notes(loaded: LoadedModel) -> list[str]:
+    if loaded.family.name != "dtrb":
+        return []
+    options = loaded.family_options
+    return [f"DTRB resized lines to {options['imgH']}x{options['imgW']}; easyocr.Reader keeps the aspect ratio at "
+            f"height {options['imgH']}, so its readings can differ from ocrtrain's for this model"]
+
+
+def export_dtrb(source: Union[str, LoadedModel], name: str, out_dir: Union[str, Path],
+                version: str = "best") -> dict:
+    """Write NAME.pth, NAME.opt.txt and NAME.json for a ``dtrb``-family `source` into `out_dir`.
+
+    NAME.pth loads with DTRB's ``torch.nn.DataParallel(Model(opt)).load_state_dict(torch.load(...))``
+    given the flags in NAME.json's ``demo_command`` / ``test_command``; ``dtrb:DIR/NAME.pth`` reads
+    it back here (characters from NAME.opt.txt).
+    """
+    from .families.dtrb_files import command_flags, options_file_text
+
+    out_dir = Path(out_dir)
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ConfigError(f"export name {name!r} must be a plain file name (no folders), e.g. receipts_attn")
+    loaded, spec = _load_source(source, version)
+    if loaded.family.name != "dtrb":
+        raise ModelError(f"{spec} is a {loaded.family.name} model; export_dtrb writes deep-text-recognition-"
+                         "benchmark models only: use export_easyocr for it")
+    config = loaded.family.options(loaded.family_options)
+    character = loaded.charset.chars
+    paths = {"pth": out_dir / f"{name}.pth", "opt": out_dir / f"{name}.opt.txt", "json": out_dir / f"{name}.json"}
+    _check_no_clash(loaded, paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {f"module.{k}": v.detach().to("cpu").contiguous().clone() for k, v in loaded.model.state_dict().items()}
+    flags = command_flags(config, character)
+    saved = str(paths["pth"].resolve())
+    demo = shlex.join(["python3", "demo.py", "--image_folder", "IMAGE_FOLDER", "--saved_model", saved, *flags])
+    test = shlex.join(["python3", "test.py", "--eval_data", "LMDB_FOLDER", "--saved_model", saved, *flags])
+    notes = ["easyocr.Reader loads only CTC heads" if config.Prediction == "Attn" else
+             "easyocr.Reader can load this CTC model only as None-VGG-BiLSTM-CTC (see export_easyocr)"]
+    if config.sensitive:
+        notes.append("the model is case-sensitive: DTRB's --sensitive would replace --character with "
+                     "string.printable[:-6], so the commands pass --character only; DTRB's test.py then "
+                     "lower-cases labels (ours do not)")
+    info = {k: v for k, v in loaded.info.items() if k in ("spec", "kind", "file", "run", "version", "step")}
+    summary = {"name": name, "arch": config.arch, "options": config.to_dict(), "character": character,
+               "num_class": loaded.family.num_classes(loaded.charset), "demo_command": demo, "test_command": test,
+               "notes": notes, "source": {"spec": spec, **info}}
+    _write_atomic(paths["pth"], lambda fh: torch.save(state, fh))
+    _write_atomic(paths["opt"], lambda fh: fh.write(options_file_text(config, character).encode("utf-8")))
+    _write_atomic(paths["json"], lambda fh: fh.write(json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8")))
+    return {**summary, "dir": str(out_dir.resolve()), "files": {k: str(p) for k, p in paths.items()}}

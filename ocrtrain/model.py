@@ -238,9 +238,14 @@ def load_weights(model: Recognizer, state_dict: Mapping[str, torch.Tensor], wher
 
 
 def init_weights(model: nn.Module, seed: Optional[int] = None) -> nn.Module:
-    """Fresh weights as deep-text-recognition-benchmark initializes them (Kaiming, zero bias, BN 1)."""
+    """Fresh weights as deep-text-recognition-benchmark initializes them (Kaiming, zero bias, BN 1).
+
+    As in DTRB, a TPS localization head (``localization_fc2``) keeps its identity initialization.
+    """
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     for name, param in model.named_parameters():
+        if "localization_fc2" in name:
+            continue
         with torch.no_grad():
             if "bias" in name:
                 param.zero_()

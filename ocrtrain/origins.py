@@ -7,8 +7,10 @@ Origin specs:
 - ``run:PATH`` / ``run:PATH@best|@last|@step-N``: a checkpoint of an ocrtrain run folder
   (a bare run folder path works too);
 - ``easyocr:DIR/NAME``: an EasyOCR user_network bundle (``NAME.pth`` + ``NAME.yaml``);
-- ``dtrb:FILE[:CHARS_OR_FILE]``: a deep-text-recognition-benchmark None-VGG-BiLSTM-CTC state dict
-  (DTRB's ``[CTCblank]`` + characters layout equals ours; default charset by head size);
+- ``dtrb:FILE[:CHARS_OR_FILE]``: a deep-text-recognition-benchmark state dict of any
+  ``[None|TPS]-[VGG|ResNet]-[None|BiLSTM]-[CTC|Attn]`` model (the ``dtrb`` family; stages and
+  sizes read from its keys and shapes, strict load). Characters: CHARS, else the ``character:``
+  line of DTRB's ``opt.txt`` (or ``FILE.opt.txt``) next to it, else DTRB's defaults by head size;
 - a path to an ocrtrain checkpoint ``.pt``.
 
 Files are only read (``torch.load(weights_only=True)``), never written.
@@ -25,7 +27,7 @@ import re
 import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -82,7 +84,7 @@ def source_spec(source: Union[str, Path], version: Optional[str] = None) -> str:
             "an origin spec such as english_g2 or easyocr:DIR/NAME, or a checkpoint .pt file")
     return text
 
-#: DTRB's default charsets, recognised by head size: ``--character`` default, and ``--sensitive``.
+#: DTRB's default CTC charsets, recognised by head size: ``--character`` default, and ``--sensitive``.
 DTRB_CHARSETS = {37: "0123456789abcdefghijklmnopqrstuvwxyz", 95: string.printable[:-6]}
 
 _VERSION = re.compile(r"^(best|last|step-(\d+))$")
@@ -164,11 +166,19 @@ def _load_english_g2(spec: str) -> LoadedModel:
     return LoadedModel(model, charset, config, {"spec": spec, "kind": "english_g2", "file": str(path)})
 
 
-def _load_scratch(spec: str, arg: Optional[str], seed: Optional[int]) -> LoadedModel:
-    charset = _charset_arg(arg, spec) if arg else english_g2_charset()
-    config = ModelConfig()
-    model = init_weights(Recognizer(config, charset.num_classes), seed=seed)
-    return LoadedModel(model, charset, config, {"spec": spec, "kind": "scratch", "file": None, "seed": seed})
+def _load_scratch(spec: str, arg: Optional[str], seed: Optional[int], family: ModelFamily,
+                  options: Optional[Mapping[str, Any]]) -> LoadedModel:
+    config = family.options(options)
+    family = family.bind(config)
+    if arg:
+        charset = _charset_arg(arg, spec)
+    elif family.name == "dtrb":
+        charset = Charset(DTRB_CHARSETS[37])  # DTRB's --character default
+    else:
+        charset = english_g2_charset()
+    model = init_weights(family.build(config, family.num_classes(charset)), seed=seed)
+    return LoadedModel(model, charset, config, {"spec": spec, "kind": "scratch", "file": None, "seed": seed},
+                       family=family)
 
 
 def _load_checkpoint_file(spec: str, path: Path, kind: str, extra: dict) -> LoadedModel:
@@ -238,40 +248,83 @@ def _split_dtrb(arg: str) -> tuple[Path, Optional[str]]:
     return Path(match.group(1) if match else arg), (match.group(2) if match else None)
 
 
+def _dtrb_charset(path: Path, chars: Optional[str], character: Optional[str], num_class: int,
+                  prediction: str, spec: str) -> Charset:
+    from .families.dtrb_files import default_character
+
+    if chars:
+        return _charset_arg(chars, spec)
+    if character is not None:
+        return _charset_arg(character, f"{path}'s options file")
+    default = default_character(num_class, prediction)
+    if default is None:
+        extra = 2 if prediction == "Attn" else 1
+        raise ModelError(f"{path} has {num_class} classes and no charset was given: use dtrb:{path}:CHARS (the "
+                         f"{num_class - extra} characters of its --character, in training order, or a file), or "
+                         "put DTRB's opt.txt (with its 'character:' line) next to it")
+    return Charset(default)
+
+
 def _load_dtrb(spec: str, arg: str) -> LoadedModel:
+    from .families.dtrb_files import find_options_file, read_options_file
+    from .families.dtrb_state import options_from_state_dict
+
     path, chars = _split_dtrb(arg)
     state = strip_module_prefix(_state_dict_of(read_torch_file(path, "DTRB model"), path))
-    sizes, num_class = infer_architecture(state, str(path))
-    if chars:
-        charset = _charset_arg(chars, spec)
-    elif num_class in DTRB_CHARSETS:
-        charset = Charset(DTRB_CHARSETS[num_class])
-    else:
-        raise ModelError(f"{path} has {num_class} classes and no charset was given: use "
-                         f"dtrb:{path}:CHARS (the {num_class - 1} characters in training order, or a file)")
-    if charset.num_classes != num_class:
-        raise ModelError(f"charset for {path} has {len(charset)} characters (+ blank = {charset.num_classes}) "
+    opt_file = find_options_file(path)
+    known, character = read_options_file(opt_file) if opt_file else ({}, None)
+    options, num_class = options_from_state_dict(state, str(path), known)
+    charset = _dtrb_charset(path, chars, character, num_class, options["Prediction"], spec)
+    if "sensitive" not in known:
+        options["sensitive"] = any(c.isupper() for c in charset.chars)
+    family = get_family("dtrb", options)
+    if family.num_classes(charset) != num_class:
+        plus = "+ [GO], [s]" if options["Prediction"] == "Attn" else "+ blank"
+        raise ModelError(f"charset for {path} has {len(charset)} characters ({plus} = {family.num_classes(charset)}) "
                          f"but the model has {num_class} classes: give the exact --character string it was "
                          "trained with")
-    # DTRB trains 32 px high lines (imgH default 32).
-    config = sizes.replace(img_height=32)
-    model = Recognizer(config, num_class)
-    load_weights(model, state, str(path))
-    return LoadedModel(model, charset, config, {"spec": spec, "kind": "dtrb", "file": str(path)})
+    model = family.build(options, num_class)
+    family.load_weights(model, state, str(path))
+    info = {"spec": spec, "kind": "dtrb", "file": str(path), "options_file": str(opt_file) if opt_file else None}
+    return LoadedModel(model, charset, family.options(options), info, family=family)
+
+
+def _with_family(loaded: LoadedModel, family: Optional[Union[str, ModelFamily]],
+                 options: Optional[Mapping[str, Any]], spec: str) -> LoadedModel:
+    """`loaded` checked against the asked `family`, rebuilt with `options` overriding its own."""
+    if family is not None and get_family(family).name != loaded.family.name:
+        raise ConfigError(f"origin {spec!r} is a {loaded.family.name} model but family {get_family(family).name!r} "
+                          "was asked for: leave family empty (the origin's), or start from scratch")
+    if not options:
+        return loaded
+    config = loaded.family.options({**loaded.family_options, **options})
+    bound = loaded.family.bind(config)
+    size = loaded.family.head_size(loaded.model)
+    bound.check_state_dict(config, size, loaded.model.state_dict(), f"{spec} with options {dict(options)}")
+    model = bound.build(config, size)
+    model.load_state_dict(loaded.model.state_dict(), strict=True)
+    return replace(loaded, model=model, model_config=config, family=bound, family_options=config.to_dict())
 
 
 def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "cpu",
-                charset: Optional[Union[str, Charset]] = None, seed: Optional[int] = None) -> LoadedModel:
+                charset: Optional[Union[str, Charset]] = None, seed: Optional[int] = None,
+                family: Optional[Union[str, ModelFamily]] = None,
+                family_options: Optional[Mapping[str, Any]] = None) -> LoadedModel:
     """Load the model an origin `spec` names (see the module doc) onto `device`.
 
-    `charset` and `seed` apply to ``scratch`` only (its charset; weight-init seed).
+    `charset` and `seed` apply to ``scratch`` only (its charset; weight-init seed). `family`
+    (default: the origin's; ``easyocr-crnn`` for scratch) picks the architecture of ``scratch``
+    and must match any other origin's. `family_options` override the family's options (for
+    scratch: its sizes; otherwise only options that keep the weights' shapes, e.g. DTRB's
+    batch_max_length or PAD).
     """
     spec = (spec or DEFAULT_ORIGIN).strip()
     kind, _, arg = spec.partition(":")
     if kind in ("scratch",):
         if charset is not None:
             arg = charset.chars if isinstance(charset, Charset) else charset
-        loaded = _load_scratch(spec, arg or None, seed)
+        loaded = _load_scratch(spec, arg or None, seed, get_family(family or DEFAULT_FAMILY), family_options)
+        family = family_options = None
     elif spec == "english_g2":
         loaded = _load_english_g2(spec)
     elif kind == "run" and arg:
@@ -295,6 +348,7 @@ def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "
                 f"origin {spec!r} is neither a known origin nor an existing file or run folder: use english_g2, "
                 "scratch, run:PATH[@best|@last|@step-N], easyocr:DIR/NAME, dtrb:FILE[:CHARS] or a checkpoint path"
             )
+    loaded = _with_family(loaded, family, family_options, spec)
     loaded.model.to(device)
     loaded.model.eval()
     return loaded

@@ -190,7 +190,11 @@ def test_dtrb_state_dicts_load_with_their_charset(tmp_path):
     path, model = _dtrb_file(tmp_path)
     loaded = load_origin(f"dtrb:{path}")
     assert loaded.charset.chars == "0123456789abcdefghijklmnopqrstuvwxyz"
-    assert loaded.model_config == ModelConfig(output_channel=512, img_height=32)
+    # DTRB files load into the dtrb family (DTRB's 32x100 inputs), stages read from the keys.
+    from ocrtrain.families.dtrb_model import DtrbOptions
+
+    assert loaded.family.name == "dtrb" and loaded.info["kind"] == "dtrb"
+    assert loaded.model_config == DtrbOptions(Transformation="None", FeatureExtraction="VGG", Prediction="CTC")
     assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), model.state_dict().values()))
     path5, _ = _dtrb_file(tmp_path, num_class=6, name="five.pth")
     assert load_origin(f"dtrb:{path5}:ab:c;").charset.chars == "ab:c;"  # ':' inside the charset

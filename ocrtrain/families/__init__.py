@@ -2,16 +2,18 @@
 trains, reads and exports it (see :class:`ocrtrain.families.base.ModelFamily`).
 
 Built in: ``easyocr-crnn`` (EasyOCR generation-2 VGG-BiLSTM-CTC, english_g2; aliases
-``english_g2``, ``crnn``).
+``english_g2``, ``crnn``) and ``dtrb`` (deep-text-recognition-benchmark
+``[None|TPS]-[VGG|ResNet]-[None|BiLSTM]-[CTC|Attn]``; alias ``deep-text-recognition-benchmark``).
 
 >>> get_family("english_g2").name
 'easyocr-crnn'
->>> "easyocr-crnn" in family_names()
-True
+>>> sorted(family_names())
+['dtrb', 'easyocr-crnn']
 """
 from __future__ import annotations
 
 import difflib
+from typing import Any, Mapping, Optional, Union
 
 from torch import nn
 
@@ -48,14 +50,16 @@ def family_names() -> list[str]:
     return list(_FAMILIES)
 
 
-def get_family(name: str) -> ModelFamily:
-    """The family registered as `name` (or an alias); ConfigError with a suggestion otherwise."""
+def get_family(name: Union[str, ModelFamily], options: Optional[Mapping[str, Any]] = None) -> ModelFamily:
+    """The family registered as `name` (or an alias), bound to `options` when given
+    (:meth:`ModelFamily.bind`); ConfigError with a suggestion for unknown names."""
     if isinstance(name, ModelFamily):
-        return name
+        return name.bind(options) if options is not None else name
     key = (name or "").strip()
     key = _ALIASES.get(key, key)
     if key in _FAMILIES:
-        return _FAMILIES[key]
+        family = _FAMILIES[key]
+        return family.bind(options) if options is not None else family
     known = sorted([*_FAMILIES, *_ALIASES])
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
@@ -70,7 +74,7 @@ def family_of_model(model: nn.Module) -> ModelFamily:
             model = inner
     for family in _FAMILIES.values():
         if family.owns(model):
-            return family
+            return family.bind(family.model_options(model))
     raise ModelError(f"{type(model).__name__} is not a model of any registered family "
                      f"({', '.join(_FAMILIES)}): build it with get_family(name).build(options, num_classes)")
 
@@ -78,7 +82,10 @@ def family_of_model(model: nn.Module) -> ModelFamily:
 def _register_builtins() -> None:
     from .crnn import CrnnFamily
 
+    from .dtrb import DtrbFamily
+
     register_family(CrnnFamily())
+    register_family(DtrbFamily())
 
 
 _register_builtins()

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..charset import Charset
 from ..config import Config
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 
 __all__ = ["Prediction", "ModelFamily", "ImageShape", "describe_state_dict_mismatch", "width_at_height"]
 
@@ -81,6 +81,11 @@ class ModelFamily(abc.ABC):
     exportable_to_easyocr: ClassVar[bool] = False
 
     # ---- options and building
+    def bind(self, options: Optional[Mapping[str, Any]] = None) -> "ModelFamily":
+        """This family specialised to `options` where its label scheme depends on them (DTRB's CTC
+        or Attn head); families with one scheme return themselves. LoadedModel.family is bound."""
+        return self
+
     def options(self, options: Optional[Mapping[str, Any]] = None) -> Config:
         """The validated options Config of a dict (missing keys take their defaults)."""
         if isinstance(options, self.options_type):
@@ -123,7 +128,8 @@ class ModelFamily(abc.ABC):
         parts = describe_state_dict_mismatch(expected, state_dict)
         if parts:
             raise ModelError(
-                f"{where} does not fit the {self.name} model {dict(options)} with {num_classes} classes: "
+                f"{where} does not fit the {self.name} model {self.options(options).to_dict()} with "
+                f"{num_classes} classes: "
                 f"{'; '.join(parts)}. Fix: use a model of the same architecture and charset size, "
                 "or adapt the charset / sizes to the file")
 

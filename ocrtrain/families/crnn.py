@@ -7,8 +7,8 @@ decoding with EasyOCR's confidence.
 
 >>> family = CrnnFamily()
 >>> model = family.build(family.default_options(), num_classes=97)
->>> family.check_label("aab", (64, 20), family.default_options())[:24]
-'label needs 4 output ste'
+>>> family.check_label("a" * 10, (64, 64), family.default_options())[:24]
+'label needs 19 output st'
 """
 from __future__ import annotations
 
