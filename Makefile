@@ -26,6 +26,8 @@ browser-deps:
 test: setup browser-deps
 	$(BIN)/python -m pytest -q tests
 
+# Datasets and runs live in OCRTRAIN_HOME (default ~/ocrtrain), shared with the CLI: see ocrtrain/home.py.
+dashboard: export OCRTRAIN_HOME ?= $(HOME)/ocrtrain
 dashboard: setup
 	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60

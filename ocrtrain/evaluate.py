@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .dataset import Dataset, write_json_atomic
+from .dataset import Dataset
+from .fsutil import now_iso as _now, write_json_atomic
 from .errors import DatasetError, InputError
 from .events import Callback, Progress, emit
 from .images import decode_image
@@ -162,10 +163,6 @@ def _worst(rows: Sequence[dict], k: int) -> list[dict]:
     return wrong[:k]
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 @dataclass
 class EvalReport:
     """One model on one split: metrics, a row per sample, confusions and the worst lines.
@@ -212,10 +209,13 @@ class EvalReport:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write :meth:`to_dict` as JSON atomically (parent folders are created)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, self.to_dict())
-        return path
+        return write_json_atomic(path, self.to_dict())
+
+    def save_in_run(self, run_dir: Union[str, Path]) -> Path:
+        """Save as the run's newest ``eval`` report (RUN/reports/eval-<time>.json)."""
+        from .runfolder import save_report
+
+        return save_report(run_dir, "eval", self.to_dict())
 
 
 def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
@@ -325,10 +325,15 @@ class CompareReport:
         }
 
     def save(self, path: Union[str, Path]) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, self.to_dict())
-        return path
+        """Write :meth:`to_dict` as JSON atomically (parent folders are created)."""
+        return write_json_atomic(path, self.to_dict())
+
+    def save_in_run(self, run_dir: Union[str, Path]) -> Path:
+        """Save as the run's newest ``compare`` report (RUN/reports/compare-<time>.json), which the
+        dashboard's Compare tab shows."""
+        from .runfolder import save_report
+
+        return save_report(run_dir, "compare", self.to_dict())
 
 
 def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",

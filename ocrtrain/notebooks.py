@@ -14,16 +14,17 @@ import ast
 import difflib
 import json
 import logging
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from .dataset import write_json_atomic
 from .errors import ConfigError, InputError, RunError
 from .events import Callback, Message, emit
+from .fsutil import now_iso, write_json_atomic, write_text_atomic
+from .home import resolve_run
+from .runfolder import files
 
 __all__ = [
     "NOTEBOOK_DIR",
@@ -190,16 +191,11 @@ def kernel_python(kernel_name: str = "python3") -> str:
 
 
 def runs_root() -> Path:
-    """Where new run folders go: ``$OCRTRAIN_HOME/runs``, else the dashboard's ``workspace/runs``.
+    """Where new run folders go: :func:`ocrtrain.home.runs_root` (``$OCRTRAIN_HOME/runs``, else
+    ``~/ocrtrain/runs``), the folder the dashboard and the CLI use too."""
+    from .home import runs_root as root
 
-    In a checkout that is ``<repo>/workspace/runs`` whatever the working directory (Jupyter starts
-    kernels in ``notebooks/``); elsewhere ``./workspace/runs``.
-    """
-    home = os.environ.get("OCRTRAIN_HOME")
-    if home:
-        return Path(home).expanduser() / "runs"
-    base = NOTEBOOK_DIR.parent if NOTEBOOK_DIR.is_dir() else Path.cwd()
-    return base / "workspace" / "runs"
+    return root()
 
 
 def default_run_dir(name: str, root: Union[str, Path, None] = None) -> Path:
@@ -220,7 +216,7 @@ def run_folder(run_dir: Union[str, Path, None], name: str = "notebook") -> Path:
     Notebooks call this with their ``run_dir`` parameter, so one opened by hand still has a
     folder to write to, while ``run-notebook`` fills it in.
     """
-    path = Path(run_dir) if run_dir else default_run_dir(name)
+    path = resolve_run(run_dir) if run_dir else default_run_dir(name)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -258,7 +254,7 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
     stem = source.stem
     defaults = read_parameters(source)
     params = coerce_parameters(defaults, dict(parameters or {}), where=str(source))
-    run = Path(run_dir) if run_dir else default_run_dir(stem)
+    run = resolve_run(run_dir) if run_dir else default_run_dir(stem)
     run = run.resolve()
     if RUN_DIR_PARAMETER in defaults and not params.get(RUN_DIR_PARAMETER):
         params[RUN_DIR_PARAMETER] = str(run)
@@ -270,7 +266,7 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
             f"kernel {kernel_name!r} starts {python}, not this interpreter {sys.executable}: "
             f"run `{sys.executable} -m ipykernel install --sys-prefix` so runs use the same packages"
         )
-    out_dir = run / "notebooks"
+    out_dir = files(run).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{stem}.ipynb"
     record = {
@@ -287,7 +283,7 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
                                    for k, v in params.items() if k != RUN_DIR_PARAMETER]
             + [f"--run {shlex.quote(str(run))}"]),
         "state": "running",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": now_iso(),
         "ended": None,
         "seconds": None,
         "error": None,
@@ -319,7 +315,7 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
         raise RunError(f"notebook {stem} did not run to the end ({record['error']}): "
                        f"see {output} and {params_file}") from exc
     finally:
-        record.update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.monotonic() - started, 3))
+        record.update(ended=now_iso(), seconds=round(time.monotonic() - started, 3))
         write_json_atomic(params_file, record)
     emit(callback, Message(f"finished {stem} in {record['seconds']:.1f} s: {output}"))
     return output
@@ -343,7 +339,5 @@ def strip_outputs(path: Union[str, Path]) -> bool:
         if nb.get("metadata", {}).pop(key, None) is not None:
             changed = True
     if changed:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return changed

@@ -27,13 +27,14 @@ import dataclasses
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
 from .errors import InputError, RunError
 from .fsutil import (PathLike, file_lock, now_iso, parse_time, read_json, utc_stamp, write_atomic,
                      write_json_atomic, write_text_atomic)
+from .runrecords import LAST_FILE, RunStatus, TrainRow, ValRow, Version, Versions, row_from_dict
 
 __all__ = [
     "CONFIG_FILE", "STATUS_FILE", "METRICS_FILE", "LOG_FILE", "REJECTED_FILE", "CANCEL_FILE",
@@ -45,7 +46,8 @@ __all__ = [
     "log_append", "log_tail", "read_versions", "write_versions", "truncate_versions_after",
     "step_checkpoint_name", "resolve_checkpoint", "list_checkpoints",
     "cancel_request_path", "request_cancel", "cancel_requested", "clear_cancel",
-    "REJECTED_FIELDS", "write_rejected", "read_rejected", "new_report_path", "latest_report", "list_reports",
+    "REJECTED_FIELDS", "write_rejected", "read_rejected", "new_report_path", "save_report", "latest_report", "list_reports",
+    "read_latest_report",
 ]
 
 CONFIG_FILE = "config.json"
@@ -60,7 +62,6 @@ REPORTS_DIR = "reports"
 EXPORT_DIR = "export"
 NOTEBOOKS_DIR = "notebooks"
 BEST_FILE = "best.pt"
-LAST_FILE = "last.pt"
 _STATUS_LOCK = ".status.lock"
 
 
@@ -102,162 +103,6 @@ def require_run_folder(path: PathLike) -> Path:
         raise RunError(f"{path} is not a run folder (no {CONFIG_FILE}, {STATUS_FILE} or {CHECKPOINTS_DIR}/): "
                        "give a folder made by `ocrtrain train` or the Train tab (list them with `ocrtrain runs`)")
     return path
-
-
-# --------------------------------------------------------------------------- records
-
-def _split(cls, data: dict, fixed: tuple = ()) -> tuple[dict, dict]:
-    names = {f.name for f in dataclasses.fields(cls)} - {"extra"} - set(fixed)
-    known = {k: v for k, v in data.items() if k in names}
-    extra = {k: v for k, v in data.items() if k not in names and k not in fixed}
-    return known, extra
-
-
-def _merge(record, fixed: dict) -> dict:
-    out = dict(fixed)
-    for f in dataclasses.fields(record):
-        if f.name not in ("extra", "metrics"):
-            out[f.name] = getattr(record, f.name)
-    out.update(getattr(record, "metrics", {}) or {})
-    out.update(record.extra)
-    return out
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """RUN/status.json. `job` is the token of the job process (see ``ocrtrain.runs``)."""
-
-    state: str = "created"
-    created: Optional[str] = None
-    started: Optional[str] = None
-    ended: Optional[str] = None
-    updated: Optional[str] = None
-    device: Optional[str] = None
-    error: Optional[str] = None
-    step: int = 0
-    max_steps: Optional[int] = None
-    pid: Optional[int] = None
-    host: Optional[str] = None
-    job: Optional[str] = None
-    signals: bool = False
-    interrupted: bool = False
-    reason: Optional[str] = None
-    best_cer: Optional[float] = None
-    best_step: Optional[int] = None
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Optional[dict]) -> "RunStatus":
-        known, extra = _split(cls, dict(data or {}))
-        known = {k: v for k, v in known.items() if v is not None or k not in ("state", "step", "signals",
-                                                                              "interrupted")}
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict:
-        return _merge(self, {})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Dict-style access to known fields and extra keys."""
-        return self.to_dict().get(key, default)
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    """One optimizer step in metrics.jsonl (``"kind": "train"``); `loss` None = skipped step."""
-
-    step: int
-    epoch: Optional[float] = None
-    train_loss: Optional[float] = None
-    lr: Optional[float] = None
-    samples_per_s: Optional[float] = None
-    eta_s: Optional[float] = None
-    batch_size: Optional[int] = None
-    step_s: Optional[float] = None
-    skipped: bool = False
-    extra: dict = field(default_factory=dict)
-    kind = "train"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainRow":
-        known, extra = _split(cls, data, ("kind",))
-        return cls(**{"step": 0, **known}, extra=extra)
-
-    def to_dict(self) -> dict:
-        return _merge(self, {"kind": "train"})
-
-
-@dataclass(frozen=True)
-class ValRow:
-    """One validation of one validation set (``"kind": "val"``); `metrics` are flat in the file."""
-
-    step: int
-    val_set: str = "val"
-    epoch: Optional[float] = None
-    metrics: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-    kind = "val"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ValRow":
-        data = dict(data)
-        data.pop("kind", None)
-        step = data.pop("step", 0)
-        val_set = data.pop("val_set", None) or "val"
-        epoch = data.pop("epoch", None)
-        return cls(step=step, val_set=val_set, epoch=epoch, metrics=data)
-
-    def to_dict(self) -> dict:
-        return _merge(self, {"kind": "val"})
-
-
-def row_from_dict(data: dict) -> Union[TrainRow, ValRow]:
-    """A metrics.jsonl row as a record; rows without a kind are "val" when they hold cer/val_loss."""
-    kind = data.get("kind")
-    if kind not in ("train", "val"):
-        kind = "val" if ("cer" in data or "val_loss" in data) else "train"
-    return ValRow.from_dict(data) if kind == "val" else TrainRow.from_dict(data)
-
-
-@dataclass(frozen=True)
-class Version:
-    """A saved step checkpoint: RUN/checkpoints/`file` at `step` with its validation `metrics`."""
-
-    step: int
-    file: str
-    metrics: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Version":
-        known, extra = _split(cls, data)
-        return cls(**{"step": 0, "file": "", **known, "metrics": dict(known.get("metrics") or {})}, extra=extra)
-
-    def to_dict(self) -> dict:
-        return {"step": self.step, "file": self.file, "metrics": dict(self.metrics), **self.extra}
-
-
-@dataclass(frozen=True)
-class Versions:
-    """RUN/checkpoints/versions.json: the step checkpoints (oldest first), which one is best."""
-
-    versions: tuple = ()
-    best: Optional[str] = None
-    last: Optional[str] = LAST_FILE
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Optional[dict]) -> "Versions":
-        data = dict(data or {})
-        items = tuple(Version.from_dict(v) for v in data.pop("versions", []) or [] if isinstance(v, dict))
-        return cls(versions=items, best=data.pop("best", None), last=data.pop("last", LAST_FILE), extra=data)
-
-    def to_dict(self) -> dict:
-        return {"versions": [v.to_dict() for v in self.versions], "best": self.best, "last": self.last,
-                **self.extra}
-
-    def best_version(self) -> Optional[Version]:
-        """The version copied to best.pt, or None."""
-        return next((v for v in self.versions if self.best and v.file == self.best), None)
 
 
 # --------------------------------------------------------------------------- config and status
@@ -611,3 +456,20 @@ def latest_report(run_dir: PathLike, kind: str) -> Optional[Path]:
     """The newest report of `kind` by the time it was written (not by name), or None."""
     found = list_reports(run_dir, kind)
     return found[-1][1] if found else None
+
+
+def save_report(run_dir: PathLike, kind: str, data: dict) -> Path:
+    """Write `data` as a new report of `kind` (see :func:`new_report_path`); returns its path."""
+    return write_json_atomic(new_report_path(run_dir, kind), data)
+
+
+def read_latest_report(run_dir: PathLike, kind: str) -> Optional[tuple[Path, dict]]:
+    """(path, content) of the newest readable report of `kind`, or None."""
+    for _when, path in reversed(list_reports(run_dir, kind)):
+        try:
+            data = read_json(path)
+        except InputError:
+            continue  # damaged: the next newest one
+        if isinstance(data, dict):
+            return path, data
+    return None

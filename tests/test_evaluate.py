@@ -222,7 +222,9 @@ def test_cli_eval_json_saves_into_run_folder(tiny_dataset, tmp_path, capsys, g2)
     out = json.loads(capsys.readouterr().out)
     assert out["kind"] == "eval" and out["metrics"]["n"] == 4 and out["split"] == "test"
     assert out["source"] == f"run:{run}"
-    saved = json.loads((run / "reports" / "eval-test.json").read_text(encoding="utf-8"))
+    from ocrtrain.runfolder import latest_report
+
+    saved = json.loads(latest_report(run, "eval").read_text(encoding="utf-8"))
     assert saved["metrics"] == out["metrics"]
     assert [r["label"] for r in out["rows"]] == _labels(tiny_dataset / "test")[:4]
 

@@ -18,6 +18,7 @@ from conftest import draw_line
 from ocrtrain import notebooks
 from ocrtrain.cli import main
 from ocrtrain.errors import ConfigError, InputError, RunError
+from ocrtrain.runfolder import latest_report
 
 NOTEBOOKS = sorted(notebooks.NOTEBOOK_DIR.glob("*.ipynb"))
 REPORTS = ["01_dataset", "02_finetune", "03_evaluate", "04_export", "pipeline"]
@@ -203,9 +204,9 @@ def test_chained_notebooks_leave_a_complete_run(chained):
         assert (chained / "notebooks" / f"{name}.ipynb").is_file()
     assert json.loads((chained / "status.json").read_text())["state"] == "finished"
     assert _manifest(chained)["total"] == DATA["count"]
-    compare = json.loads((chained / "reports" / "compare.json").read_text())
+    compare = json.loads(latest_report(chained, "compare").read_text())
     assert compare["before"] == "english_g2" and sum(compare["counts"].values()) == EVAL["limit"]
-    parity = json.loads((chained / "reports" / "parity.json").read_text())
+    parity = json.loads(latest_report(chained, "parity").read_text())
     assert parity["n"] == EXPORT["parity_limit"]
     assert {p.suffix for p in (chained / "export").iterdir()} == {".pth", ".yaml", ".py"}
     nb = nbformat.read(chained / "notebooks" / "02_finetune.ipynb", as_version=4)
@@ -221,8 +222,8 @@ def test_pipeline_reproduces_the_chained_metrics(chained, tmp_path):
                            "parity_limit": EXPORT["parity_limit"]})
     assert _manifest(run)["content_hash"] == _manifest(chained)["content_hash"]
     assert _metrics(run) == _metrics(chained)
-    ours = json.loads((run / "reports" / "compare.json").read_text())["metrics"]
-    theirs = json.loads((chained / "reports" / "compare.json").read_text())["metrics"]
+    ours = json.loads(latest_report(run, "compare").read_text())["metrics"]
+    theirs = json.loads(latest_report(chained, "compare").read_text())["metrics"]
     assert ours == theirs
     assert any((run / "export").glob("*.pth"))
 

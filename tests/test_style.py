@@ -110,3 +110,43 @@ def test_public_modules_declare_all():
         if "__all__" not in names:
             missing.append(rel)
     assert missing == []
+
+
+#: The literal names of a run folder's files: only ocrtrain/runfolder.py may spell them.
+RUN_FILE_NAMES = ("status.json", "metrics.jsonl", "versions.json", "cancel.request", "log.txt", "config.json")
+RUN_FILE_OWNERS = {
+    "ocrtrain/runfolder.py",  # the owner of the run-folder format
+    "ocrtrain/train.py",  # TODO lead: migrate (then remove this entry)
+}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def test_only_runfolder_names_run_files():
+    # Code, not prose: string literals (f-string parts included) that spell a run file; docstrings may
+    # mention them. Go through ocrtrain.runfolder (files(run).status, read_status, ...) instead.
+    root = PACKAGE.parent
+    sources = [p for folder in ("ocrtrain", "widgets", "bench") for p in sorted((root / folder).rglob("*.py"))
+               if "__pycache__" not in p.parts]
+    problems = []
+    for path in sources:
+        rel = path.relative_to(root).as_posix()
+        if rel in RUN_FILE_OWNERS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                for name in RUN_FILE_NAMES:
+                    if name in node.value:
+                        problems.append(f"{rel}:{node.lineno} spells {name!r}: use ocrtrain.runfolder")
+    assert len(sources) > 40 and any(p.name == "monitor_panel.py" for p in sources)
+    assert problems == []

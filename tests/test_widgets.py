@@ -191,7 +191,12 @@ def test_monitor_follows_a_finished_run(workspace, finished_run):
     monitor.select(finished_run)
     row = next(r for r in monitor.rows if r["name"] == "finished")
     assert row["step"] == row["max_steps"] == 2 and row["best_cer"] is not None
-    assert monitor.points("train loss") == 2 and monitor.points("CER") == 1
+    assert monitor.points("train loss") == 2
+    # One CER curve per validation set (the run's own val split and the general forgetting guard).
+    sets = {r["val_set"] for r in Run(finished_run).metrics("val")}
+    for name in sets:
+        rows = [r for r in Run(finished_run).metrics("val") if r["val_set"] == name]
+        assert monitor.points(f"CER · {name}" if len(sets) > 1 else "CER") == len(rows) >= 1
     assert monitor.progress.value == 1.0 and 'data-state="finished"' in monitor.progress_text.value
     assert "finished at step 2/2" in monitor.log_view.value
     assert monitor.cancel_button.disabled and monitor.resume_button.disabled
@@ -243,7 +248,13 @@ def test_export_writes_a_bundle_checks_parity_and_rejects_bad_names(workspace, f
     assert all((bundle / f"tiny_receipts{s}").is_file() for s in (".pth", ".yaml", ".py"))
     assert panel.parity["n"] == 4 and "parity on 4" in panel.parity_html.value
     assert 'download="tiny_receipts.zip"' in panel.download.value and "recog_network" in panel.snippet.value
-    assert json.loads((finished_run / "reports" / "parity-tiny_receipts.json").read_text())["n"] == 4
+    from ocrtrain.runfolder import latest_report
+
+    saved = json.loads(latest_report(finished_run, "parity").read_text())
+    assert saved["n"] == 4 and saved["bundle"] == "tiny_receipts"
+    reopened = ExportPanel(workspace)  # the page opened later shows the run's last parity check
+    reopened.source.refresh(select=str(finished_run))
+    assert reopened.parity["n"] == 4 and "last check" in reopened.parity_html.value
 
 
 # ---------------------------------------------------------------- dataset tab: import and audit

@@ -23,8 +23,8 @@ DATASET, TRAIN, MONITOR, COMPARE, EXPORT = range(5)
 class Workbench(W.VBox):
     """All panels, linked: a new dataset is offered to Train; a launched run opens in Monitor.
 
-    `workdir` holds datasets/ and runs/ (default: $OCRTRAIN_HOME, else the repository's
-    workspace/). A tab's panel is built when the tab is first opened, so the page is usable
+    `workdir` holds datasets/ and runs/ (default: ocrtrain's home, ``$OCRTRAIN_HOME`` or
+    ``~/ocrtrain``, the folder the CLI and papermill use too). A tab's panel is built when the tab is first opened, so the page is usable
     as soon as the Dataset tab is; the Monitor polls run folders in a daemon thread once built
     (:meth:`close` stops it).
     """

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import difflib
 import html
-import json
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
 import ipywidgets as W
 
-from ocrtrain.errors import InputError
+from ocrtrain import runfolder
+from ocrtrain.errors import InputError, OcrtrainError
 
 from .downloads import data_uri_link, png_data_uri
 from .feedback import StatusBox, describe_error
@@ -152,8 +151,10 @@ class ComparePanel(W.VBox):
             ds = run_dataset(Path(run))
             if ds and Path(ds).is_dir():
                 self.data.refresh(select=str(Path(ds).resolve()))
-            cfg = json.loads((Path(run) / "config.json").read_text()) if (Path(run) / "config.json").is_file() else {}
-            origin = cfg.get("origin")
+            try:
+                origin = runfolder.read_config(run).get("origin")
+            except OcrtrainError:
+                origin = None
             if isinstance(origin, str) and origin:
                 self.before.value = origin
         self._render_versions()
@@ -165,20 +166,17 @@ class ComparePanel(W.VBox):
             self.versions_html.value = "<span class='ocrtrain-help'>No trained run yet.</span>"
             self.download_version.options = []
             return
-        from .follow import read_json
-
-        data = read_json(Path(run) / "checkpoints" / "versions.json")
-        items = data.get("versions", [])
-        best = data.get("best")
+        try:
+            versions = runfolder.read_versions(run)
+        except OcrtrainError:
+            versions = runfolder.Versions()
         rows = []
-        for v in items or []:
-            if not isinstance(v, dict):
-                continue
-            m = v.get("metrics") or {}
-            mark = " ★" if best and str(v.get("file", "")).endswith(str(best)) else ""
+        for v in versions.versions:
+            m = v.metrics
+            mark = " ★" if versions.best and v.file == versions.best else ""
             loss = m.get("val_loss")
             loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "–"
-            rows.append(f"<tr><td>{v.get('step')}{mark}</td><td>{html.escape(str(v.get('file', '')))}</td>"
+            rows.append(f"<tr><td>{v.step}{mark}</td><td>{html.escape(v.file)}</td>"
                         f"<td>{_pct(m.get('cer'))}</td><td>{_pct(m.get('accuracy'))}</td><td>{loss_text}</td></tr>")
         self.versions_html.value = ("<table><tr><th>step</th><th>file</th><th>val CER</th><th>val line accuracy</th>"
                                     "<th>val loss</th></tr>" + "".join(rows) + "</table>") if rows else \
@@ -239,7 +237,7 @@ class ComparePanel(W.VBox):
             from ocrtrain.evaluate import compare
 
             report = compare(before, after, data, limit=limit, device=device, callback=on_event)
-            report.save(Path(run) / "reports" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            report.save_in_run(run)
             return report
 
         def done(report) -> None:
@@ -256,14 +254,16 @@ class ComparePanel(W.VBox):
 
     def _load_saved_report(self) -> None:
         run = self.after.run
-        reports = sorted((Path(run) / "reports").glob("compare-*.json")) if run else []
-        if reports:
+        # The newest comparison by the time it was made, whoever made it (dashboard, CLI, notebook).
+        found = runfolder.read_latest_report(run, "compare") if run else None
+        if found is not None:
+            path, report = found
             try:
-                self.show_report(json.loads(reports[-1].read_text(encoding="utf-8")))
-                self.status.note(f"showing the last comparison ({reports[-1].name}); press Compare to redo it")
+                self.show_report(report)
+                self.status.note(f"showing the last comparison ({path.name}); press Compare to redo it")
                 return
-            except (OSError, ValueError):
-                pass
+            except (KeyError, TypeError, ValueError):
+                pass  # not a comparison this panel can show
         self.report = None
         self.metrics_html.value = self.gallery.value = ""
         self.charts.children = []

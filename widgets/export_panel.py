@@ -7,7 +7,7 @@ from typing import Optional
 
 import ipywidgets as W
 
-from ocrtrain.dataset import write_json_atomic
+from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
 
 from .downloads import data_uri_link, zip_folder
@@ -75,6 +75,12 @@ class ExportPanel(W.VBox):
             ds = run_dataset(Path(run))
             if ds and Path(ds).is_dir():
                 self.parity_data.refresh(select=str(Path(ds).resolve()))
+        # The run's newest parity check (from here, `ocrtrain export --parity-data` or a notebook).
+        found = runfolder.read_latest_report(run, "parity") if run else None
+        self.parity = found[1] if found else None
+        self.parity_html.value = ""
+        if found:
+            self._render_parity(found[1], f" (last check, {html.escape(found[0].name)})")
 
     def _on_export(self, _b=None) -> None:
         if self.task is not None and self.task.running:
@@ -115,8 +121,7 @@ class ExportPanel(W.VBox):
             parity = None
             if check and not stop.is_set():
                 parity = parity_check(out_dir, name, data, limit=limit, callback=on_event)
-                (Path(run) / "reports").mkdir(parents=True, exist_ok=True)
-                write_json_atomic(Path(run) / "reports" / f"parity-{name}.json", parity)
+                runfolder.save_report(run, "parity", {**parity, "bundle": name, "version": version})
             return result, parity
 
         def done(out) -> None:
@@ -137,18 +142,7 @@ class ExportPanel(W.VBox):
             return
         p = self.parity
         if p is not None:
-            verdict = "ok" if p.get("ok") else "error"
-            diff = p.get("diff_points")
-            rows = "".join(
-                f"<tr><td>{d['index']}</td><td>{html.escape(d['label'])}</td><td>{html.escape(d['ours'])}</td>"
-                f"<td>{html.escape(d['reader'])}</td></tr>" for d in p.get("disagreements", [])[:10])
-            self.parity_html.value = (
-                f'<div class="ocrtrain-{verdict}">parity on {p.get("n")} {html.escape(str(p.get("split")))} lines: '
-                f"our evaluator {100 * (p.get('accuracy_ours') or 0):.1f}% vs easyocr.Reader "
-                f"{100 * (p.get('accuracy_reader') or 0):.1f}% line accuracy "
-                f"(difference {'–' if diff is None else f'{diff:+.2f}'} points, tolerance ±{p.get('tolerance_points')}; "
-                f"identical readings {100 * (p.get('agreement') or 0):.1f}%)</div>"
-                + (f"<table><tr><th>#</th><th>label</th><th>ours</th><th>Reader</th></tr>{rows}</table>" if rows else ""))
+            self._render_parity(p)
             self.status.ok(f"exported {name} to {out_dir}" + ("" if p.get("ok") else " (parity outside tolerance)"))
         else:
             self.status.ok(f"exported {name} to {out_dir}")
@@ -156,3 +150,17 @@ class ExportPanel(W.VBox):
                                             label=f"Download {name}.zip (pth + yaml + py)")
         snippet = (self.result or {}).get("snippet", "")
         self.snippet.value = f"<b>Use it with EasyOCR</b><pre>{html.escape(snippet)}</pre>"
+
+    def _render_parity(self, p: dict, note: str = "") -> None:
+        verdict = "ok" if p.get("ok") else "error"
+        diff = p.get("diff_points")
+        rows = "".join(
+            f"<tr><td>{d['index']}</td><td>{html.escape(d['label'])}</td><td>{html.escape(d['ours'])}</td>"
+            f"<td>{html.escape(d['reader'])}</td></tr>" for d in p.get("disagreements", [])[:10])
+        self.parity_html.value = (
+            f'<div class="ocrtrain-{verdict}">parity on {p.get("n")} {html.escape(str(p.get("split")))} lines: '
+            f"our evaluator {100 * (p.get('accuracy_ours') or 0):.1f}% vs easyocr.Reader "
+            f"{100 * (p.get('accuracy_reader') or 0):.1f}% line accuracy "
+            f"(difference {'–' if diff is None else f'{diff:+.2f}'} points, tolerance ±{p.get('tolerance_points')}; "
+            f"identical readings {100 * (p.get('agreement') or 0):.1f}%){note}</div>"
+            + (f"<table><tr><th>#</th><th>label</th><th>ours</th><th>Reader</th></tr>{rows}</table>" if rows else ""))

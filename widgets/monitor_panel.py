@@ -1,7 +1,8 @@
 """Monitor tab: the runs table and one run's live curves, progress, log, Cancel / Resume.
 
-Everything shown is read from run folders (status.json, metrics.jsonl, log.txt), so runs started
-from the CLI or before the page was opened appear too. A daemon thread polls about once a
+Everything shown is read from run folders (through :mod:`ocrtrain.runfolder`: status, metrics
+rows, log), so runs started from the CLI or before the page was opened appear too. Each
+validation set of a run gets its own validation curves. A daemon thread polls about once a
 second; curves are redrawn only when new records arrived, downsampled to `max_points`.
 """
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Optional, Union
 import ipywidgets as W
 import traitlets
 
+from ocrtrain import runfolder
+from ocrtrain.fsutil import format_duration
+
 from .feedback import StatusBox
-from .follow import MetricsFollower, run_summary, tail_text
+from .follow import MetricsFollower
 from .workspace import Workspace
 
 __all__ = ["MonitorPanel", "make_curves_figure"]
@@ -33,6 +37,18 @@ TRACES = [
 ]
 
 
+def trace_specs(follower: Optional[MetricsFollower]) -> list[tuple]:
+    """(kind, key, row, col, name, val_set) per trace: validation traces once per validation set
+    (named "CER · SET" when a run has several sets)."""
+    sets = follower.val_sets if follower is not None and follower.val_sets else [None]
+    specs = []
+    for kind, key, row, col, name in TRACES:
+        for val_set in (sets if kind == "val" else [None]):
+            label = f"{name} · {val_set}" if kind == "val" and len(sets) > 1 else name
+            specs.append((kind, key, row, col, label, val_set))
+    return specs
+
+
 def make_curves_figure(follower: Optional[MetricsFollower] = None, max_points: int = 500):
     """A 2x2 FigureWidget (loss, line accuracy, CER, learning rate) holding `follower`'s series.
 
@@ -44,8 +60,8 @@ def make_curves_figure(follower: Optional[MetricsFollower] = None, max_points: i
 
     fig = make_subplots(rows=2, cols=2, subplot_titles=("loss", "line accuracy (val)", "CER (val)", "learning rate"),
                         horizontal_spacing=0.1, vertical_spacing=0.16)
-    for kind, key, row, col, name in TRACES:
-        xs, ys = follower.series(kind, key, max_points) if follower is not None else ([], [])
+    for kind, key, row, col, name, val_set in trace_specs(follower):
+        xs, ys = follower.series(kind, key, max_points, val_set) if follower is not None else ([], [])
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if kind == "val" else "lines",
                                  name=name, marker={"size": 5}), row=row, col=col)
     fig.update_layout(height=460, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
@@ -154,35 +170,28 @@ class MonitorPanel(W.VBox):
     def _follower(self, path: str) -> MetricsFollower:
         f = self._followers.get(path)
         if f is None:
-            f = self._followers[path] = MetricsFollower(Path(path) / "metrics.jsonl")
+            f = self._followers[path] = MetricsFollower(path)
         return f
 
     def run_dirs(self) -> list[Path]:
         root = self.workspace.runs_dir
-        dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                and ((p / "status.json").is_file() or (p / "config.json").is_file())]
-        return sorted(dirs, key=lambda p: p.stat().st_mtime if (p / "status.json").exists() else 0,
-                      reverse=True)
+        return sorted(p for p in root.iterdir() if not p.name.startswith(".") and runfolder.is_run_folder(p))
 
     def refresh(self) -> None:
         """One poll: table, selection, and the selected run's view."""
         with self._lock:
             rows = []
-            from ocrtrain.runs import Run
-            from ocrtrain.errors import RunError
+            from ocrtrain.runs import list_runs
 
-            for d in self.run_dirs():
-                f = self._follower(str(d))
-                try:
-                    status = Run(d).status()  # notices a job that died without saying so
-                except RunError as exc:
-                    status = {"state": "failed", "error": str(exc)}
-                # Status first, metrics second: the loop writes its last rows before "finished", so a
-                # finished run's figure (rebuilt on the state change) is born with its last validation.
+            # Status first (list_runs reads it, and notices a job that died without saying so), metrics
+            # second: the loop writes its last rows before "finished", so a finished run's figure
+            # (rebuilt on the state change) is born with its last validation.
+            for row in list_runs(self.workspace.runs_dir):
+                f = self._follower(row["path"])
                 f.poll()
-                rows.append(run_summary(d, f, status))
+                rows.append(_with_follower(row, f))
             # Stable order: newest started first (mtime changes with every status write).
-            rows.sort(key=lambda r: (r["started"] or "", r["name"]), reverse=True)
+            rows.sort(key=lambda r: (r["started"] or r["created"] or "", r["name"]), reverse=True)
             self._rows = rows
             options = [(r["name"], r["path"]) for r in rows] or [("(no runs yet)", "")]
             if list(self.run_select.options) != options:
@@ -219,8 +228,8 @@ class MonitorPanel(W.VBox):
             body.append(
                 f'<tr{cls} data-run="{html.escape(r["name"])}"><td>{html.escape(r["name"])}</td>'
                 f'<td class="state-{html.escape(r["state"])}">{html.escape(r["state"])}</td>'
-                f"<td>{prog}</td><td>{_fmt(r['best_cer'], pct=True)}</td><td>{html.escape(str(r['device']))}</td>"
-                f"<td>{html.escape(str(r['started'])[:19])}</td><td>{r['duration']}</td></tr>")
+                f"<td>{prog}</td><td>{_fmt(r['best_cer'], pct=True)}</td><td>{html.escape(str(r['device'] or ''))}</td>"
+                f"<td>{html.escape(str(r['started'] or '')[:19])}</td><td>{r['duration']}</td></tr>")
         text = (f"<table>{head}{''.join(body)}</table>" if body
                 else '<div class="ocrtrain-help">No runs yet: launch one on the Train tab '
                      '(runs started with `ocrtrain train` appear here too).</div>')
@@ -246,14 +255,14 @@ class MonitorPanel(W.VBox):
         self.progress.bar_style = {"finished": "success", "failed": "danger", "canceled": "warning"}.get(state, "info")
         f = self._follower(path)
         eta = f.last_train.get("eta_s") if state == "running" else None
-        eta_text = f" · ETA {_fmt_eta(eta)}" if isinstance(eta, (int, float)) else ""
+        eta_text = f" · ETA {format_duration(eta)}" if isinstance(eta, (int, float)) else ""
         speed = f.last_train.get("samples_per_s")
         speed_text = f" · {speed:.1f} samples/s" if isinstance(speed, (int, float)) and state == "running" else ""
         self.progress_text.value = (f'<span data-state="{html.escape(state)}" data-step="{row["step"]}" '
                                     f'data-max-steps="{row["max_steps"]}">{html.escape(state)} · step '
                                     f'{row["step"]}/{row["max_steps"] or "?"}{eta_text}{speed_text}</span>')
         last_val = f.last_val
-        parts = [f"device {html.escape(str(row['device']) or '?')}", f"duration {row['duration'] or '–'}"]
+        parts = [f"device {html.escape(str(row['device'] or '?'))}", f"duration {row['duration'] or '–'}"]
         if last_val:
             parts.append(f"last val: CER {_fmt(last_val.get('cer'), True)}, line accuracy "
                          f"{_fmt(last_val.get('accuracy'), True)} (step {last_val.get('step')})")
@@ -263,28 +272,30 @@ class MonitorPanel(W.VBox):
         if row["error"]:
             info += f'<div class="ocrtrain-error">{html.escape(str(row["error"]))}</div>'
         self.info.value = info
-        log = tail_text(Path(path) / "log.txt")
+        log = runfolder.log_tail(path)
         self.log_view.value = f"<pre>{html.escape(log) or '(no log yet)'}</pre>"
         self._draw(f, state)
 
     def _draw(self, f: Optional[MetricsFollower], state: str = "") -> None:
         count = f.count if f is not None else 0
-        key = (self.selected, count, state)
+        sets = tuple(f.val_sets) if f is not None else ()
+        key = (self.selected, count, state, sets)
         drawn = getattr(self, "_drawn_key", None)
         if key == drawn:
             return
         self._drawn_key = key
-        if drawn is None or drawn[0] != key[0] or drawn[2] != state:
-            # Another run, or the run changed state (e.g. ended while the page was loading, when
-            # incremental updates may have been dropped): a new figure born with its data.
+        if drawn is None or drawn[0] != key[0] or drawn[2] != state or drawn[3] != sets:
+            # Another run, the run changed state (e.g. ended while the page was loading, when
+            # incremental updates may have been dropped) or a validation set appeared: a new
+            # figure born with its data.
             old = self.fig
             self.fig = make_curves_figure(f, self.max_points)
             self.fig_box.children = [self.fig]
             old.close()
             return
         with self.fig.batch_update():
-            for trace, (kind, name, *_rest) in zip(self.fig.data, TRACES):
-                xs, ys = f.series(kind, name, self.max_points) if f is not None else ([], [])
+            for trace, (kind, name, _r, _c, _label, val_set) in zip(self.fig.data, trace_specs(f)):
+                xs, ys = f.series(kind, name, self.max_points, val_set) if f is not None else ([], [])
                 trace.x, trace.y = xs, ys
 
     def points(self, name: str) -> int:
@@ -330,8 +341,14 @@ class MonitorPanel(W.VBox):
                 self._render_selected()
 
 
-def _fmt_eta(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    m, s = divmod(seconds, 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+def _with_follower(row: dict, f: MetricsFollower) -> dict:
+    """A runs-table row with what the metrics rows already say (the status is written every few s)."""
+    row = dict(row)
+    step = f.last_train.get("step")
+    if isinstance(step, int) and step > row["step"]:
+        row["step"] = min(step, row["max_steps"]) if row["max_steps"] else step
+        row["progress"] = row["step"] / row["max_steps"] if row["max_steps"] else 0.0
+    if row["best_cer"] is None:
+        row["best_cer"] = f.best_cer
+    return row

@@ -7,7 +7,9 @@ from typing import Optional
 import ipywidgets as W
 import traitlets
 
-from .follow import read_json
+from ocrtrain import runfolder
+from ocrtrain.errors import OcrtrainError
+
 from .workspace import Workspace
 
 __all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset"]
@@ -15,27 +17,29 @@ __all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset"]
 
 def run_versions(run_dir: Path) -> list[tuple[str, str]]:
     """(label, version) choices of a run: best, last, then each validated step (newest first)."""
-    ckpt = Path(run_dir) / "checkpoints"
-    data = read_json(ckpt / "versions.json")
-    items = data.get("versions", [])
+    folder = runfolder.files(run_dir)
+    try:
+        items = runfolder.read_versions(run_dir).versions
+    except OcrtrainError:  # a damaged versions file: the files that exist are still offered
+        items = ()
     choices: list[tuple[str, str]] = []
-    if (ckpt / "best.pt").is_file():
+    if folder.best.is_file():
         choices.append(("best (lowest val CER)", "best"))
-    if (ckpt / "last.pt").is_file():
+    if folder.last.is_file():
         choices.append(("last", "last"))
-    for v in reversed(items or []):
-        if not isinstance(v, dict) or "step" not in v:
-            continue
-        m = v.get("metrics") or {}
-        cer = m.get("cer")
-        label = f"step {v['step']}" + (f" · CER {100 * cer:.1f}%" if isinstance(cer, (int, float)) else "")
-        choices.append((label, f"step-{int(v['step'])}"))
+    for v in reversed(items):
+        cer = v.metrics.get("cer")
+        label = f"step {v.step}" + (f" · CER {100 * cer:.1f}%" if isinstance(cer, (int, float)) else "")
+        choices.append((label, f"step-{int(v.step)}"))
     return choices
 
 
 def run_dataset(run_dir: Path) -> Optional[str]:
-    """The dataset folder a run trained on (from RUN/config.json), if recorded."""
-    cfg = read_json(Path(run_dir) / "config.json")
+    """The dataset folder a run trained on (from its stored config record), if recorded."""
+    try:
+        cfg = runfolder.read_config(run_dir)
+    except OcrtrainError:
+        return None
     for key in ("data", "dataset", "data_path", "dataset_path"):
         if isinstance(cfg.get(key), str):
             return cfg[key]
@@ -94,7 +98,7 @@ class RunVersionPicker(W.HBox):
 
     def refresh(self, select: Optional[str] = None) -> None:
         runs = sorted((p for p in self.workspace.runs_dir.iterdir()
-                       if p.is_dir() and (p / "checkpoints").is_dir()),
+                       if runfolder.is_run_folder(p) and runfolder.files(p).checkpoints.is_dir()),
                       key=lambda p: p.stat().st_mtime, reverse=True)
         options = [(p.name, str(p)) for p in runs] or [("(no trained runs yet)", "")]
         current = select or self.run_dropdown.value

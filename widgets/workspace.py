@@ -1,14 +1,15 @@
-"""The workbench's folder: ``datasets/`` and ``runs/`` (train templates live where the engine keeps them)."""
+"""The workbench's folder: ``datasets/`` and ``runs/``, by default ocrtrain's home (``$OCRTRAIN_HOME``,
+else ``~/ocrtrain``: see :mod:`ocrtrain.home`), so runs started from the CLI or papermill show up."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Optional, Union
 
 from ocrtrain.errors import InputError
+from ocrtrain.home import datasets_root, runs_root
 
 __all__ = ["Workspace", "default_workdir"]
 
@@ -16,13 +17,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def default_workdir() -> Path:
-    """$OCRTRAIN_HOME, else ./workspace; in a checkout the repository's workspace/ (where the CLI
-    and papermill put runs too), whatever folder Jupyter started the kernel in."""
-    if os.environ.get("OCRTRAIN_HOME"):
-        return Path(os.environ["OCRTRAIN_HOME"]).expanduser().resolve()
-    from ocrtrain.notebooks import runs_root
+    """ocrtrain's home folder (``$OCRTRAIN_HOME``, else ``~/ocrtrain``), where the CLI and papermill
+    put datasets and runs too, whatever folder Jupyter started the kernel in."""
+    from ocrtrain.home import home
 
-    return runs_root().parent.resolve()
+    return home().resolve()
 
 
 class Workspace:
@@ -30,16 +29,18 @@ class Workspace:
 
     def __init__(self, root: Union[str, Path, None] = None):
         self.root = Path(root).expanduser().resolve() if root else default_workdir()
-        for sub in ("datasets", "runs"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (self.datasets_dir, self.runs_dir):
+            sub.mkdir(parents=True, exist_ok=True)
 
     @property
     def datasets_dir(self) -> Path:
-        return self.root / "datasets"
+        """ROOT/datasets (with the default root: :func:`ocrtrain.home.datasets_root`)."""
+        return self.root / datasets_root().name
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        """ROOT/runs (with the default root: :func:`ocrtrain.home.runs_root`)."""
+        return self.root / runs_root().name
 
     @staticmethod
     def check_name(name: str, what: str = "name") -> str:

@@ -16,10 +16,13 @@ def register(subparsers) -> None:
         help="evaluate a run or origin model on a dataset split",
         description="Evaluate SOURCE (a run folder or an origin spec such as english_g2, run:PATH@last, "
                     "easyocr:DIR/NAME) on a dataset's test split (val when test is empty) or an LMDB "
-                    "split folder. Reports of a run folder are also saved to RUN/reports/.",
+                    "split folder. Reports of a run folder are also saved to RUN/reports/ (eval-TIME.json, "
+                    "compare-TIME.json; the dashboard shows the newest).",
     )
-    p.add_argument("source", metavar="SOURCE", help="run folder or origin spec")
-    p.add_argument("--data", required=True, metavar="PATH", help="dataset folder or LMDB split folder (e.g. DATASET/test)")
+    p.add_argument("source", metavar="SOURCE", help="run folder (or a run name under $OCRTRAIN_HOME/runs) or origin spec")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="dataset folder (or a dataset name under $OCRTRAIN_HOME/datasets) or LMDB split folder "
+                        "(e.g. DATASET/test)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
     p.add_argument("--compare-with", default=None, metavar="ORIGIN",
@@ -31,17 +34,6 @@ def register(subparsers) -> None:
                    help="apply EasyOCR Reader's low-confidence contrast retry, as Reader.recognize does")
     p.add_argument("--worst", type=int, default=10, metavar="K", help="worst samples shown (default: 10)")
     p.set_defaults(func=run)
-
-
-def _report_path(source: str, split: str, kind: str) -> Optional[Path]:
-    from ..evaluate import run_version
-
-    folder, version = run_version(source)
-    if folder is None:
-        return None
-    # The best checkpoint's report has the plain name; other versions get their own file.
-    suffix = f"-{version}" if version not in (None, "best") else ""
-    return folder / "reports" / f"{kind}-{split}{suffix}.json"
 
 
 def _fmt(value) -> str:
@@ -105,22 +97,23 @@ def _print_compare(report, worst: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import compare, evaluate, resolve_source
+    from ..evaluate import compare, evaluate, resolve_source, run_folder
+    from ..home import resolve_dataset, resolve_model_source
 
-    source = resolve_source(args.source)
+    source = resolve_source(resolve_model_source(args.source))
+    args.data = str(resolve_dataset(args.data))
     kwargs = dict(limit=args.limit, device=args.device, batch_size=args.batch_size,
                   reader_compatible=args.reader_compatible)
     if args.compare_with:
-        report = compare(args.compare_with, source, args.data, **kwargs)
-        split, kind = report.after.split, "compare"
+        report = compare(resolve_model_source(args.compare_with), source, args.data, **kwargs)
     else:
         report = evaluate(source, args.data, **kwargs)
-        split, kind = report.split, "eval"
     saved = []
-    auto = _report_path(source, split, kind)
-    for path in (auto, Path(args.out) if args.out else None):
-        if path is not None:
-            saved.append(report.save(path))
+    run = run_folder(source)
+    if run is not None:
+        saved.append(report.save_in_run(run))
+    if args.out:
+        saved.append(report.save(args.out))
     if args.json:
         json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -16,14 +16,16 @@ def register(subparsers) -> None:
                     "(its --version checkpoint) or an origin spec (english_g2, run:PATH@last, "
                     "easyocr:DIR/NAME, dtrb:FILE:CHARS, a checkpoint .pt).",
     )
-    p.add_argument("source", metavar="RUN_OR_ORIGIN", help="run folder or origin spec")
+    p.add_argument("source", metavar="RUN_OR_ORIGIN",
+                   help="run folder (or a run name under $OCRTRAIN_HOME/runs) or origin spec")
     p.add_argument("--name", required=True, help="bundle name, a Python identifier (EasyOCR imports NAME.py)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
     p.add_argument("--version", default="best", help="checkpoint of a run: best, last or step-N (default: best)")
     p.add_argument("--lang", default="en", metavar="CODES",
                    help="comma-separated lang_list written to NAME.yaml (default: en)")
     p.add_argument("--parity-data", default=None, metavar="PATH",
-                   help="after exporting, compare our reading with easyocr.Reader's on this dataset/LMDB")
+                   help="after exporting, compare our reading with easyocr.Reader's on this dataset/LMDB; "
+                        "the report is saved in the run (RUN/reports/parity-TIME.json)")
     p.add_argument("--parity-limit", type=int, default=300, metavar="N",
                    help="samples for the parity check (default: 300)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -32,16 +34,23 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..export import export_easyocr
+    from ..home import resolve_dataset, resolve_model_source
 
     langs = [c.strip() for c in args.lang.split(",") if c.strip()] or ["en"]
-    result = export_easyocr(args.source, args.name, args.out, version=args.version, lang_list=langs)
-    parity = None
+    source = resolve_model_source(args.source)
+    result = export_easyocr(source, args.name, args.out, version=args.version, lang_list=langs)
+    parity = saved = None
     if args.parity_data:
-        from ..evaluate import parity_check
+        from ..evaluate import parity_check, run_folder
+        from ..runfolder import save_report
 
-        parity = parity_check(result["dir"], args.name, args.parity_data, limit=args.parity_limit)
+        parity = parity_check(result["dir"], args.name, resolve_dataset(args.parity_data), limit=args.parity_limit)
+        run = run_folder(source)
+        if run is not None:
+            saved = save_report(run, "parity", {**parity, "bundle": args.name, "version": args.version})
     if args.json:
-        print(json.dumps({**result, "parity": parity}, indent=2, ensure_ascii=False, default=str))
+        print(json.dumps({**result, "parity": parity, "parity_report": saved}, indent=2, ensure_ascii=False,
+                         default=str))
         return 0 if parity is None or parity.get("ok", True) else 1
     print(f"exported {result['source']['spec']} ({result['num_class'] - 1} characters) as {args.name!r}:")
     for path in result["files"].values():
@@ -51,6 +60,6 @@ def run(args) -> int:
     if parity is not None:
         print(f"\nparity on {parity.get('n')} samples: ours {parity.get('accuracy_ours')}, "
               f"easyocr.Reader {parity.get('accuracy_reader')}, agreement {parity.get('agreement')}, "
-              f"ok={parity.get('ok')}")
+              f"ok={parity.get('ok')}" + (f"\nreport saved to {saved}" if saved else ""))
         return 0 if parity.get("ok", True) else 1
     return 0

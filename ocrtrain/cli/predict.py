@@ -39,7 +39,9 @@ def _looks_like_model(arg: str) -> bool:
     if arg == "english_g2" or arg.startswith(_SPEC_PREFIXES):
         return not path.exists()
     if path.is_dir():
-        return (path / "checkpoints").is_dir() or (path / "status.json").is_file()
+        from ..runfolder import is_run_folder
+
+        return is_run_folder(path)
     return path.is_file() and path.suffix.lower() in (".pt", ".pth")
 
 

@@ -10,17 +10,18 @@ __all__ = ["register", "format_table"]
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("runs", help="list training runs with their state and best scores")
-    p.add_argument("root", nargs="?", default="runs", help="runs folder (default: runs)")
+    p.add_argument("root", nargs="?", default=None,
+                   help="runs folder (default: $OCRTRAIN_HOME/runs, ~/ocrtrain/runs when unset)")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     p.set_defaults(func=_list)
 
     p = subparsers.add_parser("cancel", help="stop a queued or running training job cleanly (saves last.pt)")
-    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("run", metavar="RUN", help="run folder, or a run name under the runs folder")
     p.add_argument("--wait", action="store_true", help="wait until the job has stopped")
     p.set_defaults(func=_cancel)
 
     p = subparsers.add_parser("resume", help="continue a canceled or interrupted run from its last checkpoint")
-    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("run", metavar="RUN", help="run folder, or a run name under the runs folder")
     p.add_argument("--detach", action="store_true", help="continue as a background job and return at once")
     p.set_defaults(func=_resume)
 
@@ -36,38 +37,42 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         state = r.get("state", "?") + (" (interrupted)" if r.get("interrupted") else "")
         progress = f"{r.get('step', 0)}/{r.get('max_steps') or '?'}"
-        dur = r.get("duration_s")
         lines.append([r["name"], state, progress, _pct(r.get("best_cer")), _pct(r.get("best_accuracy")),
                       r.get("device") or "-", (r.get("started") or "-")[:19].replace("T", " "),
-                      "-" if dur is None else f"{dur:.0f}s"])
+                      r.get("duration") or "-"])
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..home import runs_root
     from ..runs import list_runs
 
-    rows = list_runs(args.root)
+    root = args.root or runs_root()
+    rows = list_runs(root)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not rows:
-        print(f"no runs under {args.root}", file=sys.stderr)
+        print(f"no runs under {root}", file=sys.stderr)
     else:
         print(format_table(rows))
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    from ..home import resolve_run
     from ..runs import cancel
 
-    run = cancel(args.run, wait=args.wait)
+    run = cancel(resolve_run(args.run), wait=args.wait)
     print(f"{run.path}: {run.status()['state'] if args.wait else 'cancel requested'}")
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from ..home import resolve_run
     from ..runs import resume
 
+    args.run = resolve_run(args.run)
     if args.detach:
         run = resume(args.run, detach=True)
         print(run.path)

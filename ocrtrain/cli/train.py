@@ -22,12 +22,15 @@ def register(subparsers) -> None:
         "train", help="fine-tune a recognizer on a dataset folder",
         description="Fine-tune a recognizer (default: EasyOCR english_g2) on a dataset folder with train/val "
                     "splits. Options override --config, which overrides --template, which overrides defaults.")
-    p.add_argument("--data", metavar="DIR", help="dataset folder (train + val LMDBs)")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (train + val LMDBs), or a dataset name under "
+                                                 "$OCRTRAIN_HOME/datasets")
     # --run-dir: torchrun's own parser reads "--run" as an abbreviation of its --run-path and stops.
     p.add_argument("--run", "--run-dir", dest="run", metavar="RUN",
                    help="run folder to create (default: a new name under --runs-root); spell it --run-dir "
                         "under torchrun")
-    p.add_argument("--runs-root", default="runs", metavar="DIR", help="where generated run folders go (default: runs)")
+    p.add_argument("--runs-root", default=None, metavar="DIR",
+                   help="where generated run folders go (default: $OCRTRAIN_HOME/runs, ~/ocrtrain/runs when unset, "
+                        "where the dashboard looks)")
     p.add_argument("--name", help="name of the new run folder under --runs-root (default: generated)")
     p.add_argument("--template", metavar="NAME", help="start from a saved template (list them with --list-templates)")
     p.add_argument("--list-templates", action="store_true", help="print the template names and exit")
@@ -181,8 +184,20 @@ def _distributed_run_dir(args: argparse.Namespace, group) -> Path:
     return Path(distributed.broadcast_object(chosen))
 
 
+def _resolve_paths(args: argparse.Namespace) -> None:
+    """Bare names of --run / --data are looked up under $OCRTRAIN_HOME (see ocrtrain.home); paths stay."""
+    from ..home import resolve_dataset, resolve_run
+
+    if isinstance(args.run, str):
+        args.run = str(resolve_run(args.run))
+    if isinstance(args.data, str):
+        args.data = str(resolve_dataset(args.data))
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
+
+    _resolve_paths(args)
 
     if distributed.launched_by_torchrun():
         if args.detach or args.job:
