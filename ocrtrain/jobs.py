@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
-from .fsutil import try_lock, unlock
+from .fsutil import try_lock, unlock, write_text_atomic
 
 __all__ = ["LOCK_DIR", "pid_alive", "job_token", "is_job_of", "process_gone", "remember_child", "enqueue",
            "device_lock"]
@@ -95,9 +95,7 @@ def enqueue(runs_root: PathLike, device: str, run_dir: PathLike, pid: Optional[i
     folder = Path(runs_root) / LOCK_DIR / f"{_lock_name(device)}.queue"
     folder.mkdir(parents=True, exist_ok=True)
     ticket = folder / f"{time.time_ns():020d}-{pid or os.getpid()}.ticket"
-    tmp = ticket.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": pid or os.getpid(), "run": str(run_dir)}), encoding="utf-8")
-    os.replace(tmp, ticket)
+    write_text_atomic(ticket, json.dumps({"pid": pid or os.getpid(), "run": str(run_dir)}))
     return ticket
 
 
