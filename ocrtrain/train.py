@@ -118,7 +118,8 @@ class TrainConfig(Config):
                 "than guard_max_drop below the step-0 value is never chosen as best, and counts for early "
                 "stopping (empty = off; skipped when the run has no such set)"})
     guard_max_drop: float = field(default=0.01, metadata={
-        "help": "largest allowed drop of the guard metric versus the origin (0.01 = 1 point of accuracy)"})
+        "help": "largest allowed drop of the guard metric versus the origin (0.01 = 1 point of accuracy; "
+                "on a set of n lines at least 1.5/n, so one line lost is not called forgetting)"})
     task: str = field(default="recognition", metadata={
         "help": "what is trained (a registered task: recognition = text lines)"})
 
