@@ -446,15 +446,34 @@ def generate_dataset(config: SynthConfig, out: Union[str, Path], callback: Optio
     if splits is not None and len(splits) != len(labels):
         raise InputError(f"got {len(splits)} splits for {len(labels)} labels: give one split per label")
     source = {"kind": "synth", "source": config.source, **plan.source.summary(), **(source_info or {})}
+    _report_plan(plan, callback)
+    writer = DatasetWriter(out, config.split, source=source, overwrite=overwrite)
+    emit(callback, Progress("generate", 0, len(labels)))
+    try:
+        _render_into(writer, config, plan, splits, out, callback, stop_event, started)
+    except BaseException:
+        writer.abort()
+        raise
+    path = writer.close(extra={"config": config.to_dict(), "fonts": plan.fonts_used,
+                               "fonts_left_out": plan.fonts_skipped})
+    emit(callback, Message(f"wrote {writer.total} samples to {path} ({len(writer.rejected)} rejected) "
+                           f"in {time.time() - started:.1f} s"))
+    return path
+
+
+def _report_plan(plan, callback: Optional[Callback]) -> None:
     if plan.source.skipped:
         emit(callback, Message(f"{plan.source.origin}: skipped {len(plan.source.skipped)} malformed row(s), "
                                f"e.g. {plan.source.skipped[0]}", "warning"))
     if plan.fonts_skipped:
         emit(callback, Message(f"using {len(plan.fonts_used)} fonts; left out {len(plan.fonts_skipped)} that cannot "
                                f"draw these labels: {', '.join(sorted(plan.fonts_skipped))}"))
+
+
+def _render_into(writer, config: SynthConfig, plan, splits, out, callback, stop_event, started: float) -> None:
+    """Render every planned sample in a worker pool into `writer`, in sample order."""
+    labels = plan.labels
     workers = config.workers or os.cpu_count() or 1
-    writer = DatasetWriter(out, config.split, source=source, overwrite=overwrite)
-    emit(callback, Progress("generate", 0, len(labels)))
     # forkserver: forking a process with live threads (the dashboard kernel, a torch process) can
     # deadlock in the child; the server forks from a clean single-threaded process instead.
     methods = mp.get_all_start_methods()
@@ -465,34 +484,25 @@ def generate_dataset(config: SynthConfig, out: Union[str, Path], callback: Optio
     def canceled() -> bool:
         return stop_event is not None and stop_event.is_set()
 
-    try:
-        if canceled():
-            raise SynthCanceled(f"generation of {out} canceled before it started: nothing was written")
-        with ctx.Pool(workers, initializer=_init_worker,
-                      initargs=(config.render.to_dict(), config.seed)) as pool:
-            last = 0.0
-            # imap keeps sample order, so the seeded split does not depend on worker timing.
-            for index, data, error in pool.imap(_render_task, plan.tasks(), chunksize=chunk):
-                if canceled():
-                    pool.terminate()
-                    raise SynthCanceled(f"generation of {out} canceled after {done} samples: nothing was kept")
-                if data is None:
-                    writer.reject(f"synth-{index}", labels[index], error)
-                else:
-                    writer.add(data, labels[index], sample=f"synth-{index}",
-                               split=splits[index] if splits is not None else None)
-                done += 1
-                now = time.time()
-                if now - last > 0.25 or done == len(labels):
-                    last = now
-                    emit(callback, Progress("generate", done, len(labels),
-                                            {"per_s": done / max(now - started, 1e-9),
-                                             "rejected": len(writer.rejected)}))
-    except BaseException:
-        writer.abort()
-        raise
-    path = writer.close(extra={"config": config.to_dict(), "fonts": plan.fonts_used,
-                               "fonts_left_out": plan.fonts_skipped})
-    emit(callback, Message(f"wrote {writer.total} samples to {path} ({len(writer.rejected)} rejected) "
-                           f"in {time.time() - started:.1f} s"))
-    return path
+    if canceled():
+        raise SynthCanceled(f"generation of {out} canceled before it started: nothing was written")
+    with ctx.Pool(workers, initializer=_init_worker,
+                  initargs=(config.render.to_dict(), config.seed)) as pool:
+        last = 0.0
+        # imap keeps sample order, so the seeded split does not depend on worker timing.
+        for index, data, error in pool.imap(_render_task, plan.tasks(), chunksize=chunk):
+            if canceled():
+                pool.terminate()
+                raise SynthCanceled(f"generation of {out} canceled after {done} samples: nothing was kept")
+            if data is None:
+                writer.reject(f"synth-{index}", labels[index], error)
+            else:
+                writer.add(data, labels[index], sample=f"synth-{index}",
+                           split=splits[index] if splits is not None else None)
+            done += 1
+            now = time.time()
+            if now - last > 0.25 or done == len(labels):
+                last = now
+                emit(callback, Progress("generate", done, len(labels),
+                                        {"per_s": done / max(now - started, 1e-9),
+                                         "rejected": len(writer.rejected)}))
