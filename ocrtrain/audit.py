@@ -191,108 +191,113 @@ def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "e
     if max_images < 0:
         raise ConfigError(f"max_images must be >= 0, got {max_images}")
     family, options = _audit_family(family, family_options, model_height)
-    model_height = family.img_height(options)
     base_name, base = resolve_charset(base_charset)
     ds = Dataset(path)
-    counts: dict[str, int] = {}
-    chars: Counter = Counter()
-    train_chars: Counter = Counter()
-    examples: dict[str, list[str]] = {}
-    lengths: Counter = Counter()
-    widths: list[int] = []
-    heights: list[int] = []
-    aspects: list[float] = []
-    sampled: dict[str, int] = {}
-    unreadable: list[dict] = []
-    too_long: list[dict] = []
-    too_long_count = 0
-    names = list(ds.splits) if "all" in ds.splits else list(SPLITS)
-    for split in names:
+    tally = _Tally(base, family, options, max_label_length)
+    for split in (list(ds.splits) if "all" in ds.splits else list(SPLITS)):
         if split not in ds.splits:
-            counts[split] = 0
+            tally.counts[split] = 0
             continue
         reader = ds.reader(split)
         try:
-            n = len(reader)
-            counts[split] = n
-            step = max(1, math.ceil(n / max_images)) if max_images else 0
-            picked = set(range(0, n, step)) if step else set()
-            sampled[split] = len(picked)
-            for i in range(n):
-                try:
-                    label = reader.label(i)
-                except (DatasetError, UnicodeDecodeError) as exc:
-                    unreadable.append({"split": split, "index": i, "reason": f"label: {exc}"})
-                    continue
-                chars.update(label)
-                if split in ("train", "all"):
-                    train_chars.update(label)
-                lengths[len(label)] += 1
-                for c in set(label):
-                    if c not in base:
-                        ex = examples.setdefault(c, [])
-                        if len(ex) < _EXAMPLES_PER_CHAR:
-                            ex.append(label)
-                reasons = []
-                if max_label_length is not None and len(label) > max_label_length:
-                    reasons.append(f"{len(label)} characters > max_label_length {max_label_length}")
-                if i in picked:
-                    try:
-                        with Image.open(io.BytesIO(reader.image_bytes(i))) as im:
-                            w, h = im.size  # header only: no pixel decode
-                    except Exception as exc:  # PIL raises many types for bad data
-                        unreadable.append({"split": split, "index": i,
-                                           "reason": f"{reader.path} sample {i}: {type(exc).__name__}: {exc}"})
-                    else:
-                        widths.append(w)
-                        heights.append(h)
-                        aspects.append(w / max(1, h))
-                        problem = family.check_label(family.normalize_label(label, options), (h, w), options)
-                        if problem:
-                            reasons.append(problem)
-                if reasons:
-                    too_long_count += 1
-                    if len(too_long) < _TOO_LONG_LISTED:
-                        too_long.append({"split": split, "index": i, "label": label, "reason": "; ".join(reasons)})
+            tally.add_split(reader, split, max_images)
         finally:
             reader.close()
-    empty = [s for s, n in counts.items() if n == 0]
-    outside = {c: chars[c] for c in sorted(examples, key=lambda c: (-chars[c], c))}
-    warnings = []
-    if empty:
-        warnings.append(f"split(s) {', '.join(empty)} are empty: training needs train, validation "
-                        "needs val; re-import with val_fraction/test_fraction > 0")
-    if too_long_count > len(too_long):
-        warnings.append(f"only the first {len(too_long)} of {too_long_count} too-long labels are listed")
-    rejected = [{"sample": r.sample, "label": r.label, "reason": r.reason} for r in ds.rejected()]
-    rare = _rare_chars(train_chars if train_chars else chars, chars, min_char_count)
-    if rare:
-        warnings.append(_rare_warning(rare, min_char_count, base))
-    return AuditReport(
-        path=str(path),
-        base_charset=base_name,
-        base_size=len(base),
-        counts=counts,
-        empty_splits=empty,
-        char_counts=dict(sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))),
-        outside_charset=outside,
-        outside_examples={c: examples[c] for c in outside},
-        label_lengths=dict(sorted(lengths.items())),
-        label_length_stats=_stats(list(lengths.elements())),
-        images_sampled=sampled,
-        width={"stats": _stats(widths), "histogram": _histogram(widths)},
-        height={"stats": _stats(heights), "histogram": _histogram(heights)},
-        aspect={"stats": _stats(aspects), "histogram": _histogram(aspects, integer=False)},
-        unreadable=unreadable,
-        too_long=too_long,
-        too_long_count=too_long_count,
-        max_label_length=max_label_length,
-        model_height=model_height,
-        rejected=rejected,
-        warnings=warnings,
-        rare_chars=rare,
-        min_char_count=min_char_count,
-    )
+    return tally.report(str(path), base_name, ds, min_char_count)
+
+
+class _Tally:
+    """What audit_dataset counts while it reads the splits."""
+
+    def __init__(self, base: Charset, family, options, max_label_length: Optional[int]):
+        self.base, self.family, self.options, self.max_label_length = base, family, options, max_label_length
+        self.counts: dict[str, int] = {}
+        self.chars: Counter = Counter()
+        self.train_chars: Counter = Counter()
+        self.examples: dict[str, list[str]] = {}
+        self.lengths: Counter = Counter()
+        self.widths: list[int] = []
+        self.heights: list[int] = []
+        self.aspects: list[float] = []
+        self.sampled: dict[str, int] = {}
+        self.unreadable: list[dict] = []
+        self.too_long: list[dict] = []
+        self.too_long_count = 0
+
+    def add_split(self, reader, split: str, max_images: int) -> None:
+        n = len(reader)
+        self.counts[split] = n
+        step = max(1, math.ceil(n / max_images)) if max_images else 0
+        picked = set(range(0, n, step)) if step else set()
+        self.sampled[split] = len(picked)
+        for i in range(n):
+            try:
+                label = reader.label(i)
+            except (DatasetError, UnicodeDecodeError) as exc:
+                self.unreadable.append({"split": split, "index": i, "reason": f"label: {exc}"})
+                continue
+            self._add_label(split, label)
+            reasons = []
+            if self.max_label_length is not None and len(label) > self.max_label_length:
+                reasons.append(f"{len(label)} characters > max_label_length {self.max_label_length}")
+            if i in picked:
+                self._add_image(reader, split, i, label, reasons)
+            if reasons:
+                self.too_long_count += 1
+                if len(self.too_long) < _TOO_LONG_LISTED:
+                    self.too_long.append({"split": split, "index": i, "label": label, "reason": "; ".join(reasons)})
+
+    def _add_label(self, split: str, label: str) -> None:
+        self.chars.update(label)
+        if split in ("train", "all"):
+            self.train_chars.update(label)
+        self.lengths[len(label)] += 1
+        for c in set(label):
+            if c not in self.base:
+                ex = self.examples.setdefault(c, [])
+                if len(ex) < _EXAMPLES_PER_CHAR:
+                    ex.append(label)
+
+    def _add_image(self, reader, split: str, i: int, label: str, reasons: list) -> None:
+        try:
+            with Image.open(io.BytesIO(reader.image_bytes(i))) as im:
+                w, h = im.size  # header only: no pixel decode
+        except Exception as exc:  # PIL raises many types for bad data
+            self.unreadable.append({"split": split, "index": i,
+                                    "reason": f"{reader.path} sample {i}: {type(exc).__name__}: {exc}"})
+            return
+        self.widths.append(w)
+        self.heights.append(h)
+        self.aspects.append(w / max(1, h))
+        problem = self.family.check_label(self.family.normalize_label(label, self.options), (h, w), self.options)
+        if problem:
+            reasons.append(problem)
+
+    def report(self, path: str, base_name: str, ds, min_char_count: int) -> "AuditReport":
+        empty = [s for s, n in self.counts.items() if n == 0]
+        outside = {c: self.chars[c] for c in sorted(self.examples, key=lambda c: (-self.chars[c], c))}
+        warnings = []
+        if empty:
+            warnings.append(f"split(s) {', '.join(empty)} are empty: training needs train, validation "
+                            "needs val; re-import with val_fraction/test_fraction > 0")
+        if self.too_long_count > len(self.too_long):
+            warnings.append(f"only the first {len(self.too_long)} of {self.too_long_count} too-long labels are listed")
+        rejected = [{"sample": r.sample, "label": r.label, "reason": r.reason} for r in ds.rejected()]
+        rare = _rare_chars(self.train_chars if self.train_chars else self.chars, self.chars, min_char_count)
+        if rare:
+            warnings.append(_rare_warning(rare, min_char_count, self.base))
+        return AuditReport(
+            path=path, base_charset=base_name, base_size=len(self.base), counts=self.counts, empty_splits=empty,
+            char_counts=dict(sorted(self.chars.items(), key=lambda kv: (-kv[1], kv[0]))),
+            outside_charset=outside, outside_examples={c: self.examples[c] for c in outside},
+            label_lengths=dict(sorted(self.lengths.items())), label_length_stats=_stats(list(self.lengths.elements())),
+            images_sampled=self.sampled,
+            width={"stats": _stats(self.widths), "histogram": _histogram(self.widths)},
+            height={"stats": _stats(self.heights), "histogram": _histogram(self.heights)},
+            aspect={"stats": _stats(self.aspects), "histogram": _histogram(self.aspects, integer=False)},
+            unreadable=self.unreadable, too_long=self.too_long, too_long_count=self.too_long_count,
+            max_label_length=self.max_label_length, model_height=self.family.img_height(self.options),
+            rejected=rejected, warnings=warnings, rare_chars=rare, min_char_count=min_char_count)
 
 
 def _rare_chars(train: Counter, every: Counter, minimum: int) -> dict:
