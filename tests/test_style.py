@@ -116,7 +116,6 @@ def test_public_modules_declare_all():
 RUN_FILE_NAMES = ("status.json", "metrics.jsonl", "versions.json", "cancel.request", "log.txt", "config.json")
 RUN_FILE_OWNERS = {
     "ocrtrain/runfolder.py",  # the owner of the run-folder format
-    "ocrtrain/train.py",  # TODO lead: migrate (then remove this entry)
 }
 
 

@@ -22,8 +22,14 @@ def register(subparsers) -> None:
         "train", help="fine-tune a recognizer on a dataset folder",
         description="Fine-tune a recognizer (default: EasyOCR english_g2) on a dataset folder with train/val "
                     "splits. Options override --config, which overrides --template, which overrides defaults.")
-    p.add_argument("--data", metavar="DIR", help="dataset folder (train + val LMDBs), or a dataset name under "
-                                                 "$OCRTRAIN_HOME/datasets")
+    p.add_argument("--data", metavar="DIR[:WEIGHT]", action="append",
+                   help="dataset folder (train + val LMDBs), or a dataset name under $OCRTRAIN_HOME/datasets; "
+                        "repeat for a mixture: each source's share of every batch follows its WEIGHT (default 1), "
+                        "an epoch is one pass over the first")
+    p.add_argument("--val", metavar="NAME=DIR_OR_SPLIT", action="append",
+                   help="a named validation set (a dataset folder's val split, or one split's LMDB folder); "
+                        "repeatable, each is logged and plotted; default: val = the first --data's val split. "
+                        "--select NAME:METRIC picks which one chooses the best checkpoint")
     # --run-dir: torchrun's own parser reads "--run" as an abbreviation of its --run-path and stops.
     p.add_argument("--run", "--run-dir", dest="run", metavar="RUN",
                    help="run folder to create (default: a new name under --runs-root); spell it --run-dir "
@@ -190,8 +196,11 @@ def _resolve_paths(args: argparse.Namespace) -> None:
 
     if isinstance(args.run, str):
         args.run = str(resolve_run(args.run))
-    if isinstance(args.data, str):
-        args.data = str(resolve_dataset(args.data))
+    if args.data:
+        from ..datamix import TrainSource
+
+        sources = [TrainSource.parse(text) for text in args.data]
+        args.data = [f"{resolve_dataset(s.path)}:{s.weight:g}" for s in sources]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,15 +259,18 @@ def _run(args: argparse.Namespace, group) -> int:
         return _foreground(run_obj.train_config(), run_obj.config()["data"], run_obj.path, resume=True)
     if not args.data:
         raise ConfigError("ocrtrain train needs --data DIR (a dataset folder with train and val splits)")
+    from ..datamix import DataSpec
+
+    data = DataSpec.parse(args.data, args.val or [])
     config = build_config(args)
     if args.run and args.name:
         raise RunError("give either --run RUN or --name NAME, not both")
     if args.detach:
-        run_obj = launch(config, args.data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
+        run_obj = launch(config, data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
         print(run_obj.path)
         return 0
     if group is not None:
         run_dir = _distributed_run_dir(args, group)
     else:
         run_dir = Path(args.run) if args.run else create_run_dir(args.runs_root, args.name)
-    return _foreground(config, args.data, run_dir, resume=False)
+    return _foreground(config, data, run_dir, resume=False)
