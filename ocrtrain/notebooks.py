@@ -258,36 +258,11 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
     run = run.resolve()
     if RUN_DIR_PARAMETER in defaults and not params.get(RUN_DIR_PARAMETER):
         params[RUN_DIR_PARAMETER] = str(run)
-    python = kernel_python(kernel_name)
-    log.debug("kernel %s starts %s", kernel_name, python)
-    # Compare folders, not resolved files: a venv's python links to the system one it was made from.
-    if kernel_name == "python3" and Path(python).absolute().parent != Path(sys.executable).absolute().parent:
-        raise RunError(
-            f"kernel {kernel_name!r} starts {python}, not this interpreter {sys.executable}: "
-            f"run `{sys.executable} -m ipykernel install --sys-prefix` so runs use the same packages"
-        )
+    python = _checked_kernel(kernel_name)
     out_dir = files(run).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{stem}.ipynb"
-    record = {
-        "notebook": stem,
-        "source": str(source),
-        "output": str(output),
-        "parameters": params,
-        "defaults": defaults,
-        "effective": {**defaults, **params},
-        "kernel": {"name": kernel_name, "python": python},
-        "cwd": str(Path(cwd).resolve() if cwd else Path.cwd()),
-        "command": "ocrtrain run-notebook " + " ".join(
-            [shlex.quote(stem)] + [f"-p {k} {shlex.quote(json.dumps(v) if not isinstance(v, str) else v)}"
-                                   for k, v in params.items() if k != RUN_DIR_PARAMETER]
-            + [f"--run {shlex.quote(str(run))}"]),
-        "state": "running",
-        "started": now_iso(),
-        "ended": None,
-        "seconds": None,
-        "error": None,
-    }
+    record = _record(stem, source, output, params, defaults, kernel_name, python, cwd, run)
     params_file = out_dir / f"{stem}.params.json"
     write_json_atomic(params_file, record)
     emit(callback, Message(f"executing {source.name} into {output}"))
@@ -319,6 +294,42 @@ def run_notebook(name: str, run_dir: Union[str, Path, None] = None,
         write_json_atomic(params_file, record)
     emit(callback, Message(f"finished {stem} in {record['seconds']:.1f} s: {output}"))
     return output
+
+
+def _checked_kernel(kernel_name: str) -> str:
+    """The kernel's interpreter; RunError when python3 would start another environment's Python."""
+    python = kernel_python(kernel_name)
+    log.debug("kernel %s starts %s", kernel_name, python)
+    # Compare folders, not resolved files: a venv's python links to the system one it was made from.
+    if kernel_name == "python3" and Path(python).absolute().parent != Path(sys.executable).absolute().parent:
+        raise RunError(
+            f"kernel {kernel_name!r} starts {python}, not this interpreter {sys.executable}: "
+            f"run `{sys.executable} -m ipykernel install --sys-prefix` so runs use the same packages"
+        )
+    return python
+
+
+def _record(stem, source, output, params, defaults, kernel_name, python, cwd, run) -> dict:
+    """The NAME.params.json record of one notebook run (state "running" until it ends)."""
+    return {
+        "notebook": stem,
+        "source": str(source),
+        "output": str(output),
+        "parameters": params,
+        "defaults": defaults,
+        "effective": {**defaults, **params},
+        "kernel": {"name": kernel_name, "python": python},
+        "cwd": str(Path(cwd).resolve() if cwd else Path.cwd()),
+        "command": "ocrtrain run-notebook " + " ".join(
+            [shlex.quote(stem)] + [f"-p {k} {shlex.quote(json.dumps(v) if not isinstance(v, str) else v)}"
+                                   for k, v in params.items() if k != RUN_DIR_PARAMETER]
+            + [f"--run {shlex.quote(str(run))}"]),
+        "state": "running",
+        "started": now_iso(),
+        "ended": None,
+        "seconds": None,
+        "error": None,
+    }
 
 
 def strip_outputs(path: Union[str, Path]) -> bool:

@@ -43,7 +43,7 @@ from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool,
 from .images import encode_png
 from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
-__all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset", "default_fonts",
+__all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset",
            "font_missing_chars", "trdg_font_dir", "source_entries", "make_synth_labels"]
 
 log = logging.getLogger(__name__)
@@ -182,26 +182,6 @@ def make_synth_labels(config: SynthConfig) -> list[str]:
 
 def _font_paths(fonts: str, preset: str = "plain") -> list[Path]:
     return font_paths(fonts, preset)
-
-
-def default_fonts(config: RenderConfig, chars: str) -> list[Path]:
-    """Fonts of `config.fonts` that draw every character in `chars`.
-
-    A named pool (trdg's own folder, ...) is filtered silently (many of its display fonts lack
-    æ/ø/å); a user folder must cover the text, and a font that does not is named in the error.
-    """
-    paths = _font_paths(config.fonts, config.preset)
-    good, bad = [], {}
-    for p in paths:
-        missing = font_missing_chars(p, chars)
-        (bad.__setitem__(p.name, missing) if missing else good.append(p))
-    if not is_pool(config.fonts) and bad:
-        name, missing = next(iter(bad.items()))
-        raise InputError(f"font {name} in {config.fonts} cannot draw {sorted(missing)} used in the labels: "
-                         "remove it from the folder or pick fonts that cover these characters")
-    if not good:
-        raise InputError(f"no font in {config.fonts} draws all of {sorted(set(chars))}: add a font that does")
-    return good
 
 
 # --- worker side -------------------------------------------------------------------------
