@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple, Union
 from .errors import ModelError
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes", "make_detector"]
+           "read_boxes", "make_detector", "make_page_reader"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
 
@@ -97,6 +97,40 @@ def make_detector(gpu: Union[bool, str] = False):
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         return easyocr.Reader(["en"], gpu=gpu, model_storage_directory=str(folder), detector=True,
                               recognizer=False, download_enabled=False, verbose=False)
+
+
+def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = "english_g2",
+                     gpu: Union[bool, str] = False):
+    """A whole-pipeline ``easyocr.Reader`` (CRAFT + the recognizer) for ``readtext``, no downloads.
+
+    English_g2 without `bundle_dir`, else the user_network `name` of that folder. A bundle folder
+    lacks CRAFT, and Reader takes one model folder for both, so the two weight files are linked
+    into a temporary folder for the load (Reader reads them when it is built).
+    """
+    import tempfile
+
+    import easyocr
+
+    offline = english_g2_path().parent
+    common = dict(gpu=gpu, detector=True, download_enabled=False, verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        if bundle_dir is None:
+            import easyocr.config
+            import easyocr.easyocr
+
+            easyocr.easyocr.imgH = easyocr.config.imgH  # see make_reader
+            return easyocr.Reader(["en"], model_storage_directory=str(offline), **common)
+        bundle_dir = Path(bundle_dir)
+        missing = [f"{name}{ext}" for ext in (".pth", ".yaml", ".py") if not (bundle_dir / f"{name}{ext}").is_file()]
+        if missing:
+            raise ModelError(f"EasyOCR bundle {bundle_dir} lacks {', '.join(missing)}: "
+                             f"export it with `ocrtrain export SOURCE --name {name} --out {bundle_dir}`")
+        with tempfile.TemporaryDirectory(prefix="ocrtrain-reader-") as tmp:
+            os.symlink(offline / "craft_mlt_25k.pth", Path(tmp) / "craft_mlt_25k.pth")
+            os.symlink((bundle_dir / f"{name}.pth").resolve(), Path(tmp) / f"{name}.pth")
+            return easyocr.Reader(["en"], recog_network=name, user_network_directory=str(bundle_dir),
+                                  model_storage_directory=tmp, **common)
 
 
 def read_lines(reader, images: Sequence) -> list:

@@ -6,6 +6,7 @@
     ocrtrain pages align DOCSET --text-dir DIR                 (alias: --text)
     ocrtrain pages to-dataset DOCSET --out DATASET [--split-by page|document|tag]
     ocrtrain pages status DOCSET [--json]
+    ocrtrain pages eval MODEL --pages DOCSET [--tag test] [--json]   (Reader.readtext, page by page)
 """
 from __future__ import annotations
 
@@ -139,6 +140,25 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from ..documents.docset import DocumentSet
+    from ..documents.page_eval import PageEvalConfig, evaluate_pages
+
+    docs = DocumentSet(args.pages)
+    result = evaluate_pages(args.model, docs, config_from_args(PageEvalConfig, args), callback=_ProgressLine())
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{result['model']} on {result['pages']} pages of {docs.path} (Reader.readtext):")
+    print(f"  page CER {result['page_cer']:.1%} ({result['config']['page_compare']}), "
+          f"line recall {result['line_recall']:.1%}, precision {result['line_precision']:.1%} (IoU >= "
+          f"{result['config']['iou']}), lines read right {result['lines_correct']:.1%} "
+          f"({result['lines_correct_count']} of {result['total_truth_lines']})")
+    for e in result["errors"][:10]:
+        print(f"  {e['line']}: {e['truth']!r} -> {e['read']!r}")
+    return 0
+
+
 def _add(sub, name: str, func, help_text: str, aliases=()) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
     parser.set_defaults(func=func)
@@ -150,6 +170,7 @@ def register(subparsers) -> None:
     from ..documents.crop import CropConfig
     from ..documents.detect import DetectConfig
     from ..documents.importer import PageImportConfig
+    from ..documents.page_eval import PageEvalConfig
     from ..documents.preread import PrereadConfig
     from ..documents.to_dataset import ExportConfig
 
@@ -180,6 +201,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DATASET")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     add_config_arguments(p, ExportConfig)
+    p = _add(sub, "eval", _eval, "the whole EasyOCR pipeline (Reader.readtext) on pages: page CER, line recall/precision")
+    p.add_argument("model", metavar="MODEL", help="english_g2, a run folder, an exported bundle folder or easyocr:DIR/NAME")
+    p.add_argument("--pages", required=True, metavar="DOCSET", help="document set with ground-truth lines")
+    p.add_argument("--json", action="store_true", help="print the full result (per page, per-line errors) as JSON")
+    add_config_arguments(p, PageEvalConfig)
     p = _add(sub, "status", _status, "lines per status, page by page")
     p.add_argument("docset", metavar="DOCSET")
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -20,7 +20,7 @@ from ..config import Config, check
 from ..events import Callback, Message, Progress, emit
 from .docset import DocumentSet, Line
 
-__all__ = ["DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "detect_pages"]
+__all__ = ["DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "match_boxes", "detect_pages"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,17 @@ def box_iou(a: Sequence, b: Sequence) -> float:
     inter = iw * ih
     union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
     return inter / union if union > 0 else 0.0
+
+
+def match_boxes(found: Sequence, truth: Sequence, threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """One-to-one (found index, truth index, IoU) pairs maximising total IoU, those with IoU >= threshold."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not len(found) or not len(truth):
+        return []
+    iou = np.array([[box_iou(f, t) for t in truth] for f in found])
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
 
 
 def _merge(page_id: str, old: list[Line], found: list[tuple]) -> list[Line]:
