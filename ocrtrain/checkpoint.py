@@ -15,7 +15,6 @@ Writes are atomic (temporary file + ``os.replace``), so a crash never leaves hal
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import warnings
@@ -31,6 +30,7 @@ from torch import nn
 from .charset import Charset
 from .config import Config
 from .errors import ConfigError, ModelError
+from .fsutil import write_atomic
 from .families import DEFAULT_FAMILY, ModelFamily, family_of_model, get_family
 from .model import strip_module_prefix
 
@@ -105,18 +105,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, charset: Charset,
             raise ConfigError(f"extra checkpoint key {key!r} would replace a base entry: use another name")
         data[key] = value
     _check_plain(data, "checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda fh: torch.save(data, fh))
 
 
 def read_torch_file(path: Union[str, Path], what: str = "model file") -> Any:

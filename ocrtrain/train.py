@@ -29,6 +29,7 @@ from .augment import AugmentConfig
 from .config import Config, check
 from .errors import ConfigError, OcrtrainError, RunError
 from .events import Callback, Event, emit
+from .fsutil import write_text_atomic
 from .trainstate import effective_warmup, shard_plan
 
 __all__ = [
@@ -214,10 +215,7 @@ def save_template(config: TrainConfig, name: str, overwrite: bool = False) -> Pa
     path = folder / f"{name}.yaml"
     if path.exists() and not overwrite:
         raise ConfigError(f"template {name!r} already exists ({path}): pass overwrite=True or pick another name")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(config.to_yaml(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, config.to_yaml())
     return path
 
 
