@@ -93,7 +93,32 @@ class _BiLSTM(nn.Module):
         return self.linear(recurrent)
 
 
-class Recognizer(nn.Module):
+class FreezableFeatures:
+    """For models whose convolutional part is ``self.FeatureExtraction``: freeze it on demand, with
+    its BatchNorm layers kept in eval mode (frozen weights with BatchNorm in train mode would still
+    drift the running statistics). Mix in before ``nn.Module``."""
+
+    _features_frozen = False
+
+    def freeze_feature_extractor(self, flag: bool = True) -> None:
+        """Stop (or resume) training FeatureExtraction; frozen BatchNorm layers also keep their statistics."""
+        self._features_frozen = bool(flag)
+        for p in self.FeatureExtraction.parameters():
+            p.requires_grad_(not flag)
+        self.train(self.training)
+
+    @property
+    def feature_extractor_frozen(self) -> bool:
+        return self._features_frozen
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self._features_frozen:
+            self.FeatureExtraction.eval()
+        return self
+
+
+class Recognizer(FreezableFeatures, nn.Module):
     """VGG-BiLSTM-CTC line recognizer: images [B,1,H,W] in [-1,1] -> logits [B,T,num_class].
 
     ``T = W // 4 - 1`` (see :meth:`sequence_length`); class 0 is the CTC blank.
@@ -111,7 +136,6 @@ class Recognizer(nn.Module):
             _BiLSTM(config.hidden_size, config.hidden_size, config.hidden_size),
         )
         self.Prediction = nn.Linear(config.hidden_size, num_class)
-        self._features_frozen = False
 
     @property
     def num_class(self) -> int:
@@ -130,23 +154,6 @@ class Recognizer(nn.Module):
         contextual = self.SequenceModeling(features)
         return self.Prediction(contextual.contiguous())
 
-    def freeze_feature_extractor(self, flag: bool = True) -> None:
-        """Stop (or resume) training the VGG part; frozen BatchNorm layers also keep their statistics."""
-        self._features_frozen = bool(flag)
-        for p in self.FeatureExtraction.parameters():
-            p.requires_grad_(not flag)
-        self.train(self.training)
-
-    @property
-    def feature_extractor_frozen(self) -> bool:
-        return self._features_frozen
-
-    def train(self, mode: bool = True) -> "Recognizer":
-        super().train(mode)
-        if self._features_frozen:
-            # Frozen weights with BatchNorm in train mode would still drift the running stats.
-            self.FeatureExtraction.eval()
-        return self
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -204,25 +211,31 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor], where: str = "sta
     return config, _shape(state_dict, "Prediction.weight")[0]
 
 
-def check_state_dict(config: ModelConfig, num_class: int, state_dict: Mapping[str, torch.Tensor],
-                     where: str = "state dict") -> None:
-    """Raise ModelError listing a few missing/unexpected/mis-shaped keys, if any."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in Recognizer(config, num_class).state_dict().items()}
+def describe_state_dict_mismatch(expected: Mapping[str, tuple], state_dict: Mapping[str, object]) -> list[str]:
+    """Short descriptions of missing / unexpected / mis-shaped keys (empty when they fit)."""
     found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
              for k, v in state_dict.items()}
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
     shapes = [f"{k}: file {found[k]} vs model {expected[k]}" for k in expected
               if k in found and found[k] != expected[k]]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if shapes:
-            parts.append(f"{len(shapes)} with other shapes (e.g. {'; '.join(shapes[:3])})")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} with other shapes (e.g. {'; '.join(shapes[:3])})")
+    return parts
+
+
+def check_state_dict(config: ModelConfig, num_class: int, state_dict: Mapping[str, torch.Tensor],
+                     where: str = "state dict") -> None:
+    """Raise ModelError listing a few missing/unexpected/mis-shaped keys, if any."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Recognizer(config, num_class).state_dict().items()}
+    parts = describe_state_dict_mismatch(expected, state_dict)
+    if parts:
         raise ModelError(
             f"{where} does not fit Recognizer({config.to_dict()}, num_class={num_class}): "
             f"{'; '.join(parts)}. Fix: use a model of the same architecture and charset size, "

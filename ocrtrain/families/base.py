@@ -32,6 +32,7 @@ from torch import nn
 from ..charset import Charset
 from ..config import Config
 from ..errors import ModelError
+from ..model import describe_state_dict_mismatch
 
 __all__ = ["Prediction", "ModelFamily", "ImageShape", "describe_state_dict_mismatch", "width_at_height"]
 
@@ -45,24 +46,6 @@ class Prediction:
 
     text: str
     confidence: float
-
-
-def describe_state_dict_mismatch(expected: Mapping[str, tuple], state_dict: Mapping[str, Any]) -> list[str]:
-    """Short descriptions of missing / unexpected / mis-shaped keys (empty when they fit)."""
-    found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-             for k, v in state_dict.items()}
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k}: file {found[k]} vs model {expected[k]}" for k in expected
-              if k in found and found[k] != expected[k]]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-    if shapes:
-        parts.append(f"{len(shapes)} with other shapes (e.g. {'; '.join(shapes[:3])})")
-    return parts
 
 
 class ModelFamily(abc.ABC):

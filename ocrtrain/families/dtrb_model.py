@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import Config, check
 from ..errors import ModelError
-from ..model import _BiLSTM, _VGGFeatures
+from ..model import FreezableFeatures, _BiLSTM, _VGGFeatures
 from .dtrb_modules import Attention, ResNetFeatures, TpsTransformer
 
 __all__ = ["DtrbOptions", "DtrbModel", "sequence_length"]
@@ -67,7 +67,7 @@ class DtrbOptions(Config):
         return "-".join([self.Transformation, self.FeatureExtraction, self.SequenceModeling, self.Prediction])
 
 
-class DtrbModel(nn.Module):
+class DtrbModel(FreezableFeatures, nn.Module):
     """DTRB's four-stage recognizer: images [B,1,imgH,imgW] in [-1,1] -> logits [B, T, num_class].
 
     ``forward(images, text, is_train)``: CTC ignores `text`; attention uses it for teacher forcing
@@ -96,7 +96,6 @@ class DtrbModel(nn.Module):
             self.Prediction = nn.Linear(sequence_out, num_class)
         else:
             self.Prediction = Attention(sequence_out, config.hidden_size, num_class)
-        self._features_frozen = False
 
     @property
     def num_class(self) -> int:
@@ -118,22 +117,6 @@ class DtrbModel(nn.Module):
         """Time steps the features give for an imgH x imgW input (the CTC output length)."""
         return sequence_length(self.config)
 
-    def freeze_feature_extractor(self, flag: bool = True) -> None:
-        """Stop (or resume) training FeatureExtraction; frozen BatchNorm layers also keep their statistics."""
-        self._features_frozen = bool(flag)
-        for p in self.FeatureExtraction.parameters():
-            p.requires_grad_(not flag)
-        self.train(self.training)
-
-    @property
-    def feature_extractor_frozen(self) -> bool:
-        return self._features_frozen
-
-    def train(self, mode: bool = True) -> "DtrbModel":
-        super().train(mode)
-        if self._features_frozen:
-            self.FeatureExtraction.eval()
-        return self
 
 
 def sequence_length(config: DtrbOptions) -> int:
