@@ -19,8 +19,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -30,6 +30,8 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 from ..dataset import write_json_atomic
 from ..errors import DatasetError
+from ..fsutil import write_text_atomic
+from ..replace import partial_path, swap_into_place
 
 __all__ = ["FORMAT", "STATUSES", "PROVENANCES", "TAGS", "Line", "Page", "Reject", "DocumentSet",
            "DocumentSetWriter", "is_document_set"]
@@ -139,13 +141,12 @@ def _hash_of(blob: dict) -> str:
 
 
 def _write_rejects(path: Path, rejects: Iterable[Reject]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["source", "where", "reason"])
-        for r in rejects:
-            writer.writerow([r.source, r.where, r.reason])
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(["source", "where", "reason"])
+    for r in rejects:
+        writer.writerow([r.source, r.where, r.reason])
+    write_text_atomic(path, buf.getvalue())
 
 
 class DocumentSet:
@@ -284,7 +285,7 @@ class DocumentSetWriter:
                                    "write the document set to a folder outside the source")
         self.overwrite = overwrite
         self.source = dict(source or {})
-        self._tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
+        self._tmp = partial_path(self.out)
         if self._tmp.exists():
             shutil.rmtree(self._tmp)
         (self._tmp / "pages").mkdir(parents=True)
@@ -341,13 +342,7 @@ class DocumentSetWriter:
         docs = DocumentSet(self._tmp)
         docs._pages = dict(self.pages)
         docs._write_manifest()
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-            os.replace(self._tmp, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self._tmp, self.out)
+        swap_into_place(self._tmp, self.out)
         self._closed = True
         return self.out
 
