@@ -143,15 +143,11 @@ def _after_step(tr, n: int, seconds: float, loss: Optional[float]) -> None:
         tr.io.log(f"step {tr.step}/{tr.max_steps} epoch {epoch:.2f} loss "
                   f"{'skipped' if loss is None else f'{loss:.4f}'} lr {lr:.2e} {rate:.1f} samples/s "
                   f"eta {format_duration(eta)}")
-    if cfg_minutes(tr) and time.monotonic() - tr._last_save > cfg_minutes(tr) * 60:
+    if tr.config.save_minutes and time.monotonic() - tr._last_save > tr.config.save_minutes * 60:
         tr.save_last()  # a crash before the next validation then loses at most a few minutes
     if time.monotonic() - tr._last_status_write > 2.0:
         tr.set_status(step=tr.step, epoch=round(epoch, 4), batch_size=tr.batch_size,
                       nonfinite_skipped=tr.nonfinite, samples_per_s=round(rate, 2), eta_s=_finite(eta))
-
-
-def cfg_minutes(tr) -> float:
-    return tr.config.save_minutes
 
 
 def _validation(tr) -> bool:
@@ -171,9 +167,7 @@ def _validation(tr) -> bool:
 def _baseline(tr) -> None:
     """Validate the origin at step 0: the curves' first point and the forgetting guard's reference."""
     if tr.main:
-        started = time.monotonic()
-        results = tr.task.validate(tr.model, tr.autocast)
-        tr._val_time += time.monotonic() - started
+        results, _ = _validate_timed(tr)
         for name, metrics in results.items():
             tr.io.append_row({"kind": "val", "step": 0, "epoch": 0.0, "val_set": name, **_plain(metrics),
                               "baseline": True, "is_best": False})
@@ -182,6 +176,15 @@ def _baseline(tr) -> None:
         tr.set_status(baseline={n: {k: m.get(k) for k in ("accuracy", "accuracy_ws", "cer", "cer_ws")}
                                 for n, m in results.items()})
     tr.baseline = distributed.broadcast_object(results if tr.main else None) if tr.dist.active else results
+
+
+def _validate_timed(tr) -> tuple[dict, float]:
+    """The task's metrics per validation set, and the seconds they took (added to the run's total)."""
+    started = time.monotonic()
+    results = tr.task.validate(tr.model, tr.autocast)
+    seconds = time.monotonic() - started
+    tr._val_time += seconds
+    return results, seconds
 
 
 def _plain(metrics: dict) -> dict:
@@ -220,15 +223,10 @@ def _improved(tr, value: Optional[float]) -> bool:
 def _validate_and_save(tr) -> bool:
     from .trainer import parse_select
 
-    started = time.monotonic()
-    results = tr.task.validate(tr.model, tr.autocast)
-    tr._last_val_seconds = time.monotonic() - started
-    tr._val_time += tr._last_val_seconds
+    results, tr._last_val_seconds = _validate_timed(tr)
     names = list(results)
     tr.select_name, tr.select_metric = parse_select(tr.config.select, names, tr.task.default_metric)
-    chosen = results[tr.select_name]
-    value = _finite(chosen.get(tr.select_metric)) if isinstance(chosen.get(tr.select_metric), float) \
-        else chosen.get(tr.select_metric)
+    value = _plain(results[tr.select_name]).get(tr.select_metric)
     guard_ok, guard_note = guard_check(tr, results)
     improved = guard_ok and _improved(tr, value)
     if guard_note:
@@ -250,7 +248,7 @@ def _validate_and_save(tr) -> bool:
         row = {**common, "val_set": name, **results[name], "is_best": improved and i == 0, "guard_ok": guard_ok,
                "best_cer": tr.best_metrics.get("cer"), "selected": f"{tr.select_name}:{tr.select_metric}",
                "best_value": tr.best_value}
-        rows.append({k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()})
+        rows.append(_plain(row))
     tr._loss_sum, tr._loss_n = 0.0, 0
     primary = dict(rows[0])
     if len(names) > 1:
