@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 from .errors import ConfigError, DatasetError
 
 __all__ = ["TrainSource", "ValSource", "DataSpec", "batch_shares", "val_split_path", "GENERAL_SET",
-           "general_val_source", "with_general"]
+           "general_val_source", "with_general", "with_replay", "is_replay", "replay_source_path", "REPLAY_PREFIX"]
 
 PathLike = Union[str, Path]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
@@ -224,3 +224,41 @@ def with_general(spec: DataSpec, count: int) -> DataSpec:
         return spec
     spec = spec.resolved()
     return DataSpec(spec.train, spec.val + (general_val_source(count),))
+
+
+#: Folder-name prefix of the built-in replay sources (general text lines trained alongside the data).
+REPLAY_PREFIX = "general-replay-"
+#: Seed of the replay lines: never the general validation set's (seed 0) or a bench's held-out seeds.
+REPLAY_SEED = 1000
+
+
+def replay_source_path(count: int, seed: int = REPLAY_SEED) -> Path:
+    """The dataset folder of `count` general replay lines (rendered once into the cache, reused)."""
+    from .fsutil import file_lock
+    from .general import GENERAL_VERSION, generate_replay_set
+    from .home import cache_root
+    from .lmdb_io import is_lmdb
+
+    folder = cache_root() / f"{REPLAY_PREFIX}v{GENERAL_VERSION}-n{count}-s{seed}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder.parent / f".{folder.name}.lock"):
+        if not is_lmdb(folder / "train"):
+            generate_replay_set(folder, count=count, seed=seed, overwrite=folder.exists())
+    return folder
+
+
+def is_replay(path: PathLike) -> bool:
+    """Whether a training source is a built-in replay source."""
+    return Path(path).name.startswith(REPLAY_PREFIX)
+
+
+def with_replay(spec: DataSpec, share: float, count: int) -> DataSpec:
+    """`spec` plus a replay source taking `share` of every batch (0 < share < 1), unless it has one.
+
+    The replay weight is ``share / (1 - share)`` times the sum of the other weights, so the user's
+    sources keep their proportions among themselves."""
+    if share <= 0 or any(is_replay(s.path) for s in spec.train):
+        return spec
+    spec = spec.resolved()
+    weight = share / (1.0 - share) * sum(s.weight for s in spec.train)
+    return DataSpec(spec.train + (TrainSource(str(replay_source_path(count)), weight),), spec.val)

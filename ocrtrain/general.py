@@ -26,7 +26,8 @@ from .charset import ENGLISH_G2_CHARS
 from .events import Callback
 from .fonts import trdg_font_dir
 
-__all__ = ["GENERAL_VERSION", "general_lines", "general_config", "generate_general_set", "ENGLISH_G2_CHARS"]
+__all__ = ["GENERAL_VERSION", "general_lines", "general_config", "generate_general_set", "replay_lines",
+           "generate_replay_set", "ENGLISH_G2_CHARS"]
 
 #: Bumped whenever the line recipe changes, and recorded in the manifest.
 GENERAL_VERSION = 1
@@ -149,3 +150,29 @@ def generate_general_set(out: Union[str, Path], count: int = 1000, seed: int = 0
             "general_version": GENERAL_VERSION, "seed": seed}
     return generate_dataset(general_config(count, seed, workers), out, callback=callback, overwrite=overwrite,
                             labels=labels, splits=splits, source_info=info)
+
+
+def replay_lines(count: int, seed: int, exclude: int = 4000) -> list[str]:
+    """`count` general lines for replay training: drawn from `seed`, never one of the first `exclude`
+    lines of the general validation set (seed 0, whose val/test splits alternate over them)."""
+    if seed == 0:
+        raise ValueError("replay lines must not use seed 0: that is the general validation set's seed")
+    taken = set(general_lines(exclude, 0))
+    lines: list[str] = []
+    batch = count
+    while len(lines) < count:
+        lines = [line for line in general_lines(batch, seed) if line not in taken][:count]
+        batch += max(16, count // 10)
+    return lines
+
+
+def generate_replay_set(out: Union[str, Path], count: int = 4000, seed: int = 1000, workers: int = 0,
+                        overwrite: bool = False, callback: Optional[Callback] = None) -> Path:
+    """Render `count` general replay lines into a dataset folder at `out` (a ``train`` split only)."""
+    from .synth import generate_dataset
+
+    info = {"kind": "general-replay", "source": "general",
+            "origin": f"ocrtrain.general v{GENERAL_VERSION} (trdg en/no words)", "general_version": GENERAL_VERSION,
+            "seed": seed}
+    return generate_dataset(general_config(count, seed, workers), out, callback=callback, overwrite=overwrite,
+                            labels=replay_lines(count, seed), splits=["train"] * count, source_info=info)

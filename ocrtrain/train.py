@@ -121,6 +121,15 @@ class TrainConfig(Config):
     guard_max_drop: float = field(default=0.01, metadata={
         "help": "largest allowed drop of the guard metric versus the origin (0.01 = 1 point of accuracy; "
                 "on a set of n lines at least 1.5/n, so one line lost is not called forgetting)"})
+    replay: float = field(default=0.0, metadata={
+        "help": "share of every batch drawn from generated general text lines (replay against forgetting: "
+                "0.25 = a quarter of each batch; made once, cached, never the general validation lines; 0 = off)"})
+    replay_lines: int = field(default=4000, metadata={"help": "how many general replay lines are generated"})
+    distill: float = field(default=0.0, metadata={
+        "help": "weight of a distillation loss pulling the model's outputs on the replay lines toward the "
+                "origin's (needs replay > 0; e.g. 1.0; 0 = off)"})
+    l2sp: float = field(default=0.0, metadata={
+        "help": "L2-SP: weight of a penalty pulling the trained weights toward the origin's (e.g. 0.01; 0 = off)"})
     task: str = field(default="recognition", metadata={
         "help": "what is trained (a registered task: recognition = text lines)"})
 
@@ -149,6 +158,13 @@ class TrainConfig(Config):
         check(self.guard_max_drop >= 0, f"guard_max_drop must be >= 0, got {self.guard_max_drop}")
         check(not self.guard or bool(re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*:[a-z_]+$", self.guard)),
               f"guard {self.guard!r} must be NAME:METRIC, e.g. general:accuracy_ws, or empty (off)")
+        check(0 <= self.replay <= 0.9, f"replay must be a share of the batch in 0..0.9 (0 = off), got {self.replay}")
+        check(self.replay_lines >= 10, f"replay_lines must be >= 10, got {self.replay_lines}")
+        check(self.distill >= 0 and self.l2sp >= 0,
+              f"distill and l2sp must be >= 0 (0 = off), got {self.distill} and {self.l2sp}")
+        check(not (self.distill > 0 and self.replay <= 0),
+              f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
+              "(e.g. 0.25) or distill 0")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),
@@ -308,11 +324,11 @@ def prepare_run(config: TrainConfig, data: Any, run_dir: PathLike) -> Path:
     `data` is a dataset folder, a list of them (``DIR[:WEIGHT]``) or a DataSpec with validation sets.
     """
     from . import runfolder
-    from .datamix import with_general
+    from .datamix import with_general, with_replay
 
     spec = data_spec(data)
     if config.task == "recognition":
-        spec = with_general(spec, config.general_val)
+        spec = with_replay(with_general(spec, config.general_val), config.replay, config.replay_lines)
     first = _dataset_info(spec.train[0].path)
     record = {"format": RUN_FORMAT, "task": config.task, "config": config.to_dict(),
               "data": spec.train[0].path, "data_spec": spec.to_dict(), "origin": config.origin,

@@ -144,9 +144,10 @@ class LineBatches:
         from ..images import decode_image
         from ..preprocess import to_gray
 
-        grays, targets, labels, positions = [], [], [], self.batches[b]
+        grays, targets, labels, sources, positions = [], [], [], [], self.batches[b]
         for pos in positions:
             i, local = self._locate(pos)
+            sources.append(i)
             s = self.sets[i]
             index = s.indices[local]
             image = decode_image(self._reader(i).image_bytes(index), f"{s.path} sample {index}")
@@ -159,4 +160,4 @@ class LineBatches:
             targets.append(s.targets[local])
             labels.append(s.labels[local])
         return {"images": self.to_tensor(grays), "targets": targets, "labels": labels,
-                "positions": list(positions)}
+                "positions": list(positions), "sources": sources}

@@ -17,8 +17,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..datamix import describe, val_split_path
+from ..datamix import describe, is_replay, val_split_path
 from ..errors import DatasetError
+from .anchor import OriginAnchor
 from .base import Task, TaskContext
 from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
 
@@ -61,6 +62,20 @@ class RecognitionTask(Task):
         self.height = self.family.img_height(self.options)
         self.family.freeze_feature_extractor(self.model, self._freeze(cfg, ctx.device))
         self._read_lines(train_scans, val_scans)
+        self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
+        self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
+        if self.anchor is not None or self.replay_sources:
+            ctx.message(self._lever_text(), "info")
+
+    def _lever_text(self) -> str:
+        cfg, parts = self.ctx.config, []
+        if self.replay_sources:
+            parts.append(f"replay: {cfg.replay:.0%} of every batch are general text lines")
+        if cfg.distill > 0:
+            parts.append(f"distillation from {cfg.origin} on them (weight {cfg.distill:g})")
+        if cfg.l2sp > 0:
+            parts.append(f"L2-SP toward {cfg.origin}'s weights (weight {cfg.l2sp:g})")
+        return "forgetting levers: " + "; ".join(parts)
 
     def _freeze(self, cfg, device: str) -> bool:
         if cfg.freeze_feature_extractor:
@@ -161,7 +176,16 @@ class RecognitionTask(Task):
         return self.family.train_forward(net, images, batch["targets"])
 
     def loss(self, outputs, batch: dict):
-        return self.family.loss(outputs, batch["targets"])
+        loss = self.family.loss(outputs, batch["targets"])
+        if self.anchor is None:
+            return loss
+        if self.anchor.l2sp > 0:
+            loss = loss + self.anchor.penalty(self.model).to(loss.device)
+        if self.anchor.distill > 0:
+            rows = [r for r, i in enumerate(batch.get("sources", ())) if i in self.replay_sources]
+            images = batch["images"].to(self.ctx.device, non_blocking=True)
+            loss = loss + self.anchor.distill_loss(outputs, images, rows).to(loss.device)
+        return loss
 
     # ---- validation
     def _val_batches(self, name: str) -> list[dict]:

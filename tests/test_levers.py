@@ -1,0 +1,88 @@
+"""Forgetting levers: replay of general lines, distillation from the origin, L2-SP toward its weights."""
+import threading
+
+import pytest
+import torch
+
+from ocrtrain.datamix import DataSpec, is_replay, with_replay
+from ocrtrain.errors import ConfigError
+from ocrtrain.events import Message
+from ocrtrain.general import general_lines, replay_lines
+from ocrtrain.lmdb_io import LmdbReader
+from ocrtrain.runs import Run
+from ocrtrain.train import TrainConfig, fit
+
+FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
+            freeze_feature_extractor=True, device="cpu", guard="", general_val=4, replay_lines=12)
+
+
+def test_replay_lines_are_reproducible_and_never_the_general_validation_lines():
+    lines = replay_lines(300, seed=1000)
+    assert lines == replay_lines(300, seed=1000) and len(lines) == 300
+    assert not set(lines) & set(general_lines(4000, 0))
+    assert lines != replay_lines(300, seed=1001)
+    with pytest.raises(ValueError, match="seed 0"):
+        replay_lines(5, seed=0)
+
+
+def test_replay_source_takes_its_share_of_every_batch(tiny_dataset):
+    spec = with_replay(DataSpec.parse([f"{tiny_dataset}:3"]), 0.25, 12)
+    assert [s.weight for s in spec.train] == [3.0, 1.0] and is_replay(spec.train[1].path)
+    reader = LmdbReader(f"{spec.train[1].path}/train")
+    labels = [reader[i][1] for i in range(len(reader))]
+    assert labels == replay_lines(12, seed=1000)  # real trdg renderings of the replay lines
+    assert with_replay(spec, 0.25, 12) == spec  # never added twice
+    assert with_replay(spec, 0.0, 12) == spec
+
+
+def test_lever_settings_are_checked():
+    with pytest.raises(ConfigError, match="replay is 0"):
+        TrainConfig(distill=1.0)
+    with pytest.raises(ConfigError, match="0..0.9"):
+        TrainConfig(replay=0.95)
+    with pytest.raises(ConfigError, match="scratch"):
+        from ocrtrain.tasks.anchor import OriginAnchor
+        OriginAnchor.build(TrainConfig(origin="scratch", l2sp=0.1), None, "cpu")
+
+
+def test_replay_distill_and_l2sp_train_and_resume_exactly(tiny_dataset, tmp_path):
+    cfg = TrainConfig(**FAST, replay=0.25, distill=1.0, l2sp=0.01)
+    notes = []
+    straight = fit(cfg, tiny_dataset, tmp_path / "straight",
+                   callback=lambda e: notes.append(e.text) if isinstance(e, Message) else None)
+    assert straight.status()["state"] == "finished"
+    record = Run(tmp_path / "straight").config()
+    assert [s["weight"] for s in record["data_spec"]["train"]] == [1.0, pytest.approx(1 / 3)]
+    assert any("forgetting levers: replay: 25% of every batch" in n and "L2-SP" in n and "distillation" in n
+               for n in notes)
+    stop = threading.Event()
+    stopper = lambda e: stop.set() if getattr(e, "step", 0) == 4 else None  # noqa: E731
+    assert fit(cfg, tiny_dataset, tmp_path / "half", callback=stopper, stop_event=stop).status()["state"] == \
+        "canceled"
+    resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
+    assert [(r["step"], r["train_loss"]) for r in resumed.metrics("train")] == \
+        [(r["step"], r["train_loss"]) for r in straight.metrics("train")]
+
+
+def test_l2sp_and_distill_change_the_loss_and_pull_toward_the_origin(tiny_dataset, tmp_path):
+    """Same seed, same batches: with the levers the trained weights stay closer to english_g2's."""
+    from ocrtrain.checkpoint import load_checkpoint
+    from ocrtrain.origins import load_origin
+
+    base = dict(FAST, lr=3e-3, replay=0.25, max_steps=4, val_interval=4)
+    plain = fit(TrainConfig(**base), tiny_dataset, tmp_path / "plain")
+    held = fit(TrainConfig(**base, l2sp=50.0, distill=1.0), tiny_dataset, tmp_path / "held")
+    loss_plain = [r["train_loss"] for r in plain.metrics("train")]
+    loss_held = [r["train_loss"] for r in held.metrics("train")]
+    # Step 1 starts at the origin, where both extra terms are exactly 0; later steps differ.
+    assert loss_held[0] == pytest.approx(loss_plain[0]) and loss_held[1:] != loss_plain[1:]
+    origin = dict(load_origin("english_g2").model.named_parameters())
+
+    def drift(run_dir):
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")["state_dict"]
+        return sum(float((state[k].float() - p.detach().float()).pow(2).sum())
+                   for k, p in origin.items() if k in state and state[k].shape == p.shape
+                   and k.startswith("SequenceModeling"))
+
+    assert drift(tmp_path / "held") < drift(tmp_path / "plain")
+    assert torch.isfinite(torch.tensor(loss_held)).all()
