@@ -130,6 +130,9 @@ class TrainConfig(Config):
                 "origin's (needs replay > 0; e.g. 1.0; 0 = off)"})
     l2sp: float = field(default=0.0, metadata={
         "help": "L2-SP: weight of a penalty pulling the trained weights toward the origin's (e.g. 0.01; 0 = off)"})
+    family: str = field(default="", metadata={
+        "help": "model family (architecture) for origin scratch: easyocr-crnn (english_g2's VGG-BiLSTM-CTC) or dtrb; "
+                "other origins bring their own (empty = the origin's, easyocr-crnn for scratch)"})
     task: str = field(default="recognition", metadata={
         "help": "what is trained (a registered task: recognition = text lines)"})
 
@@ -165,6 +168,7 @@ class TrainConfig(Config):
         check(not (self.distill > 0 and self.replay <= 0),
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
+        _check_family(self.family)
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),
@@ -174,6 +178,15 @@ class TrainConfig(Config):
         check(not (self.freeze_feature_extractor and self.origin.strip() == "scratch"),
               "freeze_feature_extractor with origin scratch would keep random VGG features forever: "
               "set freeze_feature_extractor false, or start from a pretrained origin")
+
+
+def _check_family(name: str) -> None:
+    if not name:
+        return
+    from .families import family_names
+
+    check(name in family_names(), f"family {name!r} is not one of {', '.join(family_names())}: pick one of those "
+                                  "(or leave it empty to use the origin's)")
 
 
 # --------------------------------------------------------------------------- templates

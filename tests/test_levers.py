@@ -86,3 +86,16 @@ def test_l2sp_and_distill_change_the_loss_and_pull_toward_the_origin(tiny_datase
 
     assert drift(tmp_path / "held") < drift(tmp_path / "plain")
     assert torch.isfinite(torch.tensor(loss_held)).all()
+
+
+def test_family_field_is_checked_and_reaches_the_origin(tiny_dataset, tmp_path):
+    from ocrtrain.errors import OcrtrainError
+
+    with pytest.raises(ConfigError, match="family 'nope' is not one of"):
+        TrainConfig(family="nope")
+    with pytest.raises(OcrtrainError, match="dtrb"):  # english_g2 is an easyocr-crnn model
+        fit(TrainConfig(**{**FAST, "family": "dtrb", "max_steps": 1}), tiny_dataset, tmp_path / "mismatch")
+    run = fit(TrainConfig(**{**FAST, "origin": "scratch", "family": "easyocr-crnn", "max_steps": 1,
+                             "freeze_feature_extractor": False, "general_val": 0, "baseline": False}),
+              tiny_dataset, tmp_path / "scratch")
+    assert run.status()["state"] == "finished"

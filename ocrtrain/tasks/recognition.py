@@ -46,7 +46,7 @@ class RecognitionTask(Task):
         if resume_from is not None:
             loaded = load_origin(str(resume_from), device="cpu")
         else:
-            loaded = load_origin(cfg.origin, device="cpu", seed=cfg.seed)
+            loaded = load_origin(cfg.origin, device="cpu", seed=cfg.seed, family=cfg.family or None)
         train_scans = [(Path(s.path) / "train", *scan_split(Path(s.path) / "train")) for s in spec.train]
         val_scans = [(v.name, val_split_path(v.path, v.name)) for v in spec.val]
         val_scans = [(name, path, *scan_split(path)) for name, path in val_scans]
