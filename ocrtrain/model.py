@@ -107,6 +107,26 @@ class FreezableFeatures:
             p.requires_grad_(not flag)
         self.train(self.training)
 
+    def thaw_last_convs(self, n: int) -> list[str]:
+        """With the features frozen, train again the last `n` convolutions (and the BatchNorm
+        affine weights after them; BatchNorm statistics stay frozen). Returns their module names."""
+        convs = [name for name, m in self.FeatureExtraction.named_modules() if isinstance(m, nn.Conv2d)]
+        if n <= 0:
+            return []
+        if n > len(convs):
+            from .errors import ConfigError
+
+            raise ConfigError(f"train_last_convs {n} exceeds the {len(convs)} convolutions of this model: use "
+                              f"at most {len(convs)}, or cpu_recipe false to train them all")
+        modules = dict(self.FeatureExtraction.named_modules())
+        first = list(modules).index(convs[-n])
+        thawed = [name for name in list(modules)[first:]
+                  if isinstance(modules[name], (nn.Conv2d, nn.BatchNorm2d))]
+        for name in thawed:
+            for p in modules[name].parameters():
+                p.requires_grad_(True)
+        return thawed
+
     @property
     def feature_extractor_frozen(self) -> bool:
         return self._features_frozen

@@ -130,6 +130,9 @@ class TrainConfig(Config):
                 "origin's (needs replay > 0; e.g. 1.0; 0 = off)"})
     l2sp: float = field(default=0.0, metadata={
         "help": "L2-SP: weight of a penalty pulling the trained weights toward the origin's (e.g. 0.01; 0 = off)"})
+    train_last_convs: int = field(default=0, metadata={
+        "help": "with frozen features (CPU recipe or freeze_feature_extractor), still train the last N "
+                "convolutions (english_g2 has 7; the last ones work on small maps, so they cost little)"})
     family: str = field(default="", metadata={
         "help": "model family (architecture) for origin scratch: easyocr-crnn (english_g2's VGG-BiLSTM-CTC) or dtrb; "
                 "other origins bring their own (empty = the origin's, easyocr-crnn for scratch)"})
@@ -169,6 +172,7 @@ class TrainConfig(Config):
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
         _check_family(self.family)
+        check(0 <= self.train_last_convs <= 64, f"train_last_convs must be in 0..64, got {self.train_last_convs}")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),

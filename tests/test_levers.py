@@ -99,3 +99,23 @@ def test_family_field_is_checked_and_reaches_the_origin(tiny_dataset, tmp_path):
                              "freeze_feature_extractor": False, "general_val": 0, "baseline": False}),
               tiny_dataset, tmp_path / "scratch")
     assert run.status()["state"] == "finished"
+
+
+def test_train_last_convs_trains_only_the_last_convolutions(tiny_dataset, tmp_path):
+    from ocrtrain.checkpoint import load_checkpoint
+    from ocrtrain.origins import load_origin
+
+    cfg = TrainConfig(**{**FAST, "freeze_feature_extractor": False, "cpu_recipe": True, "train_last_convs": 2,
+                         "max_steps": 2, "val_interval": 2, "lr": 1e-3, "general_val": 0})
+    notes = []
+    fit(cfg, tiny_dataset, tmp_path / "thaw", callback=lambda e: notes.append(getattr(e, "text", "")))
+    state = load_checkpoint(tmp_path / "thaw" / "checkpoints" / "last.pt")["state_dict"]
+    origin = load_origin("english_g2").model.state_dict()
+    changed = {k for k, v in origin.items() if k in state and state[k].shape == v.shape and not torch.equal(state[k], v)}
+    convs = sorted({k.rsplit(".", 1)[0] for k in origin if k.startswith("FeatureExtraction") and k.endswith("weight")
+                    and origin[k].dim() == 4}, key=lambda n: int(n.split(".")[2]))
+    assert {k for k in changed if k.startswith("FeatureExtraction")} >= {f"{convs[-1]}.weight", f"{convs[-2]}.weight"}
+    assert not any(k.startswith(convs[0]) or k.endswith("running_mean") for k in changed)  # early convs, BN stats
+    assert any("except the last 2 convolution(s)" in n for n in notes)
+    with pytest.raises(ConfigError, match="exceeds the 7 convolutions"):
+        fit(TrainConfig(**{**FAST, "train_last_convs": 9}), tiny_dataset, tmp_path / "too-many")

@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..datamix import describe, is_replay, val_split_path
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from .anchor import OriginAnchor
 from .base import Task, TaskContext
 from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
@@ -60,7 +60,14 @@ class RecognitionTask(Task):
         self.charset = loaded.charset
         self.model_config = loaded.model_config
         self.height = self.family.img_height(self.options)
-        self.family.freeze_feature_extractor(self.model, self._freeze(cfg, ctx.device))
+        frozen = self._freeze(cfg, ctx.device)
+        self.family.freeze_feature_extractor(self.model, frozen)
+        if frozen and cfg.train_last_convs:
+            if not hasattr(self.model, "thaw_last_convs"):
+                raise ConfigError(f"train_last_convs needs an easyocr-crnn model, not {self.family.name}: set it to 0")
+            thawed = self.model.thaw_last_convs(cfg.train_last_convs)
+            ctx.message(f"features frozen except the last {cfg.train_last_convs} convolution(s) "
+                        f"({', '.join(thawed)})", "info")
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
