@@ -5,6 +5,7 @@ __all__ = [
     "OcrtrainError",
     "ConfigError",
     "DatasetError",
+    "DiskFullError",
     "InputError",
     "ModelError",
     "RunError",
@@ -33,3 +34,21 @@ class ModelError(OcrtrainError):
 
 class RunError(OcrtrainError):
     """A run folder or job is in a state that does not allow the request."""
+
+
+class DiskFullError(OcrtrainError, OSError):
+    """A write found no room (ENOSPC, a quota, a file-size limit); the message names the file and the fix.
+
+    An OSError too (same errno), so code that handles failed writes keeps handling it.
+    """
+
+    def __init__(self, message: str, errno: int = 28, filename: object = None):
+        OSError.__init__(self, errno, message)
+        self.message = message
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return type(self), (self.message, self.errno, self.filename)

@@ -11,8 +11,10 @@ Atomic writes go through a temporary file in the same folder and ``os.replace``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -20,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
-from .errors import InputError
+from .diskspace import disk_full_message, is_disk_full
+from .errors import DiskFullError, InputError
 
 try:  # POSIX
     import fcntl
@@ -38,6 +41,11 @@ __all__ = [
     "write_text_atomic",
     "write_json_atomic",
     "copy_atomic",
+    "append_whole",
+    "overwrite_in_place",
+    "disk_full_error",
+    "clean_stale_temp_files",
+    "STALE_TMP_SECONDS",
     "read_json",
     "file_lock",
     "try_lock",
@@ -57,22 +65,56 @@ def _tmp_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def write_atomic(path: PathLike, write: Callable[[BinaryIO], Any], fsync: bool = True) -> Path:
-    """Call ``write(fh)`` on a temporary binary file, then rename it to `path` (parents are made)."""
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def disk_full_error(path: PathLike, exc: BaseException, existed: Optional[bool] = None,
+                    doing: str = "writing") -> DiskFullError:
+    """The DiskFullError for a failed write of `path`: names the file, the free space and the fix."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists() if existed is None else existed
+    kept = f"the previous {path.name} is unchanged" if existed else "nothing was written"
+    err_no = getattr(exc, "errno", None) or errno.ENOSPC
+    return DiskFullError(disk_full_message(path, exc, doing, kept).replace(
+        "write to another disk", "choose a folder on another disk"), err_no, str(path))
+
+
+def _atomic(path: Path, produce: Callable[[Path], Any]) -> Path:
+    """``produce(tmp)`` then rename tmp to `path`; no temporary file survives, a full disk is a DiskFullError."""
+    existed = path.exists()
     tmp = _tmp_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        produce(tmp)
+        os.replace(tmp, path)
+    except DiskFullError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        # torch.save reports a failed write as a RuntimeError from its zip writer, chained to the OSError.
+        if is_disk_full(exc):
+            raise disk_full_error(path, exc, existed) from exc
+        raise
+    finally:
+        _remove_quietly(tmp)
+    return path
+
+
+def write_atomic(path: PathLike, write: Callable[[BinaryIO], Any], fsync: bool = True) -> Path:
+    """Call ``write(fh)`` on a temporary binary file, then rename it to `path` (parents are made).
+
+    On a full disk (ENOSPC, EDQUOT, EFBIG, or torch's wrapping of them) it raises
+    :class:`~ocrtrain.errors.DiskFullError` naming `path`; `path` keeps its old content.
+    """
+    def produce(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+
+    return _atomic(Path(path), produce)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
@@ -91,17 +133,87 @@ def write_json_atomic(path: PathLike, data: Any, indent: Optional[int] = 2) -> P
 
 
 def copy_atomic(src: PathLike, dst: PathLike) -> Path:
-    """Copy file `src` to `dst` so that `dst` is never seen half-copied."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_for(dst)
-    try:
+    """Copy file `src` to `dst` so that `dst` is never seen half-copied (synced, as write_atomic)."""
+    def produce(tmp: Path) -> None:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return dst
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+
+    return _atomic(Path(dst), produce)
+
+
+def append_whole(fh: BinaryIO, data: bytes, path: PathLike) -> None:
+    """Append `data` to `fh` (opened ``"ab"``, unbuffered) whole or not at all: a failed write
+    (e.g. a full disk: DiskFullError naming `path`) is cut off again, so no half line is left."""
+    start = os.fstat(fh.fileno()).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[fh.write(view) or 0:]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fh.fileno(), start)
+        if is_disk_full(exc):
+            raise disk_full_error(path, exc, existed=True) from exc
+        raise
+
+
+def overwrite_in_place(path: PathLike, data: bytes, pad: bytes = b"") -> bool:
+    """Rewrite `path` in its own blocks (no new file) when `data` fits in them; True if done.
+
+    The last resort of a small record (status.json) on a full disk, where an atomic write cannot
+    make its temporary file. Not atomic: use only when the atomic write failed. With `pad` (one
+    byte) `data` is padded to the old length instead of truncating the file after it.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if pad:
+            data = data.ljust(st.st_size, pad)
+        if len(data) > getattr(st, "st_blocks", 0) * 512:
+            return False
+        with open(path, "r+b", buffering=0) as fh:
+            fh.write(data)
+            fh.truncate(len(data))
+            os.fsync(fh.fileno())
+        return True
+    except OSError:
+        return False
+
+
+#: ``.NAME.PID.THREAD.tmp`` (write_atomic) and ``.NAME.PID.tmp`` (older writers).
+_TMP_NAME = re.compile(r"^\..+?\.(?P<pid>\d+)(?:\.\d+)?\.tmp$")
+#: A temporary file not written for this long belongs to no live write (even a pid reused since).
+STALE_TMP_SECONDS = 6 * 3600
+
+
+def clean_stale_temp_files(folder: PathLike, max_age_s: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Delete the temporary files of our atomic writes in `folder` (not below it) that no live write
+    owns: their process is gone, or they were not written for `max_age_s`. Returns what was deleted.
+
+    Only names of the ``.NAME.PID[.THREAD].tmp`` form are considered, so other files are never touched.
+    """
+    from .jobs import pid_alive
+
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TMP_NAME.match(entry.name)
+        if not match or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid = int(match.group("pid"))
+        if age > max_age_s or (pid != os.getpid() and not pid_alive(pid)):
+            _remove_quietly(Path(entry.path))
+            removed.append(Path(entry.path))
+    return removed
 
 
 def read_json(path: PathLike, default: Any = _MISSING) -> Any:

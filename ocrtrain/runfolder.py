@@ -3,6 +3,8 @@
 ::
 
     RUN/config.json        {"format", "config": TrainConfig.to_dict(), "data", "origin", "created", ...}
+    RUN/.config-start.json the "config" as the run was created (config.json may be edited later;
+                           a resume compares the two, see ocrtrain.resumecfg)
     RUN/status.json        a RunStatus: {"state", "created", "started", "ended", "step", "pid", ...}
     RUN/metrics.jsonl      one row per line: TrainRow ("kind": "train") or ValRow ("kind": "val",
                            one per validation set and validation step, named by "val_set")
@@ -27,13 +29,14 @@ import dataclasses
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
-from .errors import InputError, RunError
-from .fsutil import (PathLike, file_lock, now_iso, parse_time, read_json, utc_stamp, write_atomic,
-                     write_json_atomic, write_text_atomic)
+from .errors import DiskFullError, InputError, RunError
+from .fsutil import (PathLike, append_whole, clean_stale_temp_files, file_lock, now_iso, overwrite_in_place,
+                     parse_time, read_json, utc_stamp, write_atomic, write_json_atomic, write_text_atomic)
 from .runrecords import LAST_FILE, RunStatus, TrainRow, ValRow, Version, Versions, row_from_dict
 
 __all__ = [
@@ -41,7 +44,7 @@ __all__ = [
     "CHECKPOINTS_DIR", "VERSIONS_FILE", "REPORTS_DIR", "EXPORT_DIR", "NOTEBOOKS_DIR", "BEST_FILE", "LAST_FILE",
     "RunFiles", "files", "is_run_folder", "require_run_folder",
     "RunStatus", "TrainRow", "ValRow", "Version", "Versions", "row_from_dict",
-    "create_run", "read_config", "read_status", "write_status", "update_status",
+    "create_run", "read_config", "read_start_config", "clean_stale_temp", "read_status", "write_status", "update_status",
     "append_rows", "read_rows", "truncate_rows_after", "RowWriter", "RowFollower",
     "log_append", "log_tail", "read_versions", "write_versions", "truncate_versions_after",
     "step_checkpoint_name", "resolve_checkpoint", "list_checkpoints",
@@ -51,6 +54,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
+START_CONFIG_FILE = ".config-start.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "log.txt"
@@ -122,6 +126,7 @@ def create_run(path: PathLike, config_record: dict, **status_fields: Any) -> Pat
         (path / sub).mkdir(exist_ok=True)
     record = {"created": now_iso(), **config_record}
     write_json_atomic(path / CONFIG_FILE, record)
+    write_json_atomic(path / START_CONFIG_FILE, record.get("config") or {})
     max_steps = (record.get("config") or {}).get("max_steps") or None
     update_status(path, state="created", created=record["created"], started=None, ended=None, device=None,
                   error=None, step=0, max_steps=max_steps, pid=None, **status_fields)
@@ -144,6 +149,19 @@ def read_config(run_dir: PathLike) -> dict:
     return data
 
 
+def read_start_config(run_dir: PathLike) -> Optional[dict]:
+    """The "config" of RUN/config.json as the run was created, or None (older runs have no copy)."""
+    data = _read(Path(run_dir) / START_CONFIG_FILE, None)
+    return data if isinstance(data, dict) else None
+
+
+def clean_stale_temp(run_dir: PathLike) -> list[Path]:
+    """Delete temporary files of killed writers in RUN and its checkpoints, reports and export
+    folders (never a live write's: see fsutil.clean_stale_temp_files); returns what went."""
+    subs = ("", CHECKPOINTS_DIR, REPORTS_DIR, EXPORT_DIR)
+    return [p for sub in subs for p in clean_stale_temp_files(Path(run_dir) / sub)]
+
+
 def read_status(run_dir: PathLike) -> RunStatus:
     """RUN/status.json as stored (a missing file reads as ``created``)."""
     data = _read(Path(run_dir) / STATUS_FILE, {})
@@ -156,9 +174,11 @@ def write_status(run_dir: PathLike, status: RunStatus) -> None:
 
 
 def update_status(run_dir: PathLike, only_if: Optional[Callable[[RunStatus], bool]] = None,
-                  **fields: Any) -> RunStatus:
+                  last_resort: bool = False, **fields: Any) -> RunStatus:
     """Merge `fields` into RUN/status.json under a lock (launcher, job and cancel all write it);
-    nothing is written when ``only_if(current)`` is False. Returns the status now on disk."""
+    nothing is written when ``only_if(current)`` is False. Returns the status now on disk. A full
+    disk raises DiskFullError; with `last_resort` (a job's final record) status.json is then
+    rewritten in its own blocks, so the run does not read "running" with no error."""
     run_dir = Path(run_dir)
     with file_lock(run_dir / _STATUS_LOCK):
         current = _read(run_dir / STATUS_FILE, {}) or {}
@@ -166,7 +186,12 @@ def update_status(run_dir: PathLike, only_if: Optional[Callable[[RunStatus], boo
             return RunStatus.from_dict(current)
         current.update(fields)
         current["updated"] = now_iso()
-        write_json_atomic(run_dir / STATUS_FILE, current)
+        try:
+            write_json_atomic(run_dir / STATUS_FILE, current)
+        except DiskFullError:  # padded with spaces (still JSON): a reader never sees old bytes after new
+            text = json.dumps(current, indent=2, ensure_ascii=False).encode("utf-8")
+            if not last_resort or not overwrite_in_place(run_dir / STATUS_FILE, text, pad=b" "):
+                raise
         return RunStatus.from_dict(current)
 
 
@@ -179,20 +204,21 @@ def _row_line(row) -> str:
 
 def append_rows(run_dir: PathLike, rows: Iterable) -> None:
     """Append TrainRow/ValRow records (or plain dicts with a "kind") to RUN/metrics.jsonl."""
-    text = "".join(_row_line(r) for r in rows)
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(text)
+    path = Path(run_dir) / METRICS_FILE
+    with open(path, "ab", buffering=0) as fh:
+        append_whole(fh, "".join(_row_line(r) for r in rows).encode("utf-8"), path)
 
 
 class RowWriter:
-    """An open RUN/metrics.jsonl for a training loop: :meth:`write` appends and flushes one row."""
+    """An open RUN/metrics.jsonl for a training loop: :meth:`write` appends one whole row (or, on a
+    full disk, nothing: DiskFullError)."""
 
     def __init__(self, run_dir: PathLike):
-        self._fh = open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8")
+        self.path = Path(run_dir) / METRICS_FILE
+        self._fh = open(self.path, "ab", buffering=0)
 
     def write(self, row) -> None:
-        self._fh.write(_row_line(row))
-        self._fh.flush()
+        append_whole(self._fh, _row_line(row).encode("utf-8"), self.path)
 
     def close(self) -> None:
         self._fh.close()
@@ -288,11 +314,10 @@ class RowFollower:
 
 def log_append(run_dir: PathLike, text: str, level: str = "info") -> None:
     """Append one timestamped line to RUN/log.txt."""
-    import time
-
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level.upper():7s} {text}\n"
-    with open(Path(run_dir) / LOG_FILE, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    path = Path(run_dir) / LOG_FILE
+    with open(path, "ab", buffering=0) as fh:
+        append_whole(fh, line.encode("utf-8"), path)
 
 
 def log_tail(run_dir: PathLike, lines: int = 40, max_bytes: Optional[int] = None) -> str:
@@ -424,8 +449,6 @@ def new_report_path(run_dir: PathLike, kind: str) -> Path:
         raise RunError(f"report kind {kind!r} must be letters, digits, '_', '.' or inner '-'")
     folder = files(run_dir).reports
     folder.mkdir(parents=True, exist_ok=True)
-    import time
-
     when = time.time()
     while True:
         path = folder / f"{kind}-{utc_stamp(when)}.json"

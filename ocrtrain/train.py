@@ -383,6 +383,9 @@ def fit(config: TrainConfig, data: Any, run_dir: PathLike, callback: Optional[Ca
 
     run_dir = Path(run_dir)
     group = distributed.current()
+    if resume:  # config.json may be edited since the start: only some values may change on resume
+        from .resumecfg import resume_config
+        config = resume_config(config, run_dir, callback, group.main)
     problem = None
     if group.main:
         try:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import runfolder
-from .errors import RunError
+from .diskspace import is_disk_full
+from .errors import DiskFullError, RunError
 
 __all__ = ["RunWriter"]
 
@@ -29,16 +30,26 @@ class RunWriter:
         self.files = runfolder.files(self.run_dir)
         self.ckpt_dir = self.files.checkpoints
         self._rows = None
+        self._last_resort = False
+        if main:
+            removed = runfolder.clean_stale_temp(self.run_dir)
+            if removed:
+                log.info("removed %d temporary file(s) of killed writers: %s", len(removed),
+                         ", ".join(p.name for p in removed))
 
     # ---- log, status, rows
     def log(self, text: str, level: str = "info") -> None:
+        """A line in RUN/log.txt; a failed log write is reported, not raised (the log is a courtesy)."""
         if self.main:
-            runfolder.log_append(self.run_dir, text, level)
+            try:
+                runfolder.log_append(self.run_dir, text, level)
+            except OSError as exc:
+                log.error("could not write to %s: %s (line: %s)", self.files.log, exc, text)
         log.debug(text)
 
     def status(self, **fields) -> None:
         if self.main:
-            runfolder.update_status(self.run_dir, **fields)
+            runfolder.update_status(self.run_dir, last_resort=self._last_resort, **fields)
 
     def open_rows(self) -> None:
         if self.main:
@@ -88,6 +99,9 @@ class RunWriter:
         """Run a save; an OSError becomes a RunError saying what failed, why and how to go on."""
         try:
             fn(*args)
+        except DiskFullError as exc:
+            raise RunError(f"could not {action}: the disk is full ({exc}); earlier checkpoints are intact; "
+                           f"then `ocrtrain resume {self.run_dir}`") from exc
         except OSError as exc:
             reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise RunError(
@@ -120,8 +134,18 @@ class RunWriter:
         return name
 
     def quietly(self, fn: Callable[[], None]) -> None:
-        """Call `fn`; an OSError (e.g. a full disk while recording a failure) is logged, not raised."""
+        """Call `fn` (the final status record); an OSError is logged, not raised. On a full disk it is
+        retried with status.json rewritten in place, so the run does not read "running" forever."""
         try:
             fn()
         except OSError as exc:
+            if is_disk_full(exc):
+                self._last_resort = True
+                try:
+                    fn()
+                    return
+                except OSError as again:
+                    exc = again
+                finally:
+                    self._last_resort = False
             log.error("could not update the run status: %s", exc)

@@ -19,6 +19,7 @@ def _finite(value: Optional[float]) -> Optional[float]:
 def run_loop(tr) -> str:
     """Train `tr` (a Trainer) to the end; returns "max_steps" or "early_stopping"."""
     cfg = tr.config
+    _resumed_length(tr)
     tr.io.log(f"{tr.task.describe()} on {tr.device}; {tr.max_steps} steps from step {tr.step}; "
               f"batch {tr.batch_size}")
     if tr.dist.active:
@@ -41,6 +42,19 @@ def run_loop(tr) -> str:
     if tr.last_val_step != tr.step:
         _validation(tr)
     return "max_steps"
+
+
+def _resumed_length(tr) -> None:
+    """A resume whose config.json length (max_steps / max_epochs) was edited ends at the new length,
+    not at the one last.pt recorded (see ocrtrain.resumecfg)."""
+    from .resumecfg import length_edited
+
+    if not tr.resume or tr.state is None or not length_edited(tr.config, tr.run_dir):
+        return
+    wanted = tr.config.max_steps or tr.config.max_epochs * tr.steps_per_epoch
+    if wanted != tr.max_steps:
+        tr.max_steps = wanted
+        tr.set_status(max_steps=wanted)
 
 
 def _run_epoch(tr) -> Optional[str]:
