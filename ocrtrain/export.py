@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import keyword
-import os
 import shlex
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -144,16 +143,9 @@ def reader_snippet(name: str, out_dir: Union[str, Path], lang_list: Sequence[str
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from .fsutil import write_atomic  # the one atomic writer: no temp file left, "disk full" said with the fix
+
+    write_atomic(path, write)
 
 
 def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[str, Path],

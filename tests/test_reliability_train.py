@@ -288,3 +288,13 @@ def test_process_checks_with_and_without_psutil(monkeypatch):
         child.wait()
     monkeypatch.undo()
     assert not jobs.pid_alive(child.pid) and jobs.job_token(child.pid) is None
+
+
+@needs_proc
+def test_export_onto_a_full_disk_says_disk_full_and_leaves_nothing(tmp_path, monkeypatch):
+    from ocrtrain.export import export_easyocr
+
+    FullDisk(monkeypatch, "bundle.pth")
+    with pytest.raises(DiskFullError, match=f"disk full while writing {tmp_path / 'out' / 'bundle.pth'}"):
+        export_easyocr("english_g2", "bundle", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
