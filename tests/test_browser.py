@@ -168,7 +168,7 @@ def test_walk_from_word_list_to_export(server, page):
     url, home = server
     page.goto(url)
     page.wait_for_selector(".ocrtrain-workbench .ocrtrain-generate")
-    assert page.locator(".lm-TabBar-tab").count() == 5
+    assert page.locator(".lm-TabBar-tab").count() == 6
     assert not page.locator(".jp-OutputArea-output pre:has-text('Traceback')").count()
 
     # 1. Dataset: a tiny synthetic dataset from the built-in corpus, previewed, generated, audited.

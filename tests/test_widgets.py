@@ -309,9 +309,9 @@ def test_workbench_links_the_tabs(workspace):
 
     bench = Workbench(workspace.root, start_polling=False)
     try:
-        assert bench.tabs.get_title(0).endswith("Dataset") and len(bench.tabs.children) == 5
+        assert bench.tabs.get_title(0).endswith("Dataset") and len(bench.tabs.children) == 6
         # Only the first tab is built with the page; the others on first use.
-        assert bench._panels[0] is not None and bench._panels[1:] == [None] * 4
+        assert bench._panels[0] is not None and bench._panels[1:] == [None] * 5
         bench.tabs.selected_index = 1
         assert bench.tabs.children[1] is bench.train
         tiny = str(workspace.datasets_dir / "tiny")

@@ -1,4 +1,4 @@
-"""The workbench: five tabs (Dataset, Train, Monitor, Compare, Export) over one work folder.
+"""The workbench: six tabs (Dataset, Train, Monitor, Compare, Export, Transcribe) over one work folder.
 
 >>> # from widgets import Workbench; Workbench()          # in JupyterLab or Voila
 >>> # Workbench("~/ocr-work").show()
@@ -16,14 +16,14 @@ from .workspace import Workspace
 
 __all__ = ["Workbench"]
 
-TAB_TITLES = ("1 · Dataset", "2 · Train", "3 · Monitor", "4 · Compare", "5 · Export")
-DATASET, TRAIN, MONITOR, COMPARE, EXPORT = range(5)
+TAB_TITLES = ("1 · Dataset", "2 · Train", "3 · Monitor", "4 · Compare", "5 · Export", "6 · Transcribe")
+DATASET, TRAIN, MONITOR, COMPARE, EXPORT, TRANSCRIBE = range(6)
 
 
 class Workbench(W.VBox):
     """All panels, linked: a new dataset is offered to Train; a launched run opens in Monitor.
 
-    `workdir` holds datasets/ and runs/ (default: ocrtrain's home, ``$OCRTRAIN_HOME`` or
+    `workdir` holds datasets/, runs/ and docsets/ (default: ocrtrain's home, ``$OCRTRAIN_HOME`` or
     ``~/ocrtrain``, the folder the CLI and papermill use too). A tab's panel is built when the tab is first opened, so the page is usable
     as soon as the Dataset tab is; the Monitor polls run folders in a daemon thread once built
     (:meth:`close` stops it).
@@ -38,7 +38,8 @@ class Workbench(W.VBox):
         self.start_polling = start_polling
         self._panels: list[Optional[W.Widget]] = [None] * len(TAB_TITLES)
         self._factories: list[Callable[[], W.Widget]] = [
-            self._make_dataset, self._make_train, self._make_monitor, self._make_compare, self._make_export]
+            self._make_dataset, self._make_train, self._make_monitor, self._make_compare, self._make_export,
+            self._make_transcribe]
         self.tabs = W.Tab(children=[W.VBox() for _ in TAB_TITLES], titles=TAB_TITLES)
         self.tabs.add_class("ocrtrain-tabs")
         header = W.HTML(
@@ -91,6 +92,11 @@ class Workbench(W.VBox):
 
         return ExportPanel(self.workspace)
 
+    def _make_transcribe(self):
+        from .transcribe_panel import TranscribePanel
+
+        return TranscribePanel(self.workspace)
+
     @property
     def dataset(self):
         return self._panel(DATASET)
@@ -110,6 +116,10 @@ class Workbench(W.VBox):
     @property
     def export(self):
         return self._panel(EXPORT)
+
+    @property
+    def transcribe(self):
+        return self._panel(TRANSCRIBE)
 
     # -- links --------------------------------------------------------------------------
     def _on_dataset(self, change) -> None:
@@ -140,7 +150,7 @@ class Workbench(W.VBox):
             panel.data.refresh()
         elif index == MONITOR:
             panel.refresh()
-        elif index in (COMPARE, EXPORT):
+        elif index in (COMPARE, EXPORT, TRANSCRIBE):
             panel.refresh()
 
     def show(self) -> "Workbench":
