@@ -149,7 +149,10 @@ def append_whole(fh: BinaryIO, data: bytes, path: PathLike) -> None:
     view = memoryview(data)
     try:
         while view:
-            view = view[fh.write(view) or 0:]
+            written = fh.write(view)
+            if not written:  # nothing taken and no error: treat as no room rather than loop
+                raise OSError(errno.ENOSPC, "No space left on device (the write took no bytes)")
+            view = view[written:]
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.ftruncate(fh.fileno(), start)

@@ -88,13 +88,21 @@ def pid_alive(pid: Optional[int]) -> bool:
 def job_token(pid: int) -> Optional[str]:
     """``"PID:START"`` with the process start time (a reused pid gets another token); None where
     neither psutil nor /proc can tell, or the process is gone."""
+    tokens = _tokens(pid)
+    return tokens[0] if tokens else None
+
+
+def _tokens(pid: int) -> list[str]:
+    """The tokens `pid` has now: psutil's (start time in seconds) and /proc's (clock ticks), so a
+    token recorded by either way of telling still matches."""
+    found = []
     if psutil is not None:
-        try:
-            return f"{pid}:{psutil.Process(pid).create_time():.2f}"
-        except (psutil.Error, OSError):
-            return None
+        with contextlib.suppress(psutil.Error, OSError):
+            found.append(f"{pid}:{psutil.Process(pid).create_time():.2f}")
     stat = _proc_stat(pid)
-    return f"{pid}:{stat[19]}" if stat and len(stat) > 19 else None
+    if stat and len(stat) > 19:
+        found.append(f"{pid}:{stat[19]}")
+    return found
 
 
 def _cmdline(pid: int) -> Optional[list[str]]:
@@ -112,7 +120,7 @@ def _cmdline(pid: int) -> Optional[list[str]]:
 def is_job_of(pid: Optional[int], token: Optional[str], run_dir: PathLike) -> bool:
     """Whether `pid` is still the job process of `run_dir` that recorded `token` (same start time,
     and its command line is a ``--job`` naming the run folder); False where that cannot be told."""
-    if not pid or not token or not str(token).startswith(f"{pid}:") or job_token(pid) != token:
+    if not pid or not token or not str(token).startswith(f"{pid}:") or token not in _tokens(pid):
         return False
     args = _cmdline(pid)
     if args is None:
@@ -125,8 +133,8 @@ def process_gone(pid: Optional[int], token: Optional[str] = None) -> bool:
     """True when `pid` is dead, or lives on as another process than the one that recorded `token`."""
     if not pid_alive(pid):
         return True
-    current = job_token(pid) if token and str(token).startswith(f"{pid}:") else None
-    return current is not None and current != token
+    current = _tokens(pid) if token and str(token).startswith(f"{pid}:") else []
+    return bool(current) and token not in current
 
 
 def _lock_name(device: str) -> str:

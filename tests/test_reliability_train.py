@@ -282,7 +282,10 @@ def test_process_checks_with_and_without_psutil(monkeypatch):
         assert jobs.process_gone(child.pid, f"{child.pid}:1")  # same pid, other start: a reused pid
         monkeypatch.setattr(jobs, "psutil", None)
         if os.path.isdir("/proc/self"):
-            assert jobs.pid_alive(child.pid) and jobs.job_token(child.pid).startswith(f"{child.pid}:")
+            proc_token = jobs.job_token(child.pid)
+            assert jobs.pid_alive(child.pid) and proc_token.startswith(f"{child.pid}:")
+            monkeypatch.undo()  # a token recorded without psutil still names the same process with it
+            assert proc_token != with_psutil[1] and not jobs.process_gone(child.pid, proc_token)
     finally:
         child.kill()
         child.wait()
