@@ -30,7 +30,9 @@ from .feedback import StatusBox
 
 __all__ = ["DOCSETS_DIR", "LineRow", "TranscribePanel", "find_document_sets"]
 
-_LABELS = {"unreviewed": "·", "verified": "✓", "skipped": "skip", "bad_box": "bad box"}
+_LABELS = {"unreviewed": "·", "verified": "✓", "skipped": "skip", "bad_box": "bad"}
+_TIPS = {"unreviewed": "unreviewed: waits for a look", "verified": "verified (Enter): becomes training data",
+         "skipped": "skipped: not used for training", "bad_box": "bad box: the box does not hold one text line"}
 #: the work folder's sub-folder for document sets (``ocrtrain pages import SRC --out ROOT/docsets/NAME``)
 DOCSETS_DIR = "docsets"
 # A new page's rows have no browser views yet when they are sent: a focus sent at once is lost.
@@ -65,11 +67,15 @@ class LineRow(W.HBox):
         self.add_class(f"ocrtrain-line-{line.status}")
         self.line = line
         self._save, self._on_accept, self._on_status, self._quiet = save, on_accept, on_status, False
-        self.image = W.Image(value=crop_png, format="png", layout=W.Layout(max_width="420px"))
-        self.text = W.Text(value=line.text, continuous_update=True, layout=W.Layout(width="340px"))
+        # A fixed box for every crop, so the text fields line up under each other.
+        self.image = W.Image(value=crop_png, format="png", layout=W.Layout(
+            width="280px", height="40px", object_fit="contain", object_position="left center"))
+        self.text = W.Text(value=line.text, continuous_update=True, layout=W.Layout(width="300px"))
         self.text.add_class("ocrtrain-line-text")
         self.status = W.ToggleButtons(options=[(_LABELS[s], s) for s in STATUSES], value=line.status,
-                                      style={"button_width": "60px"})
+                                      tooltips=[_TIPS[s] for s in STATUSES],
+                                      style={"button_width": "50px", "description_width": "0px"},
+                                      layout=W.Layout(width="auto", flex="0 0 auto"))
         self.status.add_class("ocrtrain-line-status")
         conf = "" if line.confidence is None else f"{line.confidence:.2f}"
         self.info = W.HTML(f"<span class='ocrtrain-help' title='model confidence'>{conf}</span>")
@@ -98,6 +104,11 @@ class LineRow(W.HBox):
             self._mark(self.line.status)
             if self._on_status:
                 self._on_status(self)
+
+    def close(self) -> None:
+        for child in self.children:
+            child.close()
+        super().close()
 
     def accept(self) -> None:
         """Enter: the text as it stands is right; mark verified and go to the next line."""
@@ -142,7 +153,7 @@ class TranscribePanel(W.VBox):
         self.sort.add_class("ocrtrain-line-sort")
         self.counts = W.HTML()
         self.counts.add_class("ocrtrain-counts")
-        self.preview = W.Image(format="png", layout=W.Layout(max_width="520px"))
+        self.preview = W.Image(format="png", layout=W.Layout(max_width="420px", flex="0 0 auto"))
         self.preview.add_class("ocrtrain-page-preview")
         self.rows = W.VBox()
         self.rows.add_class("ocrtrain-line-rows")
@@ -217,7 +228,9 @@ class TranscribePanel(W.VBox):
 
     def _accepted(self, row: LineRow) -> None:
         rows = list(self.rows.children)
-        i = rows.index(row) if row in rows else len(rows)
+        if row not in rows:  # a row of a page no longer shown (its Enter arrived late): saved, stay
+            return
+        i = rows.index(row)
         if i + 1 < len(rows):
             rows[i + 1].text.focus()
             self._redraw(row)
@@ -272,8 +285,11 @@ class TranscribePanel(W.VBox):
             return
         crop = self.docs.crop_config()
         lines = self._shown_lines(pid)
+        old = self.rows.children
         self.rows.children = [LineRow(l, line_crop_png(page, l, crop), self._save, self._accepted, self._redraw)
                               for l in lines[:self.max_rows]]
+        for row in old:  # their widgets would live on in the kernel (and the page) otherwise
+            row.close()
         if len(lines) > self.max_rows:
             self.message.note(f"showing {self.max_rows} of {len(lines)} lines: filter by status to see the rest")
         self.preview.value = page_preview_png(self.docs, pid)
