@@ -19,6 +19,8 @@ STYLE = """
   padding:6px 10px; margin:4px 0; white-space:pre-wrap; font-family:inherit; }
 .ocrtrain-note { background:#e8f0fe; border-left:4px solid #1a73e8; color:#0b2e63;
   padding:6px 10px; margin:4px 0; white-space:pre-wrap; }
+.ocrtrain-warn { background:#fef7e0; border-left:4px solid #f9ab00; color:#594300;
+  padding:6px 10px; margin:4px 0; white-space:pre-wrap; }
 .ocrtrain-ok { background:#e6f4ea; border-left:4px solid #188038; color:#0d3b1b;
   padding:6px 10px; margin:4px 0; white-space:pre-wrap; }
 .ocrtrain-help { color:#5f6368; font-size:0.85em; line-height:1.3; display:inline-block; }
@@ -36,6 +38,9 @@ STYLE = """
 .ocrtrain-snippet pre { background:#f8f9fa; padding:8px; font-size:0.85em; line-height:1.35;
   font-family:"DejaVu Sans Mono",monospace; }
 .ocrtrain-log pre { font-family:"DejaVu Sans Mono",monospace; }
+.ocrtrain-workbench .jupyter-button:disabled, .ocrtrain-workbench .widget-button:disabled,
+.ocrtrain-workbench button[disabled] { opacity:0.45 !important; cursor:not-allowed !important;
+  filter:grayscale(60%); box-shadow:none !important; }
 a.ocrtrain-download { color:#1a73e8; text-decoration:underline; font-weight:600; }
 </style>
 """
@@ -51,7 +56,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 class StatusBox(W.HTML):
-    """One line (or a few) of feedback: error / note / ok, each with a stable CSS class."""
+    """One line (or a few) of feedback: error / warn / note / ok, each with a stable CSS class."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -65,6 +70,10 @@ class StatusBox(W.HTML):
     def error(self, exc_or_text) -> None:
         text = exc_or_text if isinstance(exc_or_text, str) else describe_error(exc_or_text)
         self._show("error", text)
+
+    def warn(self, text: str) -> None:
+        """Something worked, but not as well as it looks (e.g. most rows rejected), or needs a decision."""
+        self._show("warn", text)
 
     def note(self, text: str) -> None:
         self._show("note", text)

@@ -18,7 +18,7 @@ from typing import Optional
 import ipywidgets as W
 import traitlets
 
-from ocrtrain.errors import InputError, OcrtrainError, RunError
+from ocrtrain.errors import DatasetError, InputError, OcrtrainError, RunError
 from ocrtrain.runfolder import files
 from ocrtrain.train import TrainConfig, list_templates, load_template, save_template
 
@@ -28,9 +28,13 @@ from .data_mix import DataMixForm
 from .tasks import BackgroundTask
 from .workspace import Workspace
 
-__all__ = ["TrainPanel", "step_seconds"]
+__all__ = ["TrainPanel", "step_seconds", "preflight", "CONFIRM_ABOVE_S", "CONFIRM_UNTIMED_STEPS"]
 
 CHECK_STEPS = 3
+#: Launch asks for a second click when Check estimates a run longer than this (seconds) ...
+CONFIRM_ABOVE_S = 30 * 60
+#: ... or, with no Check for the form as it is, when the run has more steps than this.
+CONFIRM_UNTIMED_STEPS = 2000
 # The fields a person sets most, shown first; the rest sit in an "advanced" accordion.
 MAIN_FIELDS = ("origin", "charset_mode", "max_epochs", "max_steps", "batch_size", "lr", "warmup_steps",
                "weight_decay", "patience", "device")
@@ -52,6 +56,36 @@ def step_seconds(rows: list[dict]) -> list[float]:
         out.append(max(0.0, total - previous))
         previous = total
     return out
+
+
+def _check_val_not_empty(spec) -> None:
+    """Every validation set must hold a line: the trainer refuses an empty one at its first step."""
+    from ocrtrain.datamix import val_split_path
+    from ocrtrain.lmdb_io import LmdbReader
+
+    for v in spec.val:
+        path = val_split_path(v.path, v.name)
+        reader = LmdbReader(path)
+        try:
+            n = len(reader)
+        finally:
+            reader.close()
+        if n == 0:
+            raise DatasetError(
+                f"validation set {v.name!r} ({path}) has 0 lines, and training validates on it: re-import the "
+                "dataset (an import of 3 or more lines now puts at least one in val and one in test), or add "
+                "a validation set under 'More data'")
+
+
+def preflight(config: TrainConfig, spec) -> None:
+    """The checks both Check and Launch run before starting a job (the engine's error if one fails)."""
+    resolved = spec.resolved()
+    resolved.check()
+    _check_val_not_empty(resolved)
+    if config.select:
+        from ocrtrain.trainer import parse_select
+
+        parse_select(config.select, [v.name for v in resolved.val], "cer")
 
 
 def _fmt_seconds(s: Optional[float]) -> str:
@@ -109,6 +143,12 @@ class TrainPanel(W.VBox):
         self.launch_button.on_click(self._on_launch)
         self.form.observe(self._on_form, names="error")
         self.advanced.observe(self._on_form, names="error")
+        self._confirm_key: Optional[tuple] = None  # the inputs a "Confirm launch" click applies to
+        self._check_key: Optional[tuple] = None    # the inputs check_result was measured for
+        # An estimate or a pending confirmation belongs to the form as it was: any change drops it.
+        for form in (self.form, self.advanced):
+            form.observe(self._on_inputs, names="config")
+        self.mixform.observe(self._on_inputs, names="value")
 
         self.children = [
             self.mixform,
@@ -141,19 +181,61 @@ class TrainPanel(W.VBox):
                 self.status.clear()
 
     def _validated(self) -> Optional[tuple[TrainConfig, object]]:
-        """(config, data spec) when both are valid (the mixture is checked like the engine does)."""
+        """(config, data spec) when :func:`preflight` passes (Check and Launch both come here)."""
         try:
             config = self.config()
             spec = self.mixform.spec()
-            spec.resolved().check()
-            if config.select:
-                from ocrtrain.trainer import parse_select
-
-                parse_select(config.select, [v.name for v in spec.resolved().val], "cer")
+            preflight(config, spec)
             return config, spec
         except OcrtrainError as exc:
             self.status.error(exc)
             return None
+
+    def _inputs_key(self) -> tuple:
+        return (repr(self.form.config), repr(self.advanced.config), repr(sorted(self.mixform.value.items())))
+
+    def _on_inputs(self, _change=None) -> None:
+        if self.check_result or self.check_html.value:
+            self.check_result = {}
+            self.check_html.value = ""
+            if self.status.kind == "ok" and self.status.text.startswith("check done"):
+                self.status.clear()
+        self._check_key = None
+        self._disarm()
+
+    def _disarm(self) -> None:
+        self._confirm_key = None
+        self.launch_button.description = "Launch training"
+        self.launch_button.button_style = "success"
+        self.launch_button.remove_class("ocrtrain-confirm")
+
+    def _needs_confirmation(self, config: TrainConfig) -> Optional[str]:
+        """Why this launch needs a second click (a long or untimed run), or None."""
+        r = self.check_result if self._check_key == self._inputs_key() else {}
+        total_s = r.get("total_s") if r else None
+        if total_s is not None:
+            if total_s > CONFIRM_ABOVE_S:
+                return (f"this run is estimated at {_fmt_seconds(total_s)} ({r['total_steps']:,} steps of "
+                        f"{_fmt_seconds(r['step_s'])}) plus validation")
+            return None
+        steps = config.max_steps
+        if not steps:
+            steps = config.max_epochs * self._steps_per_epoch(config)
+        if steps > CONFIRM_UNTIMED_STEPS:
+            return f"this run has {steps:,} steps and no time estimate (press Check to time it)"
+        return None
+
+    def _steps_per_epoch(self, config: TrainConfig) -> int:
+        from ocrtrain.lmdb_io import LmdbReader
+
+        try:
+            reader = LmdbReader(Path(self.data.value) / "train")
+        except OcrtrainError:
+            return 1
+        try:
+            return max(1, math.ceil(len(reader) / config.batch_size))
+        finally:
+            reader.close()
 
     # -- templates ------------------------------------------------------------------------
     def refresh_templates(self, select: Optional[str] = None) -> None:
@@ -186,6 +268,16 @@ class TrainPanel(W.VBox):
         if checked is None:
             return
         config, data = checked
+        key = self._inputs_key()
+        why = self._needs_confirmation(config)
+        if why and self._confirm_key != key:
+            self._confirm_key = key
+            self.launch_button.description = "Confirm launch"
+            self.launch_button.button_style = "warning"
+            self.launch_button.add_class("ocrtrain-confirm")
+            self.status.warn(f"{why}: click 'Confirm launch' to start it, or change the form")
+            return
+        self._disarm()
         from ocrtrain.runs import launch
 
         name = self.run_name.value.strip() or None
@@ -207,11 +299,12 @@ class TrainPanel(W.VBox):
         if checked is None:
             return
         config, data = checked
+        key = self._inputs_key()
         self.check_button.description = "Stop check"
         self.check_html.value = ""
         self.status.note(f"timing {CHECK_STEPS} training steps with batch {config.batch_size} on device "
                          f"{config.device} (a short job; about 10-60 s) ...")
-        self.task = BackgroundTask(lambda stop: self._check(config, data, stop), self._show_check,
+        self.task = BackgroundTask(lambda stop: self._check(config, data, stop), lambda r: self._show_check(r, key),
                                    self.status.error, self._check_done, name="ocrtrain-check").start()
 
     def _check_done(self) -> None:
@@ -260,8 +353,12 @@ class TrainPanel(W.VBox):
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _show_check(self, r: dict) -> None:
+    def _show_check(self, r: dict, key: Optional[tuple] = None) -> None:
+        if key is not None and key != self._inputs_key():
+            self.status.note("check done, but the form changed while it ran: press Check again for an estimate")
+            return
         self.check_result = r
+        self._check_key = self._inputs_key()
         fits = (f"batch {r['batch_size']} fits" if not r["oom_halvings"] else
                 f"batch {r['batch_size']} ran out of memory; {r['batch_used']} fits")
         rows = [("device", r["device"]), ("batch", fits),
