@@ -279,7 +279,8 @@ class _Tally:
         warnings = []
         if empty:
             warnings.append(f"split(s) {', '.join(empty)} are empty: training needs train, validation "
-                            "needs val; re-import with val_fraction/test_fraction > 0")
+                            "needs val; import 3 or more lines with val_fraction and test_fraction above 0 "
+                            "(each split then gets at least one line), or add a validation set when training")
         if self.too_long_count > len(self.too_long):
             warnings.append(f"only the first {len(self.too_long)} of {self.too_long_count} too-long labels are listed")
         rejected = [{"sample": r.sample, "label": r.label, "reason": r.reason} for r in ds.rejected()]

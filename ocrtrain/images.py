@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from typing import Optional
 
@@ -48,12 +49,20 @@ def decode_image(data: bytes, where: str = "image", mode: Optional[str] = None) 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{where} is a decompression bomb ({exc}): crop it to the text line") from None
     except Exception as exc:  # PIL raises many types for bad data
-        raise InputError(f"{where} cannot be decoded as an image ({type(exc).__name__}: {exc}): "
+        raise InputError(f"{where} cannot be decoded as an image ({_pil_detail(exc)}): "
                          "replace the file with a valid PNG/JPEG") from None
     if image.size[0] < 1 or image.size[1] < 1:
         raise InputError(f"{where} has no pixels: replace the file")
     image = to_8bit(image)
     return image.convert(mode) if mode and image.mode != mode else image
+
+
+def _pil_detail(exc: Exception) -> str:
+    """PIL's reason without the in-memory buffer it names (``<_io.BytesIO object at 0x...>``)."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not a PNG, JPEG or other image format Pillow reads"
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def to_8bit(image: Image.Image) -> Image.Image:

@@ -25,7 +25,6 @@ usable, InputError is raised and no dataset folder is left behind.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import zipfile
@@ -40,10 +39,11 @@ from .events import Callback, Message, Progress, emit
 from .images import decode_image, encode_png
 from .imports_zip import DEFAULT_MAX_ZIP_BYTES, IMAGE_SUFFIXES, extract_zip_safely, make_temp_dir
 from .label_text import clean_label
-from .labels import Candidate, Note, list_labels_csv, list_labels_txt
+from .labels import ENCODINGS, Candidate, Note, detect_encoding, list_labels_csv, list_labels_txt
 from .labels import rel as _rel
 from .lmdb_io import LmdbReader
 from .replace import check_replaceable
+from .splits import SplitDraw
 
 __all__ = ["FORMATS", "IMAGE_SUFFIXES", "ImportConfig", "import_dataset", "detect_format",
            "extract_zip_safely", "split_from_name"]
@@ -63,7 +63,11 @@ class ImportConfig(Config):
     format: str = field(default="auto", metadata={
         "help": "source format: auto, labels (labels.txt), easyocr (labels.csv), lmdb (data.mdb) or zip",
         "choices": FORMATS})
-    split: SplitConfig = field(default_factory=SplitConfig, metadata={"help": "train/val/test split"})
+    split: SplitConfig = field(default_factory=SplitConfig, metadata={
+        "help": "shares of lines for validation and test (deterministic; at least one each from 3 lines)"})
+    encoding: str = field(default="auto", metadata={
+        "help": "text encoding of labels.txt/labels.csv: auto (UTF-8, else cp1252 if that reads every byte), "
+                "utf-8 or cp1252", "choices": ENCODINGS})
     keep_splits: bool = field(default=True, metadata={
         "help": "keep the train/val/test division a source's subfolders give (else split by fractions)"})
     reencode: bool = field(default=False, metadata={
@@ -227,6 +231,8 @@ class _Importer:
         self.config = config
         self.callback = callback
         self.normalised = 0
+        self.encodings: dict[str, str] = {}  # labels file (relative) -> the encoding it was read in
+        self.named: dict[Path, set] = {}      # part folder -> images of rows rejected for their label
 
     def parts(self, root: Path) -> list[_Part]:
         fmt = self.config.format
@@ -266,7 +272,8 @@ class _Importer:
                     continue
                 labels_file = part.labels_file or part.path / MARKERS[part.fmt]
                 lister = list_labels_txt if part.fmt == "labels" else list_labels_csv
-                items = list(lister(labels_file, part.path, root))
+                encoding = self._encoding(labels_file, root)
+                items = list(lister(labels_file, part.path, root, encoding, self.named.setdefault(part.path, set())))
                 listings.append((part, items))
                 total += len(items)
         except BaseException:
@@ -274,6 +281,16 @@ class _Importer:
                 reader.close()
             raise
         return listings, lmdbs, total
+
+    def _encoding(self, labels_file: Path, root: Path) -> str:
+        name = _rel(labels_file, root) or labels_file.name
+        encoding = self.encodings[name] = detect_encoding(labels_file, self.config.encoding)
+        if self.config.encoding == "auto" and encoding != "utf-8":
+            emit(self.callback, Message(
+                f"{name} is not UTF-8: read it as {encoding} (Windows Western European, what Excel and Notepad "
+                "save as 'ANSI'); if letters such as æ ø å é look wrong in the dataset, save the file as UTF-8 "
+                "and import again, or set encoding", "warning"))
+        return encoding
 
     def run(self, source: Path, out: Path, pre_rejected: list[Rejected]) -> Path:
         parts = self.assign_splits(self.parts(source))
@@ -293,6 +310,7 @@ class _Importer:
             listings, lmdbs, total = self.listings(parts, root)
             for r in pre_rejected:
                 writer.reject(r.sample, r.label, r.reason)
+            writer.source["encodings"] = dict(self.encodings)
             self.write_all(writer, listings, lmdbs, root, missing, total)
             if writer.total == 0:
                 raise InputError(_nothing_message(self.source, writer.rejected))
@@ -311,11 +329,14 @@ class _Importer:
     def write_all(self, writer: DatasetWriter, listings: list, lmdbs: dict, root: Path,
                   missing: list[str], total: int) -> None:
         # Splits the source does not provide are drawn from its train part by the fractions.
-        rng = random.Random(self.config.split.split_seed)
+        cfg = self.config.split
+        self.draw = SplitDraw(cfg.val_fraction, cfg.test_fraction, cfg.split_seed,
+                              splits=missing if any(p.split for p, _ in listings) else ("val", "test"))
         part_dirs = {p.path for p, _ in listings}
         done = 0
         for part, items in listings:
-            listed_paths: set[Path] = set()
+            # A row rejected for its label names its image: that image is not reported "unlisted" too.
+            listed_paths: set[Path] = set(self.named.get(part.path, ()))
             candidates = items if part.fmt != "lmdb" else self._lmdb_items(lmdbs[part.path], part)
             for item in candidates:
                 if isinstance(item, Note):
@@ -327,12 +348,14 @@ class _Importer:
                 else:
                     if isinstance(item.data, Path):
                         listed_paths.add(item.data)
-                    self._take(writer, item, self._split_for(part, missing, rng))
+                    self._take(writer, item, self._split_for(part, missing))
                 if done % _PROGRESS_EVERY == 0:
                     emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
             if part.fmt != "lmdb":
                 for r in _unlabelled_images(part, root, listed_paths, part_dirs - {part.path}):
                     writer.reject(r.sample, r.label, r.reason)
+        for split, (image, label, sample) in self.draw.finish(writer.counts):
+            writer.add(image, label, sample=sample, split=split)
         emit(self.callback, Progress("import", done, total, {"rejected": len(writer.rejected)}))
         if self.normalised:
             emit(self.callback, Message(f"{self.normalised} label(s) normalised (NFC, unusual spaces, invisible "
@@ -349,9 +372,14 @@ class _Importer:
                                                    "characters are removed: write its text, or remove the row")
             return
         image = self._load(writer, item)
-        if image is not None:
+        if image is None:
+            return
+        self.normalised += changed
+        if split is not None:
             writer.add(image, label, sample=item.sample, split=split)
-            self.normalised += changed
+            return
+        for drawn, (data, text, sample) in self.draw.place(item.sample, (image, label, item.sample)):
+            writer.add(data, text, sample=sample, split=drawn)
 
     def _lmdb_items(self, reader: LmdbReader, part: _Part) -> Iterator[Union[Candidate, Rejected]]:
         rel = part.name or part.path.name
@@ -404,18 +432,12 @@ class _Importer:
             writer.reject(sample, label, str(exc))
             return None
 
-    def _split_for(self, part: _Part, missing: list[str], rng: random.Random) -> Optional[str]:
-        if part.split is None:
+    @staticmethod
+    def _split_for(part: _Part, missing: list[str]) -> Optional[str]:
+        """The split a part's folder gives its samples, or None: drawn by :class:`SplitDraw`."""
+        if part.split is None or (part.split == "train" and missing):
             return None
-        if part.split != "train" or not missing:
-            return part.split
-        r = rng.random()
-        edge = 0.0
-        for name in missing:
-            edge += self.config.split.test_fraction if name == "test" else self.config.split.val_fraction
-            if r < edge:
-                return name
-        return "train"
+        return part.split
 
 
 def _nothing_message(source: Path, rejected: list[Rejected]) -> str:

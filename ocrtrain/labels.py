@@ -30,7 +30,7 @@ from typing import Iterator, Optional, Union
 from .dataset import Rejected
 from .errors import InputError
 
-__all__ = ["Candidate", "Note", "split_csv_line", "read_lines", "list_labels_txt", "list_labels_csv", "rel"]
+__all__ = ["Candidate", "Note", "ENCODINGS", "detect_encoding", "split_csv_line", "read_lines", "list_labels_txt", "list_labels_csv", "rel"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,46 @@ def rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def read_lines(path: Path) -> list[tuple[int, str]]:
+#: Encodings a labels file may be read in: "auto" tries UTF-8, then cp1252 (Windows Western, what
+#: Excel and Notepad save as "ANSI"); never Latin-1, which accepts any bytes and so hides a mistake.
+ENCODINGS = ("auto", "utf-8", "cp1252")
+
+
+def detect_encoding(path: Path, wanted: str = "auto") -> str:
+    """The encoding to read `path` in: `wanted`, or for "auto" utf-8 when the bytes are valid UTF-8
+    (or some non-ASCII line is), else cp1252 when every byte is a cp1252 character, else utf-8
+    (bad lines rejected)."""
+    if wanted != "auto":
+        return wanted
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # A UTF-8 file with a few bad lines stays UTF-8 (those lines are rejected): only a file whose
+    # non-ASCII lines are all invalid UTF-8 is taken for cp1252.
+    for line in raw.split(b"\n"):
+        if not line.isascii():
+            try:
+                line.decode("utf-8")
+                return "utf-8"
+            except UnicodeDecodeError:
+                continue
+    try:
+        raw.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "utf-8"
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> list[tuple[int, str]]:
     """(line number, text) of `path`: BOM dropped, one trailing CR removed, undecodable bytes kept
     as surrogates so the line can be rejected on its own."""
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    text = raw.decode("utf-8", errors="surrogateescape")
+    text = raw.decode(encoding, errors="surrogateescape")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -108,9 +141,10 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in text)
 
 
-def _bad_line(where: str, line: str) -> Rejected:
+def _bad_line(where: str, line: str, encoding: str = "utf-8") -> Rejected:
     shown = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return Rejected(where, shown, f"{where} is not valid UTF-8 text: save the file as UTF-8 "
+    name = "UTF-8" if encoding == "utf-8" else encoding
+    return Rejected(where, shown, f"{where} is not valid {name} text: save the file as UTF-8 "
                                   "(the bad bytes show as \ufffd)")
 
 
@@ -148,23 +182,29 @@ def _listed(part_dir: Path, input_root: Path, name: str, label: str, where: str,
     yield Candidate(sample, label, path, where)
 
 
-def list_labels_txt(labels_file: Path, part_dir: Path, input_root: Path) -> Iterator[Union[Candidate, Rejected]]:
-    """Candidates of a ``labels.txt``: ``name<TAB>text``, or ``name text`` split at the first space."""
+def list_labels_txt(labels_file: Path, part_dir: Path, input_root: Path, encoding: str = "utf-8",
+                    named: Optional[set] = None) -> Iterator[Union[Candidate, Rejected]]:
+    """Candidates of a ``labels.txt``: ``name<TAB>text``, or ``name text`` split at the first space.
+    `named` collects the images of rows rejected for their label (so they are not "unlisted" too)."""
     rel_file = rel(labels_file, input_root) or labels_file.name
     first_seen: dict[str, int] = {}
-    for n, line in read_lines(labels_file):
+    for n, line in read_lines(labels_file, encoding):
         where = f"{rel_file}:{n}"
         if not line.strip():
             continue
         sep = "\t" if "\t" in line else " "
         name, found, label = line.partition(sep)
         if _has_bad_bytes(line):
-            yield _bad_line(where, label if found else line)
+            if found and name and not _has_bad_bytes(name) and named is not None:
+                named.add(part_dir / name.replace("\\", "/"))
+            yield _bad_line(where, label if found else line, encoding=encoding)
             continue
         if not found or not name:
             yield Rejected(where, "", f"{where} has no separator: write `name<TAB>text` (or `name text`)")
             continue
         if not label.strip():
+            if named is not None:
+                named.add(part_dir / name.replace("\\", "/"))
             yield Rejected(where, label, f"{where}: image {name!r} has an empty label: "
                                          "write its text after the tab, or remove the line")
             continue
@@ -201,13 +241,14 @@ def _csv_row(line: str, where: str, i_name: int, i_words: int, width: int) -> Un
     return fields[i_name], fields[i_words], widened
 
 
-def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path) -> Iterator[Union[Candidate, Rejected, Note]]:
+def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path, encoding: str = "utf-8",
+                    named: Optional[set] = None) -> Iterator[Union[Candidate, Rejected, Note]]:
     """Candidates of an EasyOCR ``labels.csv`` (see the module doc for the exact reading)."""
     rel_file = rel(labels_file, input_root) or labels_file.name
     header: Optional[tuple[int, int, int]] = None
     first_seen: dict[str, int] = {}
     widened: list[str] = []
-    for n, line in read_lines(labels_file):
+    for n, line in read_lines(labels_file, encoding):
         where = f"{rel_file}:{n}"
         if not line.strip():
             continue
@@ -215,7 +256,7 @@ def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path) -> Iter
             header = _csv_header(labels_file, where, line)
             continue
         if _has_bad_bytes(line):
-            yield _bad_line(where, line)
+            yield _bad_line(where, line, encoding=encoding)
             continue
         row = _csv_row(line, where, *header)
         if isinstance(row, Rejected):
@@ -226,6 +267,8 @@ def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path) -> Iter
             yield Rejected(where, label, f"{where} has an empty filename: fill it in or remove the row")
             continue
         if not label.strip():
+            if named is not None:
+                named.add(part_dir / name.replace("\\", "/"))
             yield Rejected(where, label, f"{where}: image {name!r} has empty words: write its text, or remove the row")
             continue
         if wide:

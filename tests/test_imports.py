@@ -347,7 +347,8 @@ def test_bad_samples_rejected_good_kept(tmp_path):
     assert "again" in reason_for(rows, names[0]) and "line 1" in reason_for(rows, names[0])
     assert "no line in labels.txt" in reason_for(rows, "unlabelled.png")
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["rejected"] == len(rows) == 13
+    assert manifest["rejected"] == len(rows) == 12  # nolabel.png once (empty label), not also "no line"
+    assert [r["sample"] for r in rows].count("nolabel.png") == 0
 
 
 def test_symlinked_image_pointing_outside_is_rejected(tmp_path):
@@ -385,7 +386,8 @@ def test_malformed_csv_rows_rejected(tmp_path):
     assert "UTF-8" in reason_for(rows, "labels.csv:5")
     assert "empty words" in reason_for(rows, "labels.csv:6")
     assert "empty filename" in reason_for(rows, "labels.csv:7")
-    assert "no line in labels.csv" in reason_for(rows, "x.png")
+    # x.png has lines, all rejected: it is not reported a second time as having no line.
+    assert not [r for r in rows if r["sample"] == "x.png"]
 
 
 def test_csv_without_header_is_an_input_error(tmp_path):
@@ -468,3 +470,80 @@ def test_cli_import_in_process(tmp_path, capsys):
     assert manifest["import_config"]["format"] == "labels"
     rc = main(["import", str(tmp_path / "nope"), "--out", str(tmp_path / "ds2")])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- issue 14: splits, encodings
+
+
+def split_members(path: Path) -> dict[str, set[str]]:
+    ds = Dataset(path)
+    return {s: {label for _, label in ds.iter_samples(s)} for s in ds.splits}
+
+
+def test_small_crop_imports_get_val_and_test_lines_the_same_way_every_time(tmp_path):
+    from conftest import sample_labels
+
+    labels = sorted(set(sample_labels(40, seed=5)))[:20]
+    src = tmp_path / "src"
+    labels_folder(src, labels)
+    cfg = ImportConfig(split=SplitConfig(val_fraction=0.1, test_fraction=0.1))
+    first = split_members(import_dataset(src, tmp_path / "a", cfg))
+    assert len(first["val"]) >= 1 and len(first["test"]) >= 1 and len(first["train"]) >= 16
+    assert sum(len(v) for v in first.values()) == 20
+    # The same input, listed in another order, splits the same.
+    lines = (src / "labels.txt").read_text(encoding="utf-8").splitlines()
+    (src / "labels.txt").write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    assert split_members(import_dataset(src, tmp_path / "b", cfg)) == first
+    # Another seed is another (still complete) split.
+    other = split_members(import_dataset(src, tmp_path / "c", ImportConfig(
+        split=SplitConfig(val_fraction=0.1, test_fraction=0.1, split_seed=9))))
+    assert other["val"] and other["test"]
+    # Three lines: one of each; two lines: both train (a val line would leave one to train on).
+    three = tmp_path / "three"
+    labels_folder(three, labels[:3])
+    assert Dataset(import_dataset(three, tmp_path / "d", cfg)).counts() == {"train": 1, "val": 1, "test": 1}
+    two = tmp_path / "two"
+    labels_folder(two, labels[:2])
+    assert Dataset(import_dataset(two, tmp_path / "e", cfg)).counts() == {"train": 2, "val": 0, "test": 0}
+    # Fractions of 0 still mean no such split.
+    assert Dataset(import_dataset(src, tmp_path / "f", ImportConfig(split=ALL_TRAIN))).counts()["train"] == 20
+
+
+def test_cp1252_labels_are_read_as_cp1252_and_say_so(tmp_path):
+    from ocrtrain.import_summary import summarize_import
+
+    labels = ["Brød 29,90", "Smør 12,50", "Café crème", "Øl 3 €", "Blåbær", "Kaffe"]
+    src = tmp_path / "src"
+    images = write_images(src, labels)
+    (src / "labels.txt").write_bytes("".join(f"{n}\t{l}\n" for n, l in zip(images, labels)).encode("cp1252"))
+    events = []
+    out = import_dataset(src, tmp_path / "ds", ImportConfig(split=ALL_TRAIN), callback=events.append)
+    assert set(all_samples(out)) == set(labels) and rejected_rows(out) == []
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["source"]["encodings"] == {"labels.txt": "cp1252"}
+    assert any(isinstance(e, Message) and "not UTF-8" in e.text and "cp1252" in e.text for e in events)
+    summary = summarize_import(out)
+    assert not summary.mostly_rejected and "labels.txt: cp1252" in summary.text()
+    # Forced UTF-8: every non-ASCII row is rejected once, with the encoding reason, and its image
+    # is not reported a second time as having no line.
+    out = import_dataset(src, tmp_path / "strict", ImportConfig(split=ALL_TRAIN, encoding="utf-8"))
+    rows = rejected_rows(out)
+    assert len(rows) == 5 and all("not valid UTF-8" in r["reason"] for r in rows)
+    summary = summarize_import(out)
+    assert summary.mostly_rejected and summary.rejected == 5 and summary.kept == 1
+    assert "5 rejected" in summary.text() and "not valid UTF-8" in summary.text()
+    # A byte cp1252 leaves undefined (0x81) is not guessed around: the file stays UTF-8.
+    (src / "labels.txt").write_bytes(f"{list(images)[0]}\tBr\x81d\n".encode("latin-1")
+                                     + "".join(f"{n}\t{l}\n" for n, l in list(zip(images, labels))[1:])
+                                     .encode("cp1252"))
+    out = import_dataset(src, tmp_path / "undefined", ImportConfig(split=ALL_TRAIN))
+    assert json.loads((out / "manifest.json").read_text())["source"]["encodings"] == {"labels.txt": "utf-8"}
+
+
+def test_a_corrupt_image_is_named_not_shown_as_a_buffer():
+    from ocrtrain.images import decode_image
+
+    for data in (b"not an image", png_bytes(draw_line("Ost"))[:70]):
+        with pytest.raises(InputError) as exc:
+            decode_image(data, "receipt-7.png")
+        assert "receipt-7.png" in str(exc.value) and "BytesIO" not in str(exc.value) and "0x" not in str(exc.value)

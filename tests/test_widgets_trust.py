@@ -16,7 +16,7 @@ from conftest import draw_line, png_bytes, sample_labels
 
 W = pytest.importorskip("ipywidgets")
 
-from ocrtrain.dataset import DatasetWriter, SplitConfig  # noqa: E402
+from ocrtrain.dataset import Dataset, DatasetWriter, SplitConfig  # noqa: E402
 from ocrtrain.runs import Run, cancel  # noqa: E402
 
 from test_widgets import fill_train_panel, upload_value, wait_for  # noqa: E402
@@ -97,3 +97,70 @@ def test_check_estimate_clears_when_the_form_changes_and_long_runs_ask_first(wor
     panel.launch_button.click()
     assert Path(panel.run).name == "short", panel.status.text
     Run(panel.run).wait(timeout=180)
+
+
+# ---------------------------------------------------------------- dataset tab: honest imports
+
+
+def crops_zip(labels: list[str], encoding: str = "utf-8", missing: int = 0) -> bytes:
+    """A zip of labels.txt (in `encoding`) and line images; the last `missing` images are left out."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, label in enumerate(labels[:len(labels) - missing]):
+            zf.writestr(f"crop{i}.png", png_bytes(draw_line(label)))
+        zf.writestr("labels.txt", "".join(f"crop{i}.png\t{l}\n" for i, l in enumerate(labels)).encode(encoding))
+    return buf.getvalue()
+
+
+def import_zip(panel, name: str, content: bytes, **form) -> str:
+    panel.zip_upload.value = upload_value(f"{name}.zip", content)
+    panel.import_name.value = name
+    for key, value in form.items():
+        panel.import_form.widget_for(key).value = value
+    panel.import_button.click()
+    panel.task.join(60)
+    return panel.import_status.text
+
+
+def test_import_summary_warns_when_most_rows_are_rejected_and_names_the_encoding(workspace):
+    from widgets import DatasetPanel
+
+    labels = [f"Brød {i},90" for i in range(20)]  # non-ASCII in every row
+    panel = DatasetPanel(workspace)
+    # A Windows (cp1252) labels file: read as cp1252, all 20 kept, val and test lines drawn, said so.
+    text = import_zip(panel, "latin", crops_zip(labels, "cp1252"))
+    assert panel.import_status.kind == "ok", text
+    assert "kept 20 of 20" in text and "labels.txt: cp1252" in text
+    counts = json.loads((workspace.datasets_dir / "latin" / "manifest.json").read_text())["counts"]
+    assert counts["val"] >= 1 and counts["test"] >= 1
+    latin = Dataset(workspace.datasets_dir / "latin")
+    assert "Brød 1,90" in {label for s in latin.splits for _, label in latin.iter_samples(s)}
+    # The same file read as UTF-8: 20 of 20 rejected would be "nothing"; with 15 images missing and
+    # UTF-8 labels, most rows are rejected: the summary is a warning, not a green success.
+    text = import_zip(panel, "mostly-bad", crops_zip(labels, "utf-8", missing=15))
+    assert panel.import_status.kind == "warn", text
+    assert "kept 5 of 20" in text and "15 rejected" in text and "does not exist" in text
+    assert "ocrtrain-warn" in panel.import_status.value
+    rows = (workspace.datasets_dir / "mostly-bad" / "rejected.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 15  # header + each missing image once
+
+
+def test_dataset_tab_small_fixes(workspace):
+    from widgets import DatasetPanel
+
+    panel = DatasetPanel(workspace)
+    split_box = panel.import_form.widget_for("split")
+    titles = [a.get_title(0) for a in panel.import_form.children if isinstance(a, W.Accordion)]
+    assert "Train / validation / test split" in titles and not any("split: " in t for t in titles), titles
+    assert split_box is not None
+    # The built-in preview goes when the source changes (it showed the old source's text).
+    panel.synth_form.widget_for("workers").value = 1
+    panel.preview_count.value = 2
+    panel.preview_button.click()
+    panel.task.join(60)
+    assert len(panel.preview_grid.children) == 2, panel.status.text
+    panel.source.value = "upload"
+    assert panel.preview_grid.children == ()

@@ -111,7 +111,8 @@ class ComparePanel(W.VBox):
         self.download_button.add_class("ocrtrain-version-download")
         self.download_link = W.HTML()
         self.download_link.add_class("ocrtrain-version-link")
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a line image")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a line image",
+                                   layout=W.Layout(width="auto", min_width="190px"))
         self.upload.add_class("ocrtrain-try-upload")
         self.try_result = W.HTML()
         self.try_result.add_class("ocrtrain-try-result")

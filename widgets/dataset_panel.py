@@ -71,8 +71,11 @@ class DatasetPanel(W.VBox):
                          W.HTML("<h3>Audit</h3>"), self.audit_box, self.audit_view]
         self._on_source()
 
-    def _on_source(self, _change=None) -> None:
+    def _on_source(self, change=None) -> None:
         mode = self.source.value
+        if change is not None and change["old"] != change["new"]:
+            # A preview shows the text source it was drawn from: another source makes it stale.
+            self.preview_grid.children = ()
         self.synth_box.layout.display = "none" if mode == "zip" else ""
         self.import_box.layout.display = "" if mode == "zip" else "none"
         self.upload_box.layout.display = "" if mode == "upload" else "none"
@@ -283,7 +286,8 @@ class DatasetPanel(W.VBox):
         self.zip_upload = W.FileUpload(accept=".zip", multiple=False, description="Upload zip")
         self.zip_upload.add_class("ocrtrain-zip-upload")
         self.import_form = ConfigForm(ImportConfig, exclude=("overwrite", "max_zip_bytes", "max_zip_entries",
-                                                             "max_image_bytes"))
+                                                             "max_image_bytes"),
+                                      titles={"split": "Train / validation / test split"})
         self.import_name = W.Text(description="dataset name", placeholder="(generated)",
                                   style={"description_width": "120px"}, layout=W.Layout(width="380px"))
         self.import_name.add_class("ocrtrain-import-name")
@@ -335,7 +339,12 @@ class DatasetPanel(W.VBox):
             return import_dataset(source, out, config)
 
         def done(path) -> None:
-            self.import_status.ok(f"imported {Path(path).name}")
+            from ocrtrain.import_summary import summarize_import
+
+            summary = summarize_import(path)
+            # Most rows rejected, or a split left empty, is not a success to show in green.
+            empty = [s for s in ("train", "val") if not summary.counts.get(s)]
+            (self.import_status.warn if summary.mostly_rejected or empty else self.import_status.ok)(summary.text())
             self._after_new_dataset(Path(path))
 
         def finish() -> None:
