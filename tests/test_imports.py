@@ -547,3 +547,27 @@ def test_a_corrupt_image_is_named_not_shown_as_a_buffer():
         with pytest.raises(InputError) as exc:
             decode_image(data, "receipt-7.png")
         assert "receipt-7.png" in str(exc.value) and "BytesIO" not in str(exc.value) and "0x" not in str(exc.value)
+
+
+def test_split_draw_gives_every_split_a_line_from_three_lines_at_any_size():
+    from collections import Counter
+
+    from ocrtrain.splits import SplitDraw
+
+    for vf, tf in ((0.1, 0.1), (0.3, 0.3), (0.01, 0.02)):
+        for n in (2, 3, 4, 7, 20, 33, 120):
+            for seed in range(40):
+                draw = SplitDraw(vf, tf, seed)
+                placed = [p for i in range(n) for p in draw.place(f"crop{i}.png", i)]
+                placed += draw.finish(Counter(s for s, _ in placed))
+                counts = Counter(s for s, _ in placed)
+                assert sorted(p for _, p in placed) == list(range(n))  # each line once
+                if n < 3:
+                    assert counts == {"train": n}
+                else:
+                    assert min(counts["train"], counts["val"], counts["test"]) >= 1, (vf, tf, n, seed, counts)
+    # Only the splits asked for are drawn (the source's own val folder stays the only val).
+    draw = SplitDraw(0.5, 0.2, 0, splits=("test",))
+    placed = [p for i in range(10) for p in draw.place(f"x{i}", i)]
+    placed += draw.finish(Counter(s for s, _ in placed))
+    assert {s for s, _ in placed} == {"train", "test"}
