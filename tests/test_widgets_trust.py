@@ -164,3 +164,72 @@ def test_dataset_tab_small_fixes(workspace):
     assert len(panel.preview_grid.children) == 2, panel.status.text
     panel.source.value = "upload"
     assert panel.preview_grid.children == ()
+
+
+# ---------------------------------------------------------------- preselection
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory, tiny_dataset) -> Workspace:
+    """A work folder of its own: one good dataset and one real finished 2-step run."""
+    root = tmp_path_factory.mktemp("fresh")
+    shutil.copytree(tiny_dataset, root / "datasets" / "good")
+    ws = Workspace(root)
+    panel = TrainPanel(ws)
+    panel.data.refresh(select=str(ws.datasets_dir / "good"))
+    fill_train_panel(panel)
+    panel.run_name.value = "good-run"
+    panel.launch_button.click()
+    assert panel.run, panel.status.text
+    assert Run(panel.run).wait(timeout=240)["state"] == "finished"
+    return ws
+
+
+def _age(path: Path, seconds_ago: float) -> None:
+    import os
+    import time
+
+    t = time.time() - seconds_ago
+    os.utime(path, (t, t))
+
+
+def test_pickers_preselect_the_newest_healthy_dataset_and_run(fresh):
+    from ocrtrain import runfolder
+    from widgets import ExportPanel
+    from widgets.pickers import DatasetPicker
+
+    ws = fresh
+    _age(ws.datasets_dir / "good", 300)
+    write_dataset(ws.datasets_dir / "no-val", 12, SplitConfig(val_fraction=0.0, test_fraction=0.0))
+    _age(ws.datasets_dir / "no-val", 200)
+    damaged = write_dataset(ws.datasets_dir / "damaged", 6, SplitConfig())
+    (damaged / "manifest.json").write_text('{"format": "ocrtrain-dataset/1", "counts": ', encoding="utf-8")
+    _age(damaged, 100)
+    picker = DatasetPicker(ws)
+    labels = dict((v, k) for k, v in picker.dropdown.options)
+    assert picker.value == str(ws.datasets_dir / "good"), labels
+    assert "no val lines" in labels[str(ws.datasets_dir / "no-val")]
+    assert "damaged manifest" in labels[str(damaged)]
+    # A choice the person made is kept on refresh, even of a dataset with a problem.
+    picker.dropdown.value = str(ws.datasets_dir / "no-val")
+    picker.refresh()
+    assert picker.value == str(ws.datasets_dir / "no-val")
+
+    # Runs: copies of the finished run that failed and were canceled later, and a newer run that
+    # failed before its first checkpoint. Export starts on the finished one and says it can export.
+    good = ws.runs_dir / "good-run"
+    _age(good, 300)
+    for name, state, age in (("crashed", "failed", 200), ("stopped", "canceled", 150)):
+        shutil.copytree(good, ws.runs_dir / name)
+        runfolder.update_status(ws.runs_dir / name, state=state, error=f"{state} in a test", pid=None)
+        _age(ws.runs_dir / name, age)
+    runfolder.create_run(ws.runs_dir / "empty", {"config": {}, "data": str(ws.datasets_dir / "good")})
+    runfolder.update_status(ws.runs_dir / "empty", state="failed", error="failed at step 0")
+    export = ExportPanel(ws)
+    options = dict((v, k) for k, v in export.source.run_dropdown.options)
+    assert export.source.run == str(good) and export.source.version == "best", options
+    assert str(ws.runs_dir / "empty") not in options  # no checkpoint: nothing to export
+    assert options[str(ws.runs_dir / "crashed")] == "crashed · failed" and options[str(good)] == "good-run"
+    export.name.value = ""
+    export.export_button.click()  # stops at the name check: the run and version were accepted
+    assert export.status.kind == "error" and "model name is empty" in export.status.text

@@ -12,7 +12,7 @@ from ocrtrain.errors import OcrtrainError
 
 from .workspace import Workspace
 
-__all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset"]
+__all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset", "trained_runs", "preferred_run"]
 
 
 def run_versions(run_dir: Path) -> list[tuple[str, str]]:
@@ -46,6 +46,30 @@ def run_dataset(run_dir: Path) -> Optional[str]:
     return None
 
 
+def trained_runs(runs_dir: Path) -> list[tuple[Path, str]]:
+    """(run folder, state) of the runs with at least one checkpoint, newest first."""
+    from ocrtrain.runs import Run
+
+    found = []
+    for p in runs_dir.iterdir():
+        if p.name.startswith(".") or not runfolder.is_run_folder(p) or not run_versions(p):
+            continue
+        try:
+            found.append((p, Run(p).status()["state"]))
+        except OcrtrainError:
+            found.append((p, "failed"))
+    return sorted(found, key=lambda ps: ps[0].stat().st_mtime, reverse=True)
+
+
+def preferred_run(runs: list[tuple[Path, str]]) -> Optional[str]:
+    """The run to show first: the newest finished one, else the newest not failed or canceled."""
+    for wanted in (("finished",), ("running", "queued", "created")):
+        for path, state in runs:
+            if state in wanted:
+                return str(path)
+    return str(runs[0][0]) if runs else None
+
+
 class DatasetPicker(W.HBox):
     """A dropdown of the workspace's datasets (value: folder path or "")."""
 
@@ -70,7 +94,9 @@ class DatasetPicker(W.HBox):
         if list(self.dropdown.options) != options:
             self.dropdown.options = options
         values = [o[1] for o in options]
-        self.dropdown.value = current if current in values else values[0]
+        # Nothing chosen yet: the newest dataset that can be trained on, not merely the newest.
+        healthy = [str(p) for p in paths if not self.workspace.dataset_problem(p)]
+        self.dropdown.value = current if current in values else (healthy or values)[0]
         self.value = self.dropdown.value or ""
 
 
@@ -97,15 +123,14 @@ class RunVersionPicker(W.HBox):
         self.refresh()
 
     def refresh(self, select: Optional[str] = None) -> None:
-        runs = sorted((p for p in self.workspace.runs_dir.iterdir()
-                       if runfolder.is_run_folder(p) and runfolder.files(p).checkpoints.is_dir()),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
-        options = [(p.name, str(p)) for p in runs] or [("(no trained runs yet)", "")]
+        runs = trained_runs(self.workspace.runs_dir)
+        options = [(p.name if state == "finished" else f"{p.name} · {state}", str(p)) for p, state in runs] \
+            or [("(no trained runs yet)", "")]
         current = select or self.run_dropdown.value
         if list(self.run_dropdown.options) != options:
             self.run_dropdown.options = options
         values = [o[1] for o in options]
-        self.run_dropdown.value = current if current in values else values[0]
+        self.run_dropdown.value = current if current in values else (preferred_run(runs) or values[0])
         self._fill_versions()
 
     def _on_run(self, change) -> None:

@@ -59,14 +59,36 @@ class Workspace:
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
     def dataset_summary(self, path: Union[str, Path]) -> str:
-        """"name (N lines: a/b/c)" from the manifest, for dropdown labels."""
+        """"name (N lines: a/b/c)" from the manifest, for dropdown labels; a problem is named after it."""
         path = Path(path)
+        problem = self.dataset_problem(path)
         try:
             m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
             c = m.get("counts", {})
-            return f"{path.name} ({m.get('total', '?')} lines: {c.get('train', 0)}/{c.get('val', 0)}/{c.get('test', 0)})"
-        except (OSError, ValueError):
-            return path.name
+            text = f"{path.name} ({m.get('total', '?')} lines: {c.get('train', 0)}/{c.get('val', 0)}/{c.get('test', 0)})"
+        except (OSError, ValueError, AttributeError):
+            text = path.name
+        return f"{text} · {problem}" if problem else text
+
+    @staticmethod
+    def dataset_problem(path: Union[str, Path]) -> str:
+        """Why the dataset cannot be trained on as it is ("" when it can): a damaged manifest, no
+        train lines, or no val lines (training validates on them)."""
+        from ocrtrain.dataset import read_manifest
+        from ocrtrain.errors import OcrtrainError
+        from ocrtrain.lmdb_io import is_lmdb
+
+        try:
+            counts = read_manifest(path).get("counts")
+        except (OcrtrainError, OSError):
+            return "damaged manifest"
+        if not isinstance(counts, dict):
+            return "damaged manifest"
+        if not counts.get("train") or not is_lmdb(Path(path) / "train"):
+            return "no train lines"
+        if not counts.get("val") or not is_lmdb(Path(path) / "val"):
+            return "no val lines"
+        return ""
 
     def new_name(self, prefix: str, parent: Optional[Path] = None) -> str:
         """A fresh `prefix-YYYYmmdd-HHMMSS[-n]` not yet used under `parent`."""
