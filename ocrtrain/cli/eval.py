@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..config import add_config_arguments, config_from_args
+from ..readconfig import ReadConfig
+
 __all__ = ["register", "run"]
 
 
@@ -28,10 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--compare-with", default=None, metavar="ORIGIN",
                    help="also evaluate ORIGIN on the same samples and report better/worse/same per sample")
     p.add_argument("--out", default=None, metavar="FILE", help="write the JSON report to FILE")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="lines per forward pass (default: 32)")
-    p.add_argument("--reader-compatible", action="store_true",
-                   help="apply EasyOCR Reader's low-confidence contrast retry, as Reader.recognize does")
+    add_config_arguments(p, ReadConfig)
     p.add_argument("--worst", type=int, default=10, metavar="K", help="worst samples shown (default: 10)")
     p.set_defaults(func=run)
 
@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_source(resolve_model_source(args.source))
     args.data = str(resolve_dataset(args.data))
-    kwargs = dict(limit=args.limit, device=args.device, batch_size=args.batch_size,
-                  reader_compatible=args.reader_compatible)
+    read = config_from_args(ReadConfig, args, ReadConfig())
+    kwargs = dict(limit=args.limit, device=read.resolved_device(), batch_size=read.batch_size,
+                  reader_compatible=read.reader_compatible)
     if args.compare_with:
         report = compare(resolve_model_source(args.compare_with), source, args.data, **kwargs)
     else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import add_config_arguments, config_from_args
 from ..errors import InputError
+from ..readconfig import ReadConfig
 
 __all__ = ["register", "run", "IMAGE_SUFFIXES"]
 
@@ -23,10 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="line images or folders of them")
     p.add_argument("--model", default=None, metavar="SPEC", help="run folder or origin spec (default: english_g2)")
     p.add_argument("--version", default="best", help="checkpoint of a run folder: best, last or step-N")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="lines per forward pass (default: 32)")
-    p.add_argument("--reader-compatible", action="store_true",
-                   help="apply EasyOCR Reader's low-confidence contrast retry")
+    add_config_arguments(p, ReadConfig)
     p.add_argument("--quantize", action="store_true",
                    help="CPU only: qint8 dynamic quantization of the LSTM/linear layers, as easyocr.Reader "
                         "does on CPU by default (same texts as the default Reader; not faster on every CPU)")
@@ -74,8 +73,14 @@ def run(args) -> int:
     spec = source_spec(model or "english_g2", args.version)
     paths = _image_paths(inputs)
     images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
-    predictor = Predictor.from_origin(spec, device=args.device, batch_size=args.batch_size,
-                                      reader_compatible=args.reader_compatible, quantize=args.quantize)
+    read = config_from_args(ReadConfig, args, ReadConfig())
+    # qint8 dynamic quantization has CPU kernels only: "auto" then means the CPU.
+    if args.quantize:
+        device = "cpu" if read.device == "auto" else read.device  # Predictor names the conflict
+    else:
+        device = read.resolved_device()
+    predictor = Predictor.from_origin(spec, device=device, batch_size=read.batch_size,
+                                      reader_compatible=read.reader_compatible, quantize=args.quantize)
     predictions = predictor.predict(images)
     if args.json:
         rows = [{"image": str(p), "text": r.text, "confidence": round(r.confidence, 6)}

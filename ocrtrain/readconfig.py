@@ -1,0 +1,42 @@
+"""How a trained model reads lines outside training: one frozen config for ``eval``, ``predict`` and
+the parity check, so their defaults live in one place (the CLI options come from its fields).
+
+>>> ReadConfig().device, ReadConfig().batch_size
+('auto', 32)
+>>> ReadConfig(device="cpu").resolved_device()
+'cpu'
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .config import Config, check
+
+__all__ = ["ReadConfig"]
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class ReadConfig(Config):
+    """Device, batching and Reader compatibility of a reading model."""
+
+    device: str = field(default="auto", metadata={"help": "auto (a GPU when torch sees one, else cpu), cpu, cuda or cuda:N"})
+    batch_size: int = field(default=32, metadata={"help": "lines per forward pass"})
+    reader_compatible: bool = field(default=False, metadata={
+        "help": "apply EasyOCR Reader's low-confidence contrast retry, as Reader.recognize does"})
+    parity_limit: int = field(default=300, metadata={"help": "lines compared with easyocr.Reader by a parity check",
+                                                     "cli": False})
+
+    def validate(self) -> None:
+        check(bool(_DEVICE.match(self.device)), f"device {self.device!r} is not one of auto, cpu, cuda, cuda:N: "
+                                                "pick one of those")
+        check(1 <= self.batch_size <= 4096, f"batch_size must be in 1..4096, got {self.batch_size}")
+        check(self.parity_limit >= 1, f"parity_limit must be >= 1, got {self.parity_limit}")
+
+    def resolved_device(self) -> str:
+        """The torch device to use ("auto" -> "cuda:0" when available, else "cpu")."""
+        from .train import resolve_device
+
+        return resolve_device(self.device)
