@@ -5,20 +5,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8866
 
-.PHONY: setup test dashboard demo bench clean-venv browser-deps
+.PHONY: setup test dashboard lab demo bench clean-venv browser-deps deps
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# pyproject.toml declares every package (runtime + extras); torch and torchvision come together from PyPI.
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt
-	# trdg 1.8.0 pins a yanked arabic-reshaper and an old python-bidi: install it without its pins.
+	$(BIN)/python -m pip install -q -e '.[dashboard,synth,test]'
+	# trdg 1.8.0 pins a yanked arabic-reshaper and an old python-bidi: install it without its pins
+	# (its real dependencies are the synth extra).
 	$(BIN)/python -m pip install -q --no-deps trdg==1.8.0
 	# rfc3987-syntax builds Lark parsers at import and slows every Jupyter start (KNOWN-TRAPS).
 	-$(BIN)/python -m pip uninstall -q -y rfc3987-syntax
-	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# requirements.txt, environment.yml and binder/environment.yml are written from pyproject.toml.
+deps:
+	$(BIN)/python tools/deps.py --write
 
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

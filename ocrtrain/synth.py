@@ -16,8 +16,6 @@ plain, receipt-printer, scanned-page, phone-photo) and, with ``fonts="auto"``, i
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import multiprocessing as mp
 import os
@@ -41,6 +39,7 @@ from .errors import InputError, OcrtrainError
 from .events import Callback, Message, Progress, emit
 from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool, trdg_font_dir  # noqa: F401
 from .images import encode_png
+from .optional import import_trdg_generator
 from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset",
@@ -69,8 +68,7 @@ def _patch_pillow() -> None:
 @lru_cache(maxsize=1)
 def _trdg():
     _patch_pillow()
-    with contextlib.redirect_stdout(io.StringIO()):  # trdg prints on import
-        from trdg.data_generator import FakeTextDataGenerator
+    FakeTextDataGenerator = import_trdg_generator()  # InputError naming the install command
     import trdg
 
     return FakeTextDataGenerator, Path(trdg.__file__).parent / "fonts" / "latin"
@@ -454,6 +452,7 @@ def _render_into(writer, config: SynthConfig, plan, splits, out, callback, stop_
     """Render every planned sample in a worker pool into `writer`, in sample order."""
     labels = plan.labels
     workers = config.workers or os.cpu_count() or 1
+    _trdg()  # a missing trdg fails here, named, not in every worker's start-up
     # forkserver: forking a process with live threads (the dashboard kernel, a torch process) can
     # deadlock in the child; the server forks from a clean single-threaded process instead.
     methods = mp.get_all_start_methods()

@@ -1,0 +1,70 @@
+"""A missing trdg (or a missing dependency of it) is an error naming the command that installs it.
+
+The interpreter is made blind to the package with a meta-path wrapper, so ``importlib`` sees it as
+not installed (find_spec returns None, import raises ModuleNotFoundError) exactly as in a fresh venv.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HIDE = textwrap.dedent("""
+    import sys
+
+    class Hide:
+        def __init__(self, inner, names):
+            self.inner, self.names = inner, names
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in self.names:
+                return None
+            find = getattr(self.inner, "find_spec", None)
+            return find(name, path, target) if find else None
+
+        def __getattr__(self, attr):
+            return getattr(self.inner, attr)
+
+    sys.meta_path[:] = [Hide(f, set(sys.argv[1].split(","))) for f in sys.meta_path]
+    if sys.argv[2] == "guard":
+        from ocrtrain.errors import InputError
+        from ocrtrain.optional import import_trdg_generator
+        try:
+            import_trdg_generator()
+        except InputError as exc:
+            sys.exit(f"InputError: {exc}")
+    else:
+        from ocrtrain.cli import main
+        sys.exit(main(sys.argv[2:]))
+""")
+
+
+def _cli(hidden: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", HIDE, hidden, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("fonts", ["mono", "trdg"])
+def test_synth_without_trdg_names_the_install_command(tmp_path, fonts):
+    out = _cli("trdg", "synth", "--out", str(tmp_path / "ds"), "--count", "8", "--workers", "1",
+               "--render-fonts", fonts)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "pip install --no-deps trdg==1.8.0" in out.stderr
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+
+
+def test_missing_trdg_dependency_names_the_synth_extra():
+    # trdg's renderer imports OpenCV; the engine needs it too, so only the guard runs without it.
+    out = _cli("cv2", "guard")
+    assert out.returncode == 1, out.stderr
+    assert "InputError: trdg needs the package that provides 'cv2'" in out.stderr
+    assert "pip install 'ocrtrain[synth]'" in out.stderr
+
+
+def test_import_guard_returns_trdgs_generator():
+    from ocrtrain.optional import import_trdg_generator
+
+    generator = import_trdg_generator()
+    assert generator.__module__ == "trdg.data_generator"
