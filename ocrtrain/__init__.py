@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 
+#: The one version number: pyproject.toml reads it (dynamic version), `ocrtrain --version` prints it.
 __version__ = "0.1.0"
 
 _EXPORTS = {

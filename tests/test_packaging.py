@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,3 +151,12 @@ def test_listed_packages_are_every_package_folder():
     assert mapped == {"ocrtrain.notebook_files": "notebooks"}
     assert listed == folders | set(mapped)
 
+
+def test_one_version_source():
+    import ocrtrain
+
+    assert "version" in PYPROJECT["project"]["dynamic"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ocrtrain.__version__"}
+    assert importlib.metadata.version("ocrtrain") == ocrtrain.__version__
+    out = subprocess.run([sys.executable, "-m", "ocrtrain", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"ocrtrain {ocrtrain.__version__}"

@@ -13,6 +13,7 @@ import pkgutil
 import sys
 from typing import Optional, Sequence
 
+from .. import __version__
 from ..errors import OcrtrainError
 
 __all__ = ["main", "entry", "build_parser"]
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune EasyOCR-compatible text recognizers on your own documents.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    parser.add_argument("--version", action="version", version=f"ocrtrain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
