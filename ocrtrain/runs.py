@@ -44,6 +44,7 @@ __all__ = [
     "check_resumable",
     "run_job",
     "list_runs",
+    "run_seconds",
     "cancel_requested",
     "pid_alive",
     "job_token",
@@ -176,12 +177,9 @@ class Run:
             best = (self.best_version() or {}).get("metrics", {})
         except RunError:
             best = {}
-        started = parse_time(st.get("started"))
-        ended = parse_time(st.get("ended")) if st["state"] in TERMINAL_STATES else None
-        end = ended or (time.time() if st["state"] == "running" else parse_time(st.get("updated")))
         max_steps = st.get("max_steps") or 0
         step = min(st.get("step") or 0, max_steps) if max_steps else (st.get("step") or 0)
-        duration = round(end - started, 1) if started and end else None
+        duration = run_seconds(st)
         best_cer = best.get("cer", st.get("best_cer"))
         return {
             "name": self.name,
@@ -197,13 +195,43 @@ class Run:
             "created": st.get("created"),
             "started": st.get("started"),
             "duration_s": duration,
+            "segments": int(st.get("segments") or 1),
             "duration": format_duration(duration, missing=""),
             "error": st.get("error"),
             "pid": st.get("pid"),
         }
 
 
+def _segment_seconds(st: dict) -> Optional[float]:
+    """Seconds of the status's latest segment (start of its job to its end, or now while running)."""
+    started = parse_time(st.get("started"))
+    ended = parse_time(st.get("ended")) if st["state"] in TERMINAL_STATES else None
+    end = ended or (time.time() if st["state"] == "running" else parse_time(st.get("updated")))
+    return max(0.0, end - started) if started and end else None
+
+
+def run_seconds(st: dict) -> Optional[float]:
+    """A run's duration over all its segments: the ones before each resume (``earlier_s``,
+    banked by :func:`check_resumable`) plus the latest one."""
+    latest = _segment_seconds(st)
+    earlier = float(st.get("earlier_s") or 0.0)
+    if latest is None:
+        return round(earlier, 1) if earlier else None
+    return round(earlier + latest, 1)
+
+
+def _bank_segment(run_dir: Path, st: dict) -> None:
+    """Add the segment that ended to ``earlier_s`` before a resume starts a new one (once per
+    segment: a resume that fails before its job starts does not count it again)."""
+    seconds = _segment_seconds(st)
+    if not seconds or st.get("banked_started") == st.get("started"):
+        return
+    runfolder.update_status(run_dir, earlier_s=round(float(st.get("earlier_s") or 0.0) + seconds, 2),
+                            segments=int(st.get("segments") or 1) + 1, banked_started=st.get("started"))
+
+
 _DAMAGED = {"state": "failed", "step": 0, "max_steps": 0, "progress": 0.0, "interrupted": False, "duration": "",
+            "segments": 1,
             **dict.fromkeys(("best_cer", "best_accuracy", "device", "created", "started", "duration_s", "pid"))}
 
 
@@ -311,6 +339,7 @@ def check_resumable(run_dir: PathLike) -> Run:
                        f"a new run with origin 'run:{run.path}'")
     run.train_config()  # a damaged config fails here, before any process starts
     runfolder.clear_cancel(run.path)
+    _bank_segment(run.path, st)
     return run
 
 

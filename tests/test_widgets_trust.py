@@ -233,3 +233,67 @@ def test_pickers_preselect_the_newest_healthy_dataset_and_run(fresh):
     export.name.value = ""
     export.export_button.click()  # stops at the name check: the run and version were accepted
     assert export.status.kind == "error" and "model name is empty" in export.status.text
+
+
+# ---------------------------------------------------------------- monitor
+
+
+def test_monitor_banners_clear_durations_span_resumes_units_are_percent(workspace):
+    from ocrtrain import runfolder
+    from ocrtrain.fsutil import parse_time
+    from widgets import MonitorPanel
+
+    train = TrainPanel(workspace)
+    train.data.refresh(select=str(workspace.datasets_dir / "tiny"))
+    fill_train_panel(train, max_steps=40, val_interval=10)
+    train.run_name.value = "resumed"
+    train.launch_button.click()
+    run = Run(train.run)
+    wait_for(lambda: run.status()["state"] == "running" and (run.status().get("step") or 0) >= 2, timeout=180)
+    monitor = MonitorPanel(workspace)
+    monitor.select(run.path)
+    monitor.cancel_button.click()
+    assert monitor.status.kind == "note" and monitor.status.text.startswith("cancel requested")
+    wait_for(lambda: run.status()["state"] == "canceled", timeout=120)
+    monitor.refresh()
+    assert monitor.status.kind == "ok" and monitor.status.text == "resumed canceled"  # the banner moved on
+    first = run.status()
+    first_s = parse_time(first["ended"]) - parse_time(first["started"])
+    assert monitor.resume_button.disabled is False and monitor.cancel_button.disabled is True
+
+    monitor.resume_button.click()
+    assert monitor.status.text.startswith("resumed"), monitor.status.text
+    assert run.wait(timeout=240)["state"] == "finished", run.status().get("error")
+    monitor.refresh()
+    assert monitor.status.kind == ""  # "resumed ..." went once the job ran
+    st = run.status()
+    second_s = parse_time(st["ended"]) - parse_time(st["started"])
+    summary = run.summary()
+    assert summary["segments"] == 2 and abs(summary["duration_s"] - (first_s + second_s)) < 1.5, summary
+    assert summary["duration_s"] > second_s
+    assert "over 2 segments" in monitor.info.value
+    # The validation size and what a line is worth, from the metrics rows.
+    last_val = [r for r in run.metrics("val") if r.get("val_set") in (None, "val")][-1]
+    assert f"validation set: {last_val['n']} lines" in monitor.info.value
+    assert f"one line = {100 / last_val['n']:.1f} points" in monitor.info.value
+    # Charts in percent, like the text: the CER trace's last point is 100 x the row's CER.
+    cer = next(t for t in monitor.fig.data if t.name in ("CER", "CER · val"))
+    assert cer.y[-1] == pytest.approx(100 * last_val["cer"]) and cer.x[-1] == last_val["step"]
+    assert monitor.fig.layout.yaxis2.ticksuffix == "%" and monitor.fig.layout.yaxis3.ticksuffix == "%"
+    assert runfolder.files(run.path).last.is_file()
+
+
+def test_a_segment_is_counted_once_however_often_resume_is_tried(tmp_path):
+    from ocrtrain import runfolder
+    from ocrtrain.runs import check_resumable
+
+    run_dir = runfolder.create_run(tmp_path / "r", {"config": {}, "data": str(tmp_path)})
+    runfolder.update_status(run_dir, state="canceled", started="2026-01-01T10:00:00+0000",
+                            ended="2026-01-01T10:02:00+0000")
+    for _ in range(2):  # a resume whose job never started, then another
+        check_resumable(run_dir)
+    st = Run(run_dir).status()
+    assert st["earlier_s"] == 120.0 and st["segments"] == 2
+    runfolder.update_status(run_dir, state="finished", started="2026-01-01T11:00:00+0000",
+                            ended="2026-01-01T11:00:30+0000")
+    assert Run(run_dir).summary()["duration_s"] == 150.0 and Run(run_dir).summary()["duration"]

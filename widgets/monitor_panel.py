@@ -8,6 +8,7 @@ second; curves are redrawn only when new records arrived, downsampled to `max_po
 from __future__ import annotations
 
 import html
+import math
 import threading
 from pathlib import Path
 from typing import Optional, Union
@@ -22,7 +23,7 @@ from .feedback import StatusBox
 from .follow import MetricsFollower
 from .workspace import Workspace
 
-__all__ = ["MonitorPanel", "make_curves_figure"]
+__all__ = ["MonitorPanel", "make_curves_figure", "noise_hint", "PERCENT_KEYS"]
 
 ACTIVE = ("created", "queued", "running")
 # (kind, key, subplot row, col, name)
@@ -35,6 +36,31 @@ TRACES = [
     ("val", "cer_ws", 2, 1, "CER (spaces collapsed)"),
     ("train", "lr", 2, 2, "learning rate"),
 ]
+
+
+#: Rates drawn in percent, as the text around the charts writes them (2.0%, not 0.02).
+PERCENT_KEYS = frozenset({"accuracy", "accuracy_ws", "cer", "cer_ws"})
+
+
+def _series(follower: Optional[MetricsFollower], kind: str, key: str, max_points: int, val_set) -> tuple:
+    xs, ys = follower.series(kind, key, max_points, val_set) if follower is not None else ([], [])
+    if key in PERCENT_KEYS:
+        ys = [None if y is None else 100 * y for y in ys]
+    return xs, ys
+
+
+def noise_hint(n: Optional[int], accuracy: Optional[float] = None) -> str:
+    """What one validation line and chance are worth on a set of `n` lines, in points of line accuracy.
+
+    >>> noise_hint(25, 0.5)
+    'validation set: 25 lines · one line = 4.0 points · ±19.6 points is noise (95%)'
+    """
+    if not isinstance(n, int) or n <= 0:
+        return ""
+    p = accuracy if isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1 else 0.5
+    # A binomial's 95% interval, floored at one line (a set where every line is right still has one in play).
+    spread = max(100 / n, 196 * math.sqrt(max(p * (1 - p), 0.0) / n))
+    return f"validation set: {n} lines · one line = {100 / n:.1f} points · ±{spread:.1f} points is noise (95%)"
 
 
 def trace_specs(follower: Optional[MetricsFollower]) -> list[tuple]:
@@ -58,16 +84,19 @@ def make_curves_figure(follower: Optional[MetricsFollower] = None, max_points: i
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=2, subplot_titles=("loss", "line accuracy (val)", "CER (val)", "learning rate"),
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("loss", "line accuracy (val, %)", "CER (val, %)",
+                                                        "learning rate"),
                         horizontal_spacing=0.1, vertical_spacing=0.16)
     for kind, key, row, col, name, val_set in trace_specs(follower):
-        xs, ys = follower.series(kind, key, max_points, val_set) if follower is not None else ([], [])
+        xs, ys = _series(follower, kind, key, max_points, val_set)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if kind == "val" else "lines",
                                  name=name, marker={"size": 5}), row=row, col=col)
     fig.update_layout(height=460, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
                       legend=dict(orientation="h", y=-0.12))
     for col in (1, 2):  # bottom row only: a top-row axis title would sit on the subplot title below
         fig.update_xaxes(title_text="step", row=2, col=col)
+    fig.update_yaxes(ticksuffix="%", row=1, col=2)
+    fig.update_yaxes(ticksuffix="%", row=2, col=1)
     widget = go.FigureWidget(fig)
     return widget
 
@@ -262,19 +291,35 @@ class MonitorPanel(W.VBox):
                                     f'data-max-steps="{row["max_steps"]}">{html.escape(state)} · step '
                                     f'{row["step"]}/{row["max_steps"] or "?"}{eta_text}{speed_text}</span>')
         last_val = f.last_val
-        parts = [f"device {html.escape(str(row['device'] or '?'))}", f"duration {row['duration'] or '–'}"]
+        segments = row.get("segments") or 1
+        duration = (row["duration"] or "–") + (f" over {segments} segments (resumed)" if segments > 1 else "")
+        parts = [f"device {html.escape(str(row['device'] or '?'))}", f"duration {duration}"]
         if last_val:
             parts.append(f"last val: CER {_fmt(last_val.get('cer'), True)}, line accuracy "
                          f"{_fmt(last_val.get('accuracy'), True)} (step {last_val.get('step')})")
         if row["best_cer"] is not None:
             parts.append(f"best CER {_fmt(row['best_cer'], True)}")
         info = " · ".join(parts)
+        hint = noise_hint(last_val.get("n"), last_val.get("accuracy")) if last_val else ""
+        if hint:
+            info += f'<div class="ocrtrain-help ocrtrain-val-noise">{html.escape(hint)}</div>'
+        self._clear_stale_banner(row["name"], state)
         if row["error"]:
             info += f'<div class="ocrtrain-error">{html.escape(str(row["error"]))}</div>'
         self.info.value = info
         log = runfolder.log_tail(path)
         self.log_view.value = f"<pre>{html.escape(log) or '(no log yet)'}</pre>"
         self._draw(f, state)
+
+    def _clear_stale_banner(self, name: str, state: str) -> None:
+        """A "cancel requested" / "resumed" note is replaced once the run got where it was sent."""
+        if self.status.kind != "note" or name not in self.status.text:
+            return
+        text = self.status.text
+        if text.startswith("cancel requested") and state not in ACTIVE:
+            self.status.ok(f"{name} {state}") if state == "canceled" else self.status.clear()
+        elif text.startswith("resumed") and state not in ("queued", "created"):
+            self.status.clear()
 
     def _draw(self, f: Optional[MetricsFollower], state: str = "") -> None:
         count = f.count if f is not None else 0
@@ -295,8 +340,7 @@ class MonitorPanel(W.VBox):
             return
         with self.fig.batch_update():
             for trace, (kind, name, _r, _c, _label, val_set) in zip(self.fig.data, trace_specs(f)):
-                xs, ys = f.series(kind, name, self.max_points, val_set) if f is not None else ([], [])
-                trace.x, trace.y = xs, ys
+                trace.x, trace.y = _series(f, kind, name, self.max_points, val_set)
 
     def points(self, name: str) -> int:
         """How many points the trace `name` (e.g. "train loss") shows now (for tests)."""
