@@ -1,18 +1,17 @@
-"""Optional dependencies: import them, or raise an error that names the command installing them.
+"""Optional dependencies: the error that names the command installing a missing one.
 
-trdg 1.8.0 (the synthetic-line renderer) pins a yanked arabic-reshaper, so pip cannot install it
-with its dependencies: its real dependencies are the ``synth`` extra and trdg itself is installed
-``--no-deps``. A missing trdg or a missing dependency of it are told apart.
+trdg 1.8.0 (the synthetic-line renderer, imported only by ocrtrain.synth) pins a yanked
+arabic-reshaper, so pip cannot install it with its dependencies: its real dependencies are the
+``synth`` extra and trdg itself is installed ``--no-deps``. A missing trdg and a missing dependency
+of it are told apart.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 
 from .errors import InputError
 
-__all__ = ["TRDG_REQUIREMENT", "trdg_install_command", "import_trdg_generator"]
+__all__ = ["TRDG_REQUIREMENT", "trdg_install_command", "trdg_missing"]
 
 TRDG_REQUIREMENT = "trdg==1.8.0"
 
@@ -22,17 +21,12 @@ def trdg_install_command() -> str:
     return f"{sys.executable} -m pip install --no-deps {TRDG_REQUIREMENT}"
 
 
-def import_trdg_generator():
-    """trdg's ``FakeTextDataGenerator`` (trdg prints on import: silenced); InputError naming the fix."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            from trdg.data_generator import FakeTextDataGenerator
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        if top == "trdg":
-            raise InputError(f"trdg (the synthetic-line renderer) is not installed: run `{trdg_install_command()}` "
-                             "(without its dependencies: its pins are broken; they come with the synth extra, "
-                             "`pip install 'ocrtrain[synth]'`)") from None
-        raise InputError(f"trdg needs the package that provides {top!r}, which is not installed: run "
-                         f"`{sys.executable} -m pip install 'ocrtrain[synth]'` (in a checkout: `make setup`)") from None
-    return FakeTextDataGenerator
+def trdg_missing(exc: ModuleNotFoundError) -> InputError:
+    """The error for a failed ``import trdg...``: install trdg, or the synth extra it needs."""
+    top = (exc.name or "").split(".")[0]
+    if top == "trdg":
+        return InputError(f"trdg (the synthetic-line renderer) is not installed: run `{trdg_install_command()}` "
+                          "(without its dependencies: its pins are broken; they come with the synth extra, "
+                          "`pip install 'ocrtrain[synth]'`)")
+    return InputError(f"trdg needs the package that provides {top!r}, which is not installed: run "
+                      f"`{sys.executable} -m pip install 'ocrtrain[synth]'` (in a checkout: `make setup`)")

@@ -16,6 +16,8 @@ plain, receipt-printer, scanned-page, phone-photo) and, with ``fonts="auto"``, i
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import multiprocessing as mp
 import os
@@ -39,7 +41,7 @@ from .errors import InputError, OcrtrainError
 from .events import Callback, Message, Progress, emit
 from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool, trdg_font_dir  # noqa: F401
 from .images import encode_png
-from .optional import import_trdg_generator
+from .optional import trdg_missing
 from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset",
@@ -68,7 +70,11 @@ def _patch_pillow() -> None:
 @lru_cache(maxsize=1)
 def _trdg():
     _patch_pillow()
-    FakeTextDataGenerator = import_trdg_generator()  # InputError naming the install command
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # trdg prints on import
+            from trdg.data_generator import FakeTextDataGenerator
+    except ModuleNotFoundError as exc:
+        raise trdg_missing(exc) from None  # InputError naming the install command
     import trdg
 
     return FakeTextDataGenerator, Path(trdg.__file__).parent / "fonts" / "latin"

@@ -27,12 +27,16 @@ HIDE = textwrap.dedent("""
         def __getattr__(self, attr):
             return getattr(self.inner, attr)
 
-    sys.meta_path[:] = [Hide(f, set(sys.argv[1].split(","))) for f in sys.meta_path]
-    if sys.argv[2] == "guard":
+    hidden = set(sys.argv[1].split(","))
+    if sys.argv[2] == "guard":  # the engine loaded, then the package is gone
         from ocrtrain.errors import InputError
-        from ocrtrain.optional import import_trdg_generator
+        from ocrtrain.synth import _trdg
+        for name in [m for m in sys.modules if m.split(".")[0] in hidden]:
+            del sys.modules[name]
+    sys.meta_path[:] = [Hide(f, hidden) for f in sys.meta_path]
+    if sys.argv[2] == "guard":
         try:
-            import_trdg_generator()
+            _trdg()
         except InputError as exc:
             sys.exit(f"InputError: {exc}")
     else:
@@ -56,7 +60,7 @@ def test_synth_without_trdg_names_the_install_command(tmp_path, fonts):
 
 
 def test_missing_trdg_dependency_names_the_synth_extra():
-    # trdg's renderer imports OpenCV; the engine needs it too, so only the guard runs without it.
+    # trdg's renderer imports OpenCV; the engine imports it too, so it is hidden after ocrtrain.synth loaded.
     out = _cli("cv2", "guard")
     assert out.returncode == 1, out.stderr
     assert "InputError: trdg needs the package that provides 'cv2'" in out.stderr
@@ -64,7 +68,7 @@ def test_missing_trdg_dependency_names_the_synth_extra():
 
 
 def test_import_guard_returns_trdgs_generator():
-    from ocrtrain.optional import import_trdg_generator
+    from ocrtrain.synth import _trdg
 
-    generator = import_trdg_generator()
-    assert generator.__module__ == "trdg.data_generator"
+    generator, fonts = _trdg()
+    assert generator.__module__ == "trdg.data_generator" and fonts.is_dir()
