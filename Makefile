@@ -32,10 +32,15 @@ test: setup browser-deps
 	$(BIN)/python -m pytest -q tests
 
 # Datasets and runs live in OCRTRAIN_HOME (default ~/ocrtrain), shared with the CLI: see ocrtrain/home.py.
+# `ocrtrain dashboard`: Voila on 127.0.0.1 with kernel culling (ocrtrain/cli/dashboard.py has the flags);
+# `ocrtrain lab`: JupyterLab on OCRTRAIN_HOME.
 dashboard: export OCRTRAIN_HOME ?= $(HOME)/ocrtrain
 dashboard: setup
-	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
-	  --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60
+	$(BIN)/ocrtrain dashboard --port=$(PORT)
+
+lab: export OCRTRAIN_HOME ?= $(HOME)/ocrtrain
+lab: setup
+	$(BIN)/ocrtrain lab
 
 demo: setup
 	$(BIN)/python -m ocrtrain run-notebook pipeline --log-output

@@ -43,8 +43,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The notebooks shipped with the project (a checkout or an editable install).
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+#: The project's notebooks: notebooks/ of a checkout (or an editable install), else the copy a wheel
+#: installs inside the package (pyproject.toml maps notebooks/ to the package ocrtrain.notebook_files).
+_CHECKOUT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = (_CHECKOUT_NOTEBOOKS if (_CHECKOUT_NOTEBOOKS / "dashboard.ipynb").is_file()
+                else Path(__file__).resolve().parent / "notebook_files")
 #: A notebook declaring this parameter is told the run folder it executes in.
 RUN_DIR_PARAMETER = "run_dir"
 _PARAMETER_TYPES = (bool, int, float, str, type(None), list, dict, tuple)
