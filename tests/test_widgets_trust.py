@@ -252,6 +252,7 @@ def test_monitor_banners_clear_durations_span_resumes_units_are_percent(workspac
     wait_for(lambda: run.status()["state"] == "running" and (run.status().get("step") or 0) >= 2, timeout=180)
     monitor = MonitorPanel(workspace)
     monitor.select(run.path)
+    assert monitor.actions.delete_button.disabled  # a running run cannot be deleted
     monitor.cancel_button.click()
     assert monitor.status.kind == "note" and monitor.status.text.startswith("cancel requested")
     wait_for(lambda: run.status()["state"] == "canceled", timeout=120)
@@ -297,3 +298,89 @@ def test_a_segment_is_counted_once_however_often_resume_is_tried(tmp_path):
     runfolder.update_status(run_dir, state="finished", started="2026-01-01T11:00:00+0000",
                             ended="2026-01-01T11:00:30+0000")
     assert Run(run_dir).summary()["duration_s"] == 150.0 and Run(run_dir).summary()["duration"]
+
+
+# ---------------------------------------------------------------- delete and rename
+
+
+def test_engine_deletes_and_renames_only_inside_the_work_folder(tmp_path, tiny_dataset):
+    from ocrtrain import runfolder
+    from ocrtrain.errors import InputError, RunError
+    from ocrtrain.manage import delete_dataset, delete_run, rename_dataset, rename_run
+
+    ws = Workspace(tmp_path / "work")
+    ds = ws.datasets_dir / "junk"
+    shutil.copytree(tiny_dataset, ds)
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(tiny_dataset, outside)
+    (ws.datasets_dir / "link").symlink_to(outside, target_is_directory=True)
+    for bad in (outside, ws.datasets_dir / "link", ws.datasets_dir / ".." / ".." / "elsewhere", ws.datasets_dir,
+                ws.root):
+        with pytest.raises(InputError):
+            delete_dataset(bad, ws.datasets_dir)
+    assert (outside / "manifest.json").is_file()
+    (ws.datasets_dir / "notes").mkdir()
+    with pytest.raises(InputError, match="not a dataset folder"):
+        delete_dataset(ws.datasets_dir / "notes", ws.datasets_dir)
+    for name in ("../x", "", "a/b", ".hidden"):
+        with pytest.raises(InputError):
+            rename_dataset(ds, name, ws.datasets_dir)
+    ds = rename_dataset(ds, "renamed", ws.datasets_dir)
+    assert ds == ws.datasets_dir / "renamed" and (ds / "manifest.json").is_file()
+    # A run that is running (status written by the engine, its pid alive: this test) cannot go,
+    # nor can the dataset it uses; once it has ended both can.
+    run = runfolder.create_run(ws.runs_dir / "busy", {"config": {}, "data": str(ds)})
+    import os
+    import socket
+
+    from ocrtrain.jobs import job_token
+
+    runfolder.update_status(run, state="running", pid=os.getpid(), host=socket.gethostname(),
+                            job=job_token(os.getpid()))
+    assert Run(run).status()["state"] == "running"
+    with pytest.raises(RunError, match="cancel it"):
+        delete_run(run, ws.runs_dir)
+    with pytest.raises(RunError, match="cancel it"):
+        rename_run(run, "other", ws.runs_dir)
+    with pytest.raises(RunError, match="busy"):
+        delete_dataset(ds, ws.datasets_dir, ws.runs_dir)
+    runfolder.update_status(run, state="canceled", pid=None)
+    run = rename_run(run, "was-busy", ws.runs_dir)
+    assert delete_run(run, ws.runs_dir) == ws.runs_dir / "was-busy" and not run.exists()
+    assert delete_dataset(ds, ws.datasets_dir, ws.runs_dir) == ds and not ds.exists()
+    assert sorted(p.name for p in ws.datasets_dir.iterdir()) == ["link", "notes"]
+    assert (outside / "manifest.json").is_file() and not list(ws.runs_dir.iterdir())
+
+
+def test_dashboard_delete_asks_first_and_rename_relists(fresh):
+    from widgets import DatasetPanel, MonitorPanel
+
+    ws = fresh
+    junk = shutil.copytree(ws.runs_dir / "good-run", ws.runs_dir / "junk-run")
+    monitor = MonitorPanel(ws)
+    monitor.select(junk)
+    actions = monitor.actions
+    actions.new_name.value = "kept-run"
+    actions.rename_button.click()
+    assert actions.status.kind == "ok", actions.status.text
+    kept = ws.runs_dir / "kept-run"
+    assert kept.is_dir() and not junk.exists() and monitor.selected == str(kept)
+    assert "kept-run" in monitor.table.value
+    actions.delete_button.click()
+    assert actions.status.kind == "warn" and actions.delete_button.description == "Confirm delete" and kept.is_dir()
+    monitor.run_select.value = str(ws.runs_dir / "good-run")  # another run: the confirmation lapses
+    assert actions.delete_button.description == "Delete run"
+    monitor.select(kept)
+    actions.delete_button.click()
+    actions.delete_button.click()
+    assert actions.status.kind == "ok" and "deleted run kept-run" in actions.status.text and not kept.exists()
+    assert "kept-run" not in monitor.table.value and monitor.selected != str(kept)
+
+    panel = DatasetPanel(ws)
+    extra = write_dataset(ws.datasets_dir / "to-delete", 5, SplitConfig())
+    panel.audit_picker.refresh(select=str(extra))
+    panel.dataset_actions.delete_button.click()
+    assert extra.is_dir() and panel.dataset_actions.status.kind == "warn"
+    panel.dataset_actions.delete_button.click()
+    assert not extra.exists() and panel.dataset_actions.status.kind == "ok"
+    assert str(extra) not in [v for _, v in panel.audit_picker.dropdown.options]

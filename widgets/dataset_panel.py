@@ -24,6 +24,7 @@ from ocrtrain.synth import SynthConfig
 
 from .audit_view import AuditView
 from .feedback import StatusBox
+from .manage import FolderActions
 from .forms import ConfigForm
 from .pickers import DatasetPicker
 from .tasks import BackgroundTask, Throttle
@@ -359,7 +360,22 @@ class DatasetPanel(W.VBox):
         self.audit_button.add_class("ocrtrain-audit-run")
         self.audit_button.on_click(lambda _b: self.audit(self.audit_picker.value))
         self.audit_status = StatusBox()
-        self.audit_box = W.VBox([W.HBox([self.audit_picker, self.audit_button]), self.audit_status])
+        from ocrtrain.manage import delete_dataset, rename_dataset
+
+        ws = self.workspace
+        self.dataset_actions = FolderActions(
+            "dataset", lambda: self.audit_picker.value,
+            lambda path: delete_dataset(path, ws.datasets_dir, ws.runs_dir),
+            lambda path, name: rename_dataset(path, name, ws.datasets_dir, ws.runs_dir), self._after_manage)
+        self.audit_picker.observe(lambda _c: self.dataset_actions.disarm(), names="value")
+        self.audit_box = W.VBox([W.HBox([self.audit_picker, self.audit_button]), self.audit_status,
+                                 self.dataset_actions])
+
+    def _after_manage(self, new_path: Optional[Path]) -> None:
+        self.audit_view.clear()
+        self.audit_picker.refresh(select=str(new_path) if new_path else None)
+        if new_path is not None:  # the Workbench offers a renamed dataset to the other tabs
+            self.dataset = str(new_path)
 
     def _after_new_dataset(self, path: Path) -> None:
         self.audit_picker.refresh(select=str(path))

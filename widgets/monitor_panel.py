@@ -21,6 +21,7 @@ from ocrtrain.fsutil import format_duration
 
 from .feedback import StatusBox
 from .follow import MetricsFollower
+from .manage import FolderActions
 from .workspace import Workspace
 
 __all__ = ["MonitorPanel", "make_curves_figure", "noise_hint", "PERCENT_KEYS"]
@@ -151,6 +152,11 @@ class MonitorPanel(W.VBox):
         self.fig_box = W.Box([self.fig], layout=W.Layout(width="100%"))
         self.fig_box.add_class("ocrtrain-curves")
 
+        from ocrtrain.manage import delete_run, rename_run
+
+        root = workspace.runs_dir
+        self.actions = FolderActions("run", lambda: self.selected, lambda path: delete_run(path, root),
+                                     lambda path, name: rename_run(path, name, root), self._after_manage)
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.cancel_button.on_click(self._on_cancel)
         self.resume_button.on_click(self._on_resume)
@@ -161,6 +167,7 @@ class MonitorPanel(W.VBox):
             self.table,
             W.HBox([self.run_select, self.refresh_button, self.cancel_button, self.resume_button]),
             self.status,
+            self.actions,
             W.HBox([self.progress, self.progress_text], layout=W.Layout(align_items="center")),
             self.info,
             self.fig_box,
@@ -278,6 +285,8 @@ class MonitorPanel(W.VBox):
             self._draw(None)
             return
         state = row["state"]
+        # The engine refuses too; a disabled button says so before the click.
+        self.actions.delete_button.disabled = self.actions.rename_button.disabled = state in ("queued", "running")
         self.cancel_button.disabled = state not in ACTIVE
         self.resume_button.disabled = state not in ("canceled", "failed")
         self.progress.value = min(1.0, row["progress"])
@@ -376,9 +385,16 @@ class MonitorPanel(W.VBox):
         self.refresh()
         self.status.note(f"resumed {Path(self.selected).name} from its last checkpoint")
 
+    def _after_manage(self, new_path: Optional[Path]) -> None:
+        with self._lock:
+            self.refresh()
+            if new_path is not None:
+                self.select(new_path)
+
     def _on_select(self, change) -> None:
         if change["new"] != self.selected:
             self.selected = change["new"] or ""
+            self.actions.disarm()
             self.status.clear()
             with self._lock:
                 self._render_table()
