@@ -1,0 +1,158 @@
+"""Dashboard trust in a real browser (issue 14): curves really drawn, guardrails and delete.
+
+Voila serves notebooks/dashboard.ipynb over a work folder that already holds a finished run
+(a real 6-step CPU job) and a second run to throw away; headless Chromium checks the drawn SVG
+(points on the lines, not only data in the widget model), after switching tabs too, that a long
+Launch asks before starting, that disabled buttons look disabled, and that Delete asks first.
+Skipped only when /usr/bin/chromium is missing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, VOILA, _free_port, _wait_for_port, open_tab, \
+    set_field, wait_until
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    pytest.mark.timeout(400),
+]
+
+TINY = {"max_steps": 6, "warmup_steps": 0, "batch_size": 4, "device": "cpu", "val_interval": 2, "val_limit": 4,
+        "workers": 0, "freeze_feature_extractor": True, "keep_checkpoints": 1}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_dataset):
+    from ocrtrain.runs import Run, cancel, launch
+    from ocrtrain.train import TrainConfig
+
+    home = tmp_path_factory.mktemp("trust-home")
+    shutil.copytree(tiny_dataset, home / "datasets" / "tiny")
+    run = launch(TrainConfig.from_dict(TINY), home / "datasets" / "tiny", runs_root=home / "runs", name="drawn")
+    assert run.wait(timeout=240)["state"] == "finished", run.status().get("error")
+    shutil.copytree(run.path, home / "runs" / "junk")
+    os.utime(run.path)  # "drawn" is the newest finished run
+    port = _free_port()
+    env = {**os.environ, "OCRTRAIN_HOME": str(home)}
+    log = open(home / "voila.log", "wb")
+    proc = subprocess.Popen(
+        [str(VOILA), "notebooks/dashboard.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+         "--MappingKernelManager.cull_idle_timeout=600", "--MappingKernelManager.cull_interval=60"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}/", home
+    finally:
+        for run_dir in (home / "runs").glob("*"):
+            try:
+                if Run(run_dir).is_active():
+                    cancel(run_dir, wait=True, timeout=60)
+            except Exception:
+                pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
+        page.set_default_timeout(60_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def drawn_points(page) -> dict[str, int]:
+    """Points drawn per trace of the Monitor's figure, read from the rendered SVG: vertices of each
+    line path plus marker points, keyed by the legend's trace names."""
+    return page.evaluate("""() => {
+        const out = {};
+        const plot = document.querySelector('.ocrtrain-curves .js-plotly-plot');
+        if (!plot || !plot.data) return out;
+        const traces = plot.querySelectorAll('.scatterlayer .trace');
+        traces.forEach((g, i) => {
+            const name = (plot.data[i] || {}).name || String(i);
+            const line = g.querySelector('path.js-line');
+            const d = line ? (line.getAttribute('d') || '') : '';
+            const vertices = (d.match(/[ML]/g) || []).length;
+            const markers = g.querySelectorAll('path.point').length;
+            out[name] = Math.max(vertices, markers);
+        });
+        return out;
+    }""")
+
+
+def cer_points(page) -> int:
+    points = drawn_points(page)
+    return points.get("CER", points.get("CER · val", 0))
+
+
+def test_curves_are_drawn_after_tab_switches_and_guardrails_hold(server, page):
+    from ocrtrain.runs import Run
+
+    url, home = server
+    val_rows = [r for r in Run(home / "runs" / "drawn").metrics("val") if r.get("val_set") in (None, "val")]
+    train_rows = Run(home / "runs" / "drawn").metrics("train")
+    page.goto(url)
+    page.wait_for_selector(".ocrtrain-workbench .ocrtrain-generate")
+
+    # Monitor: the finished run's curves are drawn (SVG), as many points as rows.
+    open_tab(page, "3 · Monitor")
+    page.locator(".ocrtrain-run-select select").select_option(label="drawn")
+    wait_until(lambda: drawn_points(page).get("train loss", 0) == len(train_rows), timeout=60)
+    wait_until(lambda: cer_points(page) == len(val_rows), timeout=30)
+    info = page.locator(".ocrtrain-run-info").inner_text()
+    assert f"validation set: {val_rows[-1]['n']} lines" in info
+    assert "%" in page.locator(".ocrtrain-curves .js-plotly-plot").inner_text()
+    # A finished run cannot be canceled: the button is disabled and looks it.
+    cancel = page.locator(".ocrtrain-cancel-run")
+    assert cancel.is_disabled()
+    assert float(cancel.evaluate("b => getComputedStyle(b).opacity")) < 0.6
+
+    # Away and back: still drawn, not empty axes.
+    open_tab(page, "2 · Train")
+    page.wait_for_selector(".ocrtrain-launch", state="visible")
+    open_tab(page, "3 · Monitor")
+    wait_until(lambda: drawn_points(page).get("train loss", 0) == len(train_rows), timeout=30)
+    open_tab(page, "4 · Compare")
+    open_tab(page, "3 · Monitor")
+    wait_until(lambda: cer_points(page) == len(val_rows), timeout=30)
+
+    # Train: a run of 10^9 steps asks for confirmation instead of launching.
+    open_tab(page, "2 · Train")
+    set_field(page, ".ocrtrain-train", "max_steps", 1_000_000_000)
+    page.locator(".ocrtrain-launch").click()
+    wait_until(lambda: "Confirm launch" in page.locator(".ocrtrain-launch").inner_text(), timeout=30)
+    assert "no time estimate" in page.locator(".ocrtrain-train .ocrtrain-warn").inner_text()
+    assert sorted(p.name for p in (home / "runs").iterdir() if not p.name.startswith(".")) == ["drawn", "junk"]
+    set_field(page, ".ocrtrain-train", "max_steps", 6)  # a change of the form withdraws the question
+    wait_until(lambda: "Launch training" in page.locator(".ocrtrain-launch").inner_text(), timeout=30)
+
+    # Monitor: Delete asks first, then removes the run folder and its row.
+    open_tab(page, "3 · Monitor")
+    page.locator(".ocrtrain-run-select select").select_option(label="junk")
+    page.locator(".ocrtrain-run-delete").click()
+    wait_until(lambda: "Confirm delete" in page.locator(".ocrtrain-run-delete").inner_text(), timeout=30)
+    assert (home / "runs" / "junk").is_dir()
+    page.locator(".ocrtrain-run-delete").click()
+    wait_until(lambda: not (home / "runs" / "junk").exists(), timeout=30)
+    wait_until(lambda: "junk" not in page.locator(".ocrtrain-runs-table").inner_text(), timeout=30)
+    assert re.search(r"deleted run junk", page.locator(".ocrtrain-run-actions-status").inner_text())
+    time.sleep(0.2)
+    assert drawn_points(page).get("train loss", 0) == len(train_rows)  # the shown run is "drawn" again
