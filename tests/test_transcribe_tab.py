@@ -82,3 +82,10 @@ def test_workbench_has_the_transcribe_tab(tmp_path):
         assert str(other.path) in bench.transcribe.path.options
     finally:
         bench.close()
+
+
+def test_an_empty_work_folder_says_how_to_make_a_set(tmp_path):
+    panel = TranscribePanel(_Workspace(tmp_path))
+    assert panel.docs is None and panel.rows.children == ()
+    assert panel.message.kind == "note" and "ocrtrain pages import" in panel.message.text
+    assert str(tmp_path / "docsets") in panel.message.text

@@ -161,7 +161,10 @@ class TranscribePanel(W.VBox):
         self._loading = False
         self._wire()
         bar = W.HBox([self.page, self.prev_button, self.next_button, self.filter, self.max_confidence, self.sort])
-        self.children = [W.HBox([self.path, self.open_button]), bar, self.counts, self.message,
+        help_line = W.HTML("<span class='ocrtrain-help'>Correct the text (saved as you type) · <b>Enter</b>: "
+                           "verified, on to the next line · only verified lines become training data "
+                           "(<code>ocrtrain pages to-dataset DOCSET --out DATASET</code>)</span>")
+        self.children = [help_line, W.HBox([self.path, self.open_button]), bar, self.counts, self.message,
                          W.HBox([self.preview, self.rows])]
         self.refresh()
 
@@ -186,6 +189,16 @@ class TranscribePanel(W.VBox):
         if self.docs is None and known:
             self.path.value = known[0]
             self.open_set(known[0])
+        elif self.docs is not None and is_document_set(self.docs.path):
+            # Another writer (the CLI, a second tab) may have changed the manifest: read it again.
+            self.docs = DocumentSet(self.docs.path)
+            if self.page.value in {p.id for p in self.docs.pages}:
+                self._show_counts()
+        elif self.docs is None:
+            root = getattr(self.workspace, "root", None)
+            where = Path(root) / DOCSETS_DIR if root else Path(DOCSETS_DIR)
+            self.message.note(f"no document sets in {where} yet: import pages with "
+                              f"`ocrtrain pages import SOURCE --out {where / 'NAME'}`, or type a folder above")
 
     def open_set(self, path: Union[str, Path]) -> None:
         """Open the document set at `path` on its first page with lines left to review."""
