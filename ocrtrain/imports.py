@@ -16,7 +16,10 @@ removed; control and bidi characters reject the row). Images are fully decoded; 
 stored as 8-bit, and a line too long for the model at its input height is rejected.
 
 A folder whose subfolders are such sources (``train/``, ``val/``, ``en_train_filtered/`` ...)
-keeps the splits their names give. Every sample that cannot be used becomes a row of the
+keeps the splits their names give; other samples are split by a hash of their name
+(:mod:`ocrtrain.splits`: the same split every time, at least one val and one test line from 3
+lines). A labels file is read as UTF-8, or as cp1252 when it is not UTF-8 and every byte is a
+cp1252 character (``encoding``); the encoding is recorded in the manifest and warned about. Every sample that cannot be used becomes a row of the
 dataset's ``rejected.csv`` with the reason and the fix; the good samples are kept. If nothing is
 usable, InputError is raised and no dataset folder is left behind.
 
