@@ -77,7 +77,7 @@ def train_lever(name: str, flags: list[str], data: Path, work: Path, steps: int)
     started = time.time()
     code = cli(args)
     if code:
-        raise SystemExit(f"ocrtrain {' '.join(args)} failed ({code}): see {run_dir}/log.txt")
+        raise SystemExit(f"ocrtrain {' '.join(args)} failed ({code}): see the run log (ocrtrain runs {run_dir})")
     return {"lever": name, "flags": flags, "run": str(run_dir), "seconds": time.time() - started, "reused": False}
 
 

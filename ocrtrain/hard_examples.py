@@ -47,7 +47,7 @@ def _first_source(run_dir: Path) -> Path:
     spec = record.get("data_spec") or {}
     train = spec.get("train") or [{"path": record.get("data")}]
     if not train[0].get("path"):
-        raise DatasetError(f"{run_dir}/config.json names no training data: pass --data DS")
+        raise DatasetError(f"the run {run_dir} records no training data: pass --data DS")
     return Path(train[0]["path"])
 
 
