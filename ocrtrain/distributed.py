@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from .errors import ConfigError, RunError
+from .sysinfo import available_cpus
 
 __all__ = ["Dist", "launched_by_torchrun", "init_from_env", "current", "shutdown", "all_sum",
            "broadcast_object", "check_same_on_all"]
@@ -99,7 +100,7 @@ def init_from_env(device: str = "auto") -> Dist:
     else:
         backend = "gloo"
         # N processes on one CPU: split the cores instead of oversubscribing them N times.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = available_cpus()  # affinity mask and container CPU quota
         if "OMP_NUM_THREADS" not in os.environ or os.environ.get("OMP_NUM_THREADS") == "1":
             torch.set_num_threads(max(1, cores // max(1, local_world)))
     try:

@@ -20,7 +20,6 @@ import contextlib
 import io
 import logging
 import multiprocessing as mp
-import os
 import random
 import re
 import threading
@@ -42,6 +41,7 @@ from .events import Callback, Message, Progress, emit
 from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool, trdg_font_dir  # noqa: F401
 from .images import encode_png
 from .optional import trdg_missing
+from .sysinfo import available_cpus
 from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset",
@@ -134,7 +134,7 @@ class SynthConfig(Config):
                 "them plus source words with them put in; only {item} templates, no case variants"})
     single_spaces: bool = field(default=True, metadata={
         "help": "collapse runs of spaces in the labels (CTC cannot count spaces; receipts' column gaps read as one)"})
-    workers: int = field(default=0, metadata={"help": "render processes (0 = one per CPU core)"})
+    workers: int = field(default=0, metadata={"help": "render processes (0 = one per usable CPU: affinity mask and container quota)"})
     render: RenderConfig = field(default_factory=RenderConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -457,7 +457,7 @@ def _report_plan(plan, callback: Optional[Callback]) -> None:
 def _render_into(writer, config: SynthConfig, plan, splits, out, callback, stop_event, started: float) -> None:
     """Render every planned sample in a worker pool into `writer`, in sample order."""
     labels = plan.labels
-    workers = config.workers or os.cpu_count() or 1
+    workers = config.workers or available_cpus()  # a container's CPU quota, not the machine's cores
     _trdg()  # a missing trdg fails here, named, not in every worker's start-up
     # forkserver: forking a process with live threads (the dashboard kernel, a torch process) can
     # deadlock in the child; the server forks from a clean single-threaded process instead.
