@@ -152,11 +152,7 @@ class MonitorPanel(W.VBox):
         self.fig_box = W.Box([self.fig], layout=W.Layout(width="100%"))
         self.fig_box.add_class("ocrtrain-curves")
 
-        from ocrtrain.manage import delete_run, rename_run
-
-        root = workspace.runs_dir
-        self.actions = FolderActions("run", lambda: self.selected, lambda path: delete_run(path, root),
-                                     lambda path, name: rename_run(path, name, root), self._after_manage)
+        self.actions = self._make_actions()
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.cancel_button.on_click(self._on_cancel)
         self.resume_button.on_click(self._on_resume)
@@ -384,6 +380,13 @@ class MonitorPanel(W.VBox):
         # Refresh first: a new state label rebuilds the run list, and the reselection clears the status box.
         self.refresh()
         self.status.note(f"resumed {Path(self.selected).name} from its last checkpoint")
+
+    def _make_actions(self) -> FolderActions:
+        from ocrtrain.manage import delete_run, rename_run
+
+        root = self.workspace.runs_dir
+        return FolderActions("run", lambda: self.selected, lambda path: delete_run(path, root),
+                             lambda path, name: rename_run(path, name, root), self._after_manage)
 
     def _after_manage(self, new_path: Optional[Path]) -> None:
         with self._lock:
