@@ -307,7 +307,7 @@ class MonitorPanel(W.VBox):
         info = " · ".join(parts)
         hint = noise_hint(last_val.get("n"), last_val.get("accuracy")) if last_val else ""
         if hint:
-            info += f'<div class="ocrtrain-help ocrtrain-val-noise">{html.escape(hint)}</div>'
+            info += f'<div class="ocrtrain-help ocrtrain-val-noise" style="display:block">{html.escape(hint)}</div>'
         self._clear_stale_banner(row["name"], state)
         if row["error"]:
             info += f'<div class="ocrtrain-error">{html.escape(str(row["error"]))}</div>'
