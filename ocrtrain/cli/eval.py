@@ -105,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
     read = config_from_args(ReadConfig, args, ReadConfig())
     kwargs = dict(limit=args.limit, device=read.resolved_device(), batch_size=read.batch_size,
                   reader_compatible=read.reader_compatible)
-    if args.compare_with:
-        report = compare(resolve_model_source(args.compare_with), source, args.data, **kwargs)
-    else:
-        report = evaluate(source, args.data, **kwargs)
+    from ._progress import EventBars
+
+    with EventBars() as bars:
+        if args.compare_with:
+            report = compare(resolve_model_source(args.compare_with), source, args.data, callback=bars, **kwargs)
+        else:
+            report = evaluate(source, args.data, callback=bars, **kwargs)
     saved = []
     run = run_folder(source)
     if run is not None:

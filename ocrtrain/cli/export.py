@@ -65,7 +65,11 @@ def _run(args) -> int:
         from ..evaluate import parity_check, run_folder
         from ..runfolder import save_report
 
-        parity = parity_check(result["dir"], args.name, resolve_dataset(args.parity_data), limit=args.parity_limit)
+        from ._progress import EventBars
+
+        with EventBars() as bars:
+            parity = parity_check(result["dir"], args.name, resolve_dataset(args.parity_data),
+                                  limit=args.parity_limit, callback=bars)
         run = run_folder(source)
         if run is not None:
             saved = save_report(run, "parity", {**parity, "bundle": args.name, "version": args.version})

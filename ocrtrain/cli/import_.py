@@ -6,7 +6,7 @@ import sys
 
 from ..config import add_config_arguments, config_from_args
 from ..dataset import SplitConfig
-from ..events import Event, Message, Progress
+from ..events import Event, Progress
 from ..imports import ImportConfig, import_dataset
 
 __all__ = ["register"]
@@ -28,9 +28,7 @@ def register(subparsers) -> None:
 
 
 def _progress(event: Event) -> None:
-    if isinstance(event, Message):
-        print(f"{event.level}: {event.text}", file=sys.stderr)
-    elif isinstance(event, Progress) and event.total and event.done == event.total:
+    if isinstance(event, Progress) and event.total and event.done == event.total:
         print(f"read {event.done} of {event.total} samples", file=sys.stderr)
 
 
@@ -38,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     base = ImportConfig.from_file(args.config) if args.config else ImportConfig()
     split = config_from_args(SplitConfig, args, base=base.split)
     config = config_from_args(ImportConfig, args, base=base).replace(split=split)
-    out = import_dataset(args.source, args.out, config, callback=_progress)
+    from ._progress import EventBars
+
+    with EventBars(quiet_info=False) as bars:
+        out = import_dataset(args.source, args.out, config, callback=lambda e: (bars(e), _progress(e)))
     from ..dataset import Dataset
 
     ds = Dataset(out)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..config import add_config_arguments, config_from_args
 from ..degrade import PRESET_NAMES
@@ -51,20 +50,15 @@ def run(args: argparse.Namespace) -> int:
                              args.overwrite)
     config = synth_config(args)
 
-    def show(event):
-        if getattr(event, "stage", None) == "generate" and event.total and sys.stderr.isatty():
-            print(f"\r{event.done}/{event.total}", end="", file=sys.stderr, flush=True)
-        elif getattr(event, "level", None) == "warning":
-            print(f"warning: {event.text}", file=sys.stderr)
+    from ._progress import EventBars
 
-    path = generate_dataset(config, args.out, callback=show, overwrite=args.overwrite)
+    with EventBars() as bars:
+        path = generate_dataset(config, args.out, callback=bars, overwrite=args.overwrite)
     from ..dataset import Dataset
 
     m = Dataset(path).manifest
     skipped = m.get("source", {}).get("skipped_rows", 0)
     note = f", {skipped} malformed source rows skipped" if skipped else ""
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
     print(f"wrote {path}: {m['total']} samples {m['counts']} ({m['rejected']} rejected{note}) "
           f"in {m['seconds']:.1f} s")
     return 0
