@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -38,6 +39,10 @@ TRACES = [
     ("train", "lr", 2, 2, "learning rate"),
 ]
 
+
+#: How long a new figure without a browser view is rebuilt instead of updated (a view shows up within
+#: a second or two; a panel used without a browser, e.g. in tests, then updates in place).
+UNSEEN_S = 20.0
 
 #: Rates drawn in percent, as the text around the charts writes them (2.0%, not 0.02).
 PERCENT_KEYS = frozenset({"accuracy", "accuracy_ws", "cer", "cer_ws"})
@@ -334,18 +339,26 @@ class MonitorPanel(W.VBox):
         if key == drawn:
             return
         self._drawn_key = key
-        if drawn is None or drawn[0] != key[0] or drawn[2] != state or drawn[3] != sets:
+        if drawn is None or drawn[0] != key[0] or drawn[2] != state or drawn[3] != sets or self._unseen():
             # Another run, the run changed state (e.g. ended while the page was loading, when
-            # incremental updates may have been dropped) or a validation set appeared: a new
+            # incremental updates may have been dropped), a validation set appeared, or the
+            # current figure has no view in the browser yet (it would drop the update): a new
             # figure born with its data.
             old = self.fig
             self.fig = make_curves_figure(f, self.max_points)
+            self._fig_born = time.monotonic()
             self.fig_box.children = [self.fig]
             old.close()
             return
         with self.fig.batch_update():
             for trace, (kind, name, _r, _c, _label, val_set) in zip(self.fig.data, trace_specs(f)):
                 trace.x, trace.y = _series(f, kind, name, self.max_points, val_set)
+
+    def _unseen(self) -> bool:
+        """The figure was made in the last UNSEEN_S seconds and no browser view of it exists yet
+        (ipywidgets counts views in ``_view_count``); updates sent now would be lost."""
+        young = time.monotonic() - getattr(self, "_fig_born", 0.0) < UNSEEN_S
+        return young and getattr(self.fig, "_view_count", None) == 0
 
     def points(self, name: str) -> int:
         """How many points the trace `name` (e.g. "train loss") shows now (for tests)."""
