@@ -35,6 +35,8 @@ LEVERS = {
     "replay": (["--replay", "0.25"],
                "a quarter of every batch general text: receipts -1 point at most, general kept, SROIE "
                "loss halved (the forgetting is general, not receipt-specific)"),
+    "replay-15": (["--replay", "0.15"], "less replay: receipts back to the default's 97%, SROIE between default "
+                                        "and replay 0.25, printer -2 points"),
     "replay-distill": (["--replay", "0.25", "--distill", "1"],
                        "as replay, and the origin's outputs on replay lines keep SROIE at english_g2's level"),
     "l2sp": (["--l2sp", "0.01"],
