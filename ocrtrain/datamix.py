@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from .errors import ConfigError, DatasetError
+from .events import Callback, Message, emit
 
 __all__ = ["TrainSource", "ValSource", "DataSpec", "batch_shares", "val_split_path", "GENERAL_SET",
-           "general_val_source", "with_general", "with_replay", "is_replay", "replay_source_path", "REPLAY_PREFIX"]
+           "general_val_source", "with_general", "with_replay", "is_replay", "replay_source_path",
+           "replay_source_folder", "ensure_replay_sources", "REPLAY_PREFIX"]
 
 PathLike = Union[str, Path]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
@@ -232,19 +234,47 @@ REPLAY_PREFIX = "general-replay-"
 REPLAY_SEED = 1000
 
 
-def replay_source_path(count: int, seed: int = REPLAY_SEED) -> Path:
-    """The dataset folder of `count` general replay lines (rendered once into the cache, reused)."""
-    from .fsutil import file_lock
-    from .general import GENERAL_VERSION, generate_replay_set
+def replay_source_folder(count: int, seed: int = REPLAY_SEED) -> Path:
+    """Where the dataset folder of `count` general replay lines lives in the cache (not rendered here)."""
+    from .general import GENERAL_VERSION
     from .home import cache_root
+
+    return cache_root() / f"{REPLAY_PREFIX}v{GENERAL_VERSION}-n{count}-s{seed}"
+
+
+def replay_source_path(count: int, seed: int = REPLAY_SEED, callback: Optional[Callback] = None) -> Path:
+    """The dataset folder of `count` general replay lines (rendered once into the cache, reused)."""
+    return _render_replay(replay_source_folder(count, seed), count, seed, callback)
+
+
+def _render_replay(folder: Path, count: int, seed: int, callback: Optional[Callback]) -> Path:
+    from .fsutil import file_lock
+    from .general import generate_replay_set
     from .lmdb_io import is_lmdb
 
-    folder = cache_root() / f"{REPLAY_PREFIX}v{GENERAL_VERSION}-n{count}-s{seed}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(folder.parent / f".{folder.name}.lock"):
         if not is_lmdb(folder / "train"):
-            generate_replay_set(folder, count=count, seed=seed, overwrite=folder.exists())
+            emit(callback, Message(f"rendering {count} general replay lines once (cached in {folder}; "
+                                   "later runs reuse them)"))
+            generate_replay_set(folder, count=count, seed=seed, overwrite=folder.exists(), callback=callback)
     return folder
+
+
+def ensure_replay_sources(spec: DataSpec, callback: Optional[Callback] = None) -> None:
+    """Render the built-in replay sources of `spec` that are not there yet (a new run, or a cache
+    cleared since the run started: the lines and images come out the same every time)."""
+    from .general import GENERAL_VERSION
+
+    for source in spec.train:
+        if not is_replay(source.path):
+            continue
+        found = re.fullmatch(rf"{REPLAY_PREFIX}v(\d+)-n(\d+)-s(\d+)", Path(source.path).name)
+        if not found or int(found.group(1)) != GENERAL_VERSION:
+            raise DatasetError(f"replay source {source.path} was made by another version of ocrtrain.general "
+                               f"(this one is v{GENERAL_VERSION}): start a new run (its replay lines are "
+                               "rendered again) or train with --replay 0")
+        _render_replay(Path(source.path), int(found.group(2)), int(found.group(3)), callback)
 
 
 def is_replay(path: PathLike) -> bool:
@@ -261,4 +291,4 @@ def with_replay(spec: DataSpec, share: float, count: int) -> DataSpec:
         return spec
     spec = spec.resolved()
     weight = share / (1.0 - share) * sum(s.weight for s in spec.train)
-    return DataSpec(spec.train + (TrainSource(str(replay_source_path(count)), weight),), spec.val)
+    return DataSpec(spec.train + (TrainSource(str(replay_source_folder(count)), weight),), spec.val)

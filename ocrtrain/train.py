@@ -121,9 +121,11 @@ class TrainConfig(Config):
     guard_max_drop: float = field(default=0.01, metadata={
         "help": "largest allowed drop of the guard metric versus the origin (0.01 = 1 point of accuracy; "
                 "on a set of n lines at least 1.5/n, so one line lost is not called forgetting)"})
-    replay: float = field(default=0.0, metadata={
+    replay: float = field(default=0.25, metadata={
         "help": "share of every batch drawn from generated general text lines (replay against forgetting: "
-                "0.25 = a quarter of each batch; made once, cached, never the general validation lines; 0 = off)"})
+                "0.25 = a quarter of each batch; made once, cached, never the general validation lines; 0 = off). "
+                "The default keeps real receipts at english_g2's level after a synthetic-only fine-tune "
+                "(bench/levers.py)"})
     replay_lines: int = field(default=4000, metadata={"help": "how many general replay lines are generated"})
     distill: float = field(default=0.0, metadata={
         "help": "weight of a distillation loss pulling the model's outputs on the replay lines toward the "
@@ -329,8 +331,12 @@ def data_spec(data: Any):
 
 
 def _dataset_info(path: str) -> dict:
+    from .datamix import is_replay
     from .dataset import Dataset
+    from .lmdb_io import is_lmdb
 
+    if is_replay(path) and not is_lmdb(Path(path) / "train"):  # rendered when the run starts training
+        return {"path": path, "replay": True}
     manifest = Dataset(path).manifest
     return {"path": path, **{k: manifest.get(k) for k in ("counts", "content_hash", "charset") if k in manifest}}
 
@@ -389,7 +395,7 @@ def fit(config: TrainConfig, data: Any, run_dir: PathLike, callback: Optional[Ca
     problem = None
     if group.main:
         try:
-            _prepare_fit(config, data, run_dir, resume)
+            _prepare_fit(config, data, run_dir, resume, callback)
         except OcrtrainError as exc:
             problem = str(exc)
             if group.active:
@@ -460,7 +466,8 @@ def _run_main(trainer, callback: Optional[Callback]) -> None:
         clear_cancel(run_dir)
 
 
-def _prepare_fit(config: TrainConfig, data: Any, run_dir: Path, resume: bool) -> None:
+def _prepare_fit(config: TrainConfig, data: Any, run_dir: Path, resume: bool,
+                 callback: Optional[Callback] = None) -> None:
     from . import runfolder
 
     if resume:
@@ -473,6 +480,10 @@ def _prepare_fit(config: TrainConfig, data: Any, run_dir: Path, resume: bool) ->
             runfolder.files(run_dir).config.is_file() and not runfolder.files(run_dir).metrics.exists()
         if not fresh_job:
             prepare_run(config, data, run_dir)
+    from .datamix import DataSpec, ensure_replay_sources
+
+    if isinstance(stored := stored_data(run_dir), DataSpec):  # before the folders are checked
+        ensure_replay_sources(stored, callback)
     runfolder.files(run_dir).checkpoints.mkdir(parents=True, exist_ok=True)
 
 

@@ -1,10 +1,11 @@
 """Forgetting levers: replay of general lines, distillation from the origin, L2-SP toward its weights."""
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
-from ocrtrain.datamix import DataSpec, is_replay, with_replay
+from ocrtrain.datamix import DataSpec, ensure_replay_sources, is_replay, with_replay
 from ocrtrain.errors import ConfigError
 from ocrtrain.events import Message
 from ocrtrain.general import general_lines, replay_lines
@@ -25,9 +26,14 @@ def test_replay_lines_are_reproducible_and_never_the_general_validation_lines():
         replay_lines(5, seed=0)
 
 
-def test_replay_source_takes_its_share_of_every_batch(tiny_dataset):
+def test_replay_source_takes_its_share_of_every_batch(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("OCRTRAIN_CACHE", str(tmp_path / "cache"))
     spec = with_replay(DataSpec.parse([f"{tiny_dataset}:3"]), 0.25, 12)
     assert [s.weight for s in spec.train] == [3.0, 1.0] and is_replay(spec.train[1].path)
+    assert not (tmp_path / "cache").exists()  # named, not rendered: a dashboard launch does not wait for it
+    notes = []
+    ensure_replay_sources(spec, lambda e: notes.append(e.text) if isinstance(e, Message) else None)
+    assert any("rendering 12 general replay lines once" in n for n in notes)
     reader = LmdbReader(f"{spec.train[1].path}/train")
     labels = [reader[i][1] for i in range(len(reader))]
     assert labels == replay_lines(12, seed=1000)  # real trdg renderings of the replay lines
@@ -35,9 +41,31 @@ def test_replay_source_takes_its_share_of_every_batch(tiny_dataset):
     assert with_replay(spec, 0.0, 12) == spec
 
 
+def test_a_run_renders_its_replay_lines_when_it_starts_and_again_if_the_cache_was_cleared(
+        tiny_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    from ocrtrain.train import prepare_run
+
+    monkeypatch.setenv("OCRTRAIN_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(**{**FAST, "max_steps": 2, "val_interval": 2, "replay_lines": 10})
+    assert cfg.replay == 0.25  # on by default
+    prepare_run(cfg, tiny_dataset, tmp_path / "run")  # what launch() does in the dashboard's kernel
+    replay = Run(tmp_path / "run").config()["data_spec"]["train"][1]["path"]
+    assert is_replay(replay) and not Path(replay).exists()
+    notes = []
+    run = fit(cfg, tiny_dataset, tmp_path / "run", callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert run.status()["state"] == "finished" and run.status()["replay_samples"] == 10
+    assert any(n.startswith("rendering 10 general replay lines once") for n in notes)
+    shutil.rmtree(replay)  # the cache is regenerable: a resume renders the same lines again
+    cfg2 = TrainConfig(**{**FAST, "max_steps": 4, "val_interval": 2, "replay_lines": 10})
+    assert fit(cfg2, tiny_dataset, tmp_path / "run", resume=True).status()["state"] == "finished"
+    assert len(LmdbReader(f"{replay}/train")) == 10
+
+
 def test_lever_settings_are_checked():
     with pytest.raises(ConfigError, match="replay is 0"):
-        TrainConfig(distill=1.0)
+        TrainConfig(distill=1.0, replay=0)
     with pytest.raises(ConfigError, match="0..0.9"):
         TrainConfig(replay=0.95)
     with pytest.raises(ConfigError, match="scratch"):

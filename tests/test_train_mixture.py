@@ -4,8 +4,8 @@ import threading
 import pytest
 
 from conftest import draw_line, png_bytes, sample_labels
-from ocrtrain.datamix import DataSpec, TrainSource, ValSource, batch_shares
-from ocrtrain.dataset import DatasetWriter, SplitConfig
+from ocrtrain.datamix import DataSpec, TrainSource, ValSource, batch_shares, is_replay
+from ocrtrain.dataset import Dataset, DatasetWriter, SplitConfig
 from ocrtrain.errors import ConfigError, DatasetError
 from ocrtrain.runs import Run
 from ocrtrain.tasks.lines import LineSet, plan_mixture
@@ -77,7 +77,9 @@ def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, secon
         [(r["step"], r["train_loss"]) for r in straight.metrics("train")]
     assert [(r["val_set"], r["cer"]) for r in resumed.metrics("val")] == [(r["val_set"], r["cer"]) for r in vals]
     record = Run(tmp_path / "half").config()
-    assert [s["weight"] for s in record["data_spec"]["train"]] == [1.0, 1.0]
+    weights = [s["weight"] for s in record["data_spec"]["train"]]
+    assert weights[:2] == [1.0, 1.0]  # the user's sources keep their weights; replay (default 0.25) is added
+    assert weights[2:] == [pytest.approx(2.0 / 3.0)] and is_replay(record["data_spec"]["train"][2]["path"])
     assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper", "general"]
 
 
@@ -92,7 +94,9 @@ def test_cli_trains_a_mixture_with_named_validation_sets(tiny_dataset, second_da
     assert code == 0, capsys.readouterr()
     run = Run(tmp_path / "cli")
     assert [r["val_set"] for r in run.metrics("val") if r["step"]] == ["upper", "receipts", "general"]
-    assert [s["weight"] for s in run.config()["data_spec"]["train"]] == [3.0, 1.0]
+    assert [s["weight"] for s in run.config()["data_spec"]["train"]][:2] == [3.0, 1.0]
+    own = sum(Dataset(d).counts()["train"] for d in (tiny_dataset, second_dataset))
+    assert run.status()["train_samples"] == own and run.status()["replay_samples"] > 0  # replay counted apart
     assert run.best_version()["metrics"]["val_set"] == "upper"  # the first set decides by default
 
 

@@ -158,7 +158,10 @@ class RecognitionTask(Task):
                 f"{len(self.charset)} characters; origin {self.ctx.config.origin}")
 
     def status_fields(self) -> dict:
-        return {"charset_size": len(self.charset), "train_samples": sum(len(s.indices) for s in self.train_sets),
+        own = [s for i, s in enumerate(self.train_sets) if i not in self.replay_sources]
+        replay = [s for i, s in enumerate(self.train_sets) if i in self.replay_sources]
+        return {"charset_size": len(self.charset), "train_samples": sum(len(s.indices) for s in own),
+                "replay_samples": sum(len(s.indices) for s in replay),
                 "val_samples": len(next(iter(self.val_sets.values())).indices), "rejected": len(self.rejected),
                 "val_sets": list(self.val_sets)}
 
