@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8866
 
-.PHONY: setup test test-install dashboard lab demo bench clean-venv browser-deps deps
+.PHONY: setup test test-install dashboard lab demo bench bench-deps levers clean-venv browser-deps deps
 
 setup: $(STAMP)
 
@@ -50,7 +50,16 @@ lab: setup
 demo: setup
 	$(BIN)/python -m ocrtrain run-notebook pipeline --log-output
 
-bench: setup
+# The peers the accuracy benches compare with: Tesseract 5 with its Norwegian model (Debian packages).
+bench-deps:
+	@tesseract --list-langs 2>/dev/null | grep -qx nor || (apt-get update -qq && \
+		apt-get install -y -qq tesseract-ocr tesseract-ocr-nor >/dev/null)
+
+# The lever table in the README (#12): about an hour per two levers on a 2-core CPU.
+levers: setup bench-deps
+	$(BIN)/python -m bench.levers --work $${WORK:-/tmp/ocrtrain-levers}
+
+bench: setup bench-deps
 	$(BIN)/python -m bench.synth_speed --count 2000
 	$(BIN)/python -m bench.speed --lines 400 --steps 8
 	$(BIN)/python -m bench.time_to_quality
