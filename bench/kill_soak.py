@@ -2,9 +2,11 @@
 
 A tiny synthetic dataset is made (``ocrtrain synth``'s generator), then ``ocrtrain train`` runs in
 the foreground (quick-cpu template, few hundred steps, time-based saves every few seconds) and is
-killed with SIGKILL at a random moment: during start-up, a step, a time-based save of last.pt or
-a validation's checkpoint writes. After each kill ``ocrtrain resume RUN`` continues; the last
-resume runs to the end. After every kill and at the end the run folder is checked:
+killed with SIGKILL at a random moment: a random time after the process started, or (half of the
+kills, ``--training-share``) after its training loop began, so kills land in start-up, steps,
+time-based saves of last.pt and a validation's checkpoint writes. After each kill ``ocrtrain
+resume RUN`` continues (a run killed before its folder existed starts again); the last resume runs
+to the end. After every kill and at the end the run folder is checked:
 
 - resumes finished: resumes that ran until the next kill or to the end without an error of their own
 - corrupt checkpoints: ``*.pt`` files that ``load_checkpoint`` refuses (or a damaged versions/status file)
@@ -14,6 +16,7 @@ resume runs to the end. After every kill and at the end the run folder is checke
 - stale temp files: ``*.tmp`` files of a killed process still there after the next resume started
 
     python -m bench.kill_soak [--kills 20] [--max-steps 300] [--lines 300] [--seed 0] [--json]
+    python -m bench.kill_soak --kills 20 --max-steps 200 --val-interval 20 --save-seconds 2   # README figures
 """
 from __future__ import annotations
 
@@ -146,6 +149,28 @@ class Soak:
         self.notes += bad
         self.counts["duplicated_rows"] += _duplicates(self.run)
 
+    def _kill_at_random(self, proc: subprocess.Popen, log_seen: int) -> int:
+        """SIGKILL `proc` a random time after it started or (share --training-share) after its
+        training loop began, so kills land in start-up, steps, saves and validations; its exit code."""
+        from ocrtrain import runfolder
+
+        deadline = time.monotonic() + self.args.final_timeout
+        if self.rng.random() < self.args.training_share:
+            log = runfolder.files(self.run).log
+            while proc.poll() is None and time.monotonic() < deadline:  # until "N steps from step K"
+                if log.is_file() and b" steps from step " in log.read_bytes()[log_seen:]:
+                    break
+                time.sleep(0.1)
+            delay = self.rng.uniform(0.0, self.args.max_train_seconds)
+            self.counts["kills_timed_from_training"] += 1
+        else:
+            delay = self.rng.uniform(self.args.min_seconds, self.args.max_seconds)
+        try:
+            return proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
     def cycle(self, i: int, fresh: bool, last_pid: int, log_seen: int) -> tuple[int, int, bool]:
         """One process: start (train or resume), kill it at a random moment (unless it is the last);
         returns (its pid, log bytes seen, whether the run finished)."""
@@ -154,12 +179,7 @@ class Soak:
         if final:
             code = proc.wait(timeout=self.args.final_timeout)
         else:
-            delay = self.rng.uniform(self.args.min_seconds, self.args.max_seconds)
-            try:
-                code = proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                code = proc.wait()
+            code = self._kill_at_random(proc, log_seen)
         if not fresh:
             kind, at, log_seen = _resumed_from(self.run, log_seen)
             self.counts[f"resumed_from_{kind or 'not_reached'}"] += 1
@@ -236,6 +256,7 @@ def soak(args) -> dict:
     return {"kills": c["kills"], "resumes": resumes, "resumes_finished": c["resumes_finished"],
             "resumed_from_checkpoint": c["resumed_from_checkpoint"], "restarted_from_origin": c["resumed_from_origin"],
             "killed_before_loading": c["resumed_from_not_reached"], "kills_mid_write": c["kills_mid_write"],
+            "kills_timed_from_training": c["kills_timed_from_training"],
             "steps_redone": c["steps_redone"], "runs_finished": c["runs_finished"],
             "corrupt_checkpoints": c["corrupt"], "status_lies": c["status_lies"],
             "duplicated_rows": c["duplicated_rows"], "row_gaps": c["row_gaps"], "errors": c["errors"],
@@ -252,6 +273,9 @@ def main(argv=None) -> int:
     p.add_argument("--lines", type=int, default=300, help="synthetic lines in the dataset")
     p.add_argument("--min-seconds", type=float, default=2.0, help="earliest kill after a process starts")
     p.add_argument("--max-seconds", type=float, default=16.0, help="latest kill after a process starts")
+    p.add_argument("--training-share", type=float, default=0.5,
+                   help="share of kills timed from the start of the training loop instead of the process")
+    p.add_argument("--max-train-seconds", type=float, default=10.0, help="latest such kill after training began")
     p.add_argument("--final-timeout", type=float, default=900.0, help="limit for the last resume")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", help="working folder (default: a new temporary folder)")
