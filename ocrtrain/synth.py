@@ -42,7 +42,7 @@ from .fonts import POOLS, _glyph_check, font_missing_chars, font_paths, is_pool,
 from .images import encode_png
 from .optional import trdg_missing
 from .sysinfo import available_cpus
-from .templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
+from .line_templates import DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, check_template, make_labels, template_fields
 
 __all__ = ["RenderConfig", "SynthConfig", "SynthCanceled", "preview", "generate_dataset",
            "font_missing_chars", "trdg_font_dir", "source_entries", "make_synth_labels"]

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from ocrtrain.errors import ConfigError
-from ocrtrain.templates import (DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, FIELDS, check_template, collapse_spaces,
-                                fill_template, make_labels, make_price)
+from ocrtrain.line_templates import (DEFAULT_TEMPLATES, DEFAULT_WEIGHTS, FIELDS, check_template, collapse_spaces,
+                                     fill_template, make_labels, make_price)
 
 ITEMS = ["Melk", "Brød", "Rømme lett 18%", "Blåbær"]
 

@@ -1,4 +1,7 @@
-"""Line templates such as ``{item} {price}`` and the generated fields they compose.
+"""Text-line templates such as ``{item} {price}`` and the generated fields they compose.
+
+These fill the labels of synthetic lines (:mod:`ocrtrain.synth`); the saved *training*
+templates (YAML TrainConfigs) are :mod:`ocrtrain.train` and ``ocrtrain/train_templates/``.
 
 Fields: ``{item}`` (an entry of the text source), ``{price}`` (mostly 1-99, about 10% 100-999,
 two decimals after a comma, e.g. ``42,90``), ``{number}``, ``{qty}`` (e.g. ``2 x``), ``{date}``
