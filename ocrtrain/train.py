@@ -334,7 +334,6 @@ def _dataset_info(path: str) -> dict:
     from .datamix import is_replay
     from .dataset import Dataset
     from .lmdb_io import is_lmdb
-
     if is_replay(path) and not is_lmdb(Path(path) / "train"):  # rendered when the run starts training
         return {"path": path, "replay": True}
     manifest = Dataset(path).manifest
@@ -434,7 +433,8 @@ def _run_main(trainer, callback: Optional[Callback]) -> None:
         if trainer.dist.active:
             trainer.set_status(distributed={"world_size": trainer.dist.world_size, "backend": trainer.dist.backend})
         trainer.set_status(device=trainer.device, step=trainer.step, max_steps=trainer.max_steps,
-                           batch_size=trainer.batch_size, **trainer.task.status_fields())
+                           batch_size=trainer.batch_size, steps_per_epoch=trainer.steps_per_epoch,
+                           **trainer.task.status_fields())
         emit(callback, StatusChange("running", trainer.step, trainer.max_steps, str(run_dir)))
         try:
             reason = trainer.run()
@@ -481,7 +481,6 @@ def _prepare_fit(config: TrainConfig, data: Any, run_dir: Path, resume: bool,
         if not fresh_job:
             prepare_run(config, data, run_dir)
     from .datamix import DataSpec, ensure_replay_sources
-
     if isinstance(stored := stored_data(run_dir), DataSpec):  # before the folders are checked
         ensure_replay_sources(stored, callback)
     runfolder.files(run_dir).checkpoints.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def test_train_panel_launches_a_mixture_and_the_monitor_plots_each_val_set(works
     st = run.wait(timeout=180)
     assert st["state"] == "finished", st
     assert [r["val_set"] for r in run.metrics("val") if r["step"]] == ["val", "upper", "general"]
-    assert [s["weight"] for s in run.config()["data_spec"]["train"]] == [1.0, 3.0]
+    assert [s["weight"] for s in run.config()["data_spec"]["train"]][:2] == [1.0, 3.0]  # then replay
 
     monitor = MonitorPanel(workspace)
     monitor.select(panel.run)

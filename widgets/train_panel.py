@@ -233,7 +233,8 @@ class TrainPanel(W.VBox):
         except OcrtrainError:
             return 1
         try:
-            return max(1, math.ceil(len(reader) / config.batch_size))
+            own = max(1, round(config.batch_size * (1.0 - config.replay)))  # the rest of a batch is replay
+            return max(1, math.ceil(len(reader) / own))
         finally:
             reader.close()
 
@@ -303,7 +304,8 @@ class TrainPanel(W.VBox):
         self.check_button.description = "Stop check"
         self.check_html.value = ""
         self.status.note(f"timing {CHECK_STEPS} training steps with batch {config.batch_size} on device "
-                         f"{config.device} (a short job; about 10-60 s) ...")
+                         f"{config.device} (a short job; about 10-60 s, the first one also renders the "
+                         "general replay lines once) ...")
         self.task = BackgroundTask(lambda stop: self._check(config, data, stop), lambda r: self._show_check(r, key),
                                    self.status.error, self._check_done, name="ocrtrain-check").start()
 
@@ -333,7 +335,9 @@ class TrainPanel(W.VBox):
             step_s = statistics.median(steps[1:]) if len(steps) > 1 else (steps[0] if steps else None)
             train_n = int(st.get("train_samples") or 0)
             batch = int(st.get("batch_size") or config.batch_size)
-            steps_per_epoch = max(1, math.ceil(train_n / batch)) if train_n else None
+            # The trainer's own count: an epoch is one pass over the first source, which has only
+            # its share of each batch when replay or other sources are mixed in.
+            steps_per_epoch = st.get("steps_per_epoch") or (max(1, math.ceil(train_n / batch)) if train_n else None)
             total_steps = config.max_steps or (config.max_epochs * steps_per_epoch if steps_per_epoch else None)
             return {
                 "device": st.get("device"),
