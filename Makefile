@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dashboard,synth,test]'
+	$(BIN)/python -m pip install -q -e '.[dashboard,synth,tracking,test]'
 	# trdg 1.8.0 pins a yanked arabic-reshaper and an old python-bidi: install it without its pins
 	# (its real dependencies are the synth extra).
 	$(BIN)/python -m pip install -q --no-deps trdg==1.8.0

@@ -62,7 +62,7 @@ def test_check_names_a_stale_file(tmp_path):
 
 
 def test_requirements_and_environments_name_the_declared_packages():
-    everything = _names("runtime", "dashboard", "synth", "test")
+    everything = _names("runtime", "dashboard", "synth", "tracking", "test")
     assert _requirements() == everything
     assert {_name(s) for s in _conda_pip(ROOT / "environment.yml")} == everything
     binder = {_name(s) for s in _conda_pip(ROOT / "binder" / "environment.yml") if not s.startswith("-")}
@@ -123,7 +123,7 @@ def test_trdg_installed_without_pins_everywhere():
 
 def test_makefile_installs_the_extras_the_tests_need():
     make = (ROOT / "Makefile").read_text()
-    assert "-e '.[dashboard,synth,test]'" in make
+    assert "-e '.[dashboard,synth,tracking,test]'" in make
 
 
 def test_binder_gets_cpu_only_torch():

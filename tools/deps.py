@@ -1,7 +1,7 @@
 """Write requirements.txt, environment.yml and binder/environment.yml from pyproject.toml.
 
 pyproject.toml is the one list of packages (runtime ``dependencies`` plus the ``dashboard``,
-``synth`` and ``test`` extras); the other files are rendered from it, and
+``synth``, ``tracking`` and ``test`` extras); the other files are rendered from it, and
 tests/test_packaging.py fails when one of them differs from what this script writes.
 
     python tools/deps.py --write    # after editing pyproject.toml
@@ -26,7 +26,7 @@ TRDG_INSTALL = f"pip install --no-deps {TRDG}"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYPI_INDEX = "https://pypi.org/simple"
 CONDA_PYTHON = "python=3.11"
-EXTRAS_ALL = ("dashboard", "synth", "test")
+EXTRAS_ALL = ("dashboard", "synth", "tracking", "test")
 EXTRAS_BINDER = ("dashboard", "synth")
 
 

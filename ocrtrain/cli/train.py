@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import add_config_arguments, config_from_args
 from ..errors import ConfigError, RunError
 from ..events import Message
+from ..tracking import BACKENDS, check_backend
 from ..train import StatusChange, TrainConfig, TrainStep, Validation, load_template
 
 __all__ = ["register", "run", "ProgressPrinter"]
@@ -42,6 +43,10 @@ def register(subparsers) -> None:
     p.add_argument("--list-templates", action="store_true", help="print the template names and exit")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON file of TrainConfig keys")
     p.add_argument("--detach", action="store_true", help="start as a background job and return at once")
+    p.add_argument("--log-to", action="append", choices=BACKENDS, default=[], metavar="BACKEND",
+                   help="also log the training and validation scalars (per validation set) to BACKEND: "
+                        "tensorboard (event files in RUN/tensorboard; needs `pip install 'ocrtrain[tracking]'`); "
+                        "foreground runs only; off by default")
     p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     add_config_arguments(p, TrainConfig)
@@ -116,7 +121,22 @@ class ProgressPrinter:
         print(text, file=self.stream, flush=True)
 
 
-def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
+def _with_loggers(printer, backends, run_dir: Path):
+    """The run's callback: the printer, then one experiment logger per --log-to backend."""
+    from ..tracking import make_logger
+
+    loggers = [make_logger(name, run_dir) for name in dict.fromkeys(backends or ())]
+    if not loggers:
+        return printer, []
+    callbacks = [cb for cb in (printer, *loggers) if cb is not None]
+
+    def each(event) -> None:
+        for callback in callbacks:
+            callback(event)
+    return each, loggers
+
+
+def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=()) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see run()
     from .. import distributed
     from ..runs import device_lock
@@ -124,7 +144,7 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
 
     group = distributed.current()
     if group.active:
-        return _torchrun_rank(config, data, run_dir, resume, group)
+        return _torchrun_rank(config, data, run_dir, resume, group, log_to)
 
     stop = threading.Event()
 
@@ -135,7 +155,7 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
         stop.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    printer = ProgressPrinter()
+    callback, loggers = _with_loggers(ProgressPrinter(), log_to, run_dir)
     device = resolve_device(config.device)
     try:
         print(f"run folder: {run_dir}", flush=True)
@@ -144,15 +164,17 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool) -> int:
             if not got:
                 print("canceled while waiting for the device", file=sys.stderr)
                 return 130
-            run = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
+            run = fit(config, data, run_dir, callback=callback, stop_event=stop, resume=resume)
     finally:
+        for logger in loggers:
+            logger.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     state = run.status()["state"]
     return 0 if state == "finished" else 130 if state == "canceled" else 1
 
 
-def _torchrun_rank(config: TrainConfig, data, run_dir: Path, resume: bool, group) -> int:
+def _torchrun_rank(config: TrainConfig, data, run_dir: Path, resume: bool, group, log_to=()) -> int:
     """One torchrun process: rank 0 holds the device lock, prints and writes the run folder."""
     import contextlib
 
@@ -165,14 +187,18 @@ def _torchrun_rank(config: TrainConfig, data, run_dir: Path, resume: bool, group
     if threading.current_thread() is threading.main_thread():
         # torchrun passes Ctrl-C to every rank; the ranks agree on the step to stop at.
         signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    printer = ProgressPrinter() if group.main else None
+    printer, loggers = _with_loggers(ProgressPrinter(), log_to, run_dir) if group.main else (None, [])
     # One lock per GPU; on CPU all ranks share "cpu", so only rank 0 takes it.
     locking = group.main or device.startswith("cuda")
     lock = device_lock(run_dir.parent, device, run_dir) if locking else contextlib.nullcontext(True)
     if group.main:
         print(f"run folder: {run_dir}  (torchrun: {group.world_size} processes, {group.backend})", flush=True)
-    with lock:
-        run_obj = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
+    try:
+        with lock:
+            run_obj = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
+    finally:
+        for logger in loggers:
+            logger.close()
     state = distributed.broadcast_object(run_obj.status()["state"] if group.main else None)
     # torchrun reads any non-zero exit as a crash (and restarts the workers with --max-restarts):
     # a canceled run is a clean end here; status.json says "canceled".
@@ -252,11 +278,14 @@ def _run(args: argparse.Namespace, group) -> int:
             raise ConfigError("--job needs --run RUN")
         state = run_job(args.run, resume_run=args.resume).status()["state"]
         return 0 if state in ("finished", "canceled") else 1
+    for backend in args.log_to:  # a missing package fails before a run folder is made
+        check_backend(backend)
     if args.resume:
         if not args.run:
             raise ConfigError("--resume needs --run RUN")
         run_obj = check_resumable(args.run)
-        return _foreground(run_obj.train_config(), run_obj.config()["data"], run_obj.path, resume=True)
+        return _foreground(run_obj.train_config(), run_obj.config()["data"], run_obj.path, resume=True,
+                           log_to=args.log_to)
     if not args.data:
         raise ConfigError("ocrtrain train needs --data DIR (a dataset folder with train and val splits)")
     from ..datamix import DataSpec
@@ -266,6 +295,9 @@ def _run(args: argparse.Namespace, group) -> int:
     if args.run and args.name:
         raise RunError("give either --run RUN or --name NAME, not both")
     if args.detach:
+        if args.log_to:
+            raise ConfigError("--log-to works for a foreground run (a detached job does not take it): drop "
+                              "--detach, or run it in the background with nohup")
         run_obj = launch(config, data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
         print(run_obj.path)
         return 0
@@ -273,4 +305,4 @@ def _run(args: argparse.Namespace, group) -> int:
         run_dir = _distributed_run_dir(args, group)
     else:
         run_dir = Path(args.run) if args.run else create_run_dir(args.runs_root, args.name)
-    return _foreground(config, data, run_dir, resume=False)
+    return _foreground(config, data, run_dir, resume=False, log_to=args.log_to)
