@@ -19,6 +19,7 @@ from .charset import Charset, english_g2_charset
 from .dataset import SPLITS, Dataset
 from .errors import ConfigError, DatasetError
 from .families import DEFAULT_FAMILY, ModelFamily, get_family
+from .originspec import ENGLISH_G2
 
 __all__ = ["AuditReport", "audit_dataset", "resolve_charset", "ctc_length_needed", "ctc_steps"]
 
@@ -30,11 +31,11 @@ def resolve_charset(base: Union[str, Charset]) -> tuple[str, Charset]:
     """(name, Charset) for ``"english_g2"``, a Charset, or a string of characters."""
     if isinstance(base, Charset):
         return "custom", base
-    if base == "english_g2":
-        return "english_g2", english_g2_charset()
+    if base == ENGLISH_G2:
+        return ENGLISH_G2, english_g2_charset()
     if isinstance(base, str) and base:
         return "custom", Charset(dict.fromkeys(base))
-    raise ConfigError(f"base charset {base!r} is not understood: give 'english_g2' or the characters")
+    raise ConfigError(f"base charset {base!r} is not understood: give {ENGLISH_G2!r} or the characters")
 
 
 def ctc_length_needed(label: str) -> int:
@@ -175,7 +176,7 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = "english_g2",
+def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = ENGLISH_G2,
                   max_label_length: Optional[int] = None, max_images: int = 20000,
                   model_height: Optional[int] = 64, family: Union[str, ModelFamily] = DEFAULT_FAMILY,
                   family_options: Optional[Mapping[str, Any]] = None, min_char_count: int = 50) -> AuditReport:

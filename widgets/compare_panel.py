@@ -16,6 +16,7 @@ import ipywidgets as W
 
 from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
+from ocrtrain.originspec import DEFAULT_ORIGIN
 
 from .downloads import data_uri_link, png_data_uri
 from .feedback import StatusBox, describe_error
@@ -76,7 +77,7 @@ class ComparePanel(W.VBox):
         self._predictor_lock = threading.Lock()
 
         style = {"description_width": "120px"}
-        self.before = W.Text(value="english_g2", description="before (origin)", style=style,
+        self.before = W.Text(value=DEFAULT_ORIGIN, description="before (origin)", style=style,
                              layout=W.Layout(width="400px"),
                              tooltip="origin spec: english_g2, run:PATH, easyocr:DIR/NAME, ...")
         self.before.add_class("ocrtrain-compare-before")

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..audit import audit_dataset
+from ..originspec import ENGLISH_G2
 
 __all__ = ["register"]
 
@@ -16,8 +17,8 @@ def register(subparsers) -> None:
                     "image sizes, labels too long for their image and the samples rejected at import.")
     parser.add_argument("path", metavar="DIR", help="dataset folder (or a bare LMDB folder)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
-    parser.add_argument("--base", default="english_g2", metavar="CHARSET",
-                        help="base model charset: 'english_g2' or the characters themselves (default: english_g2)")
+    parser.add_argument("--base", default=ENGLISH_G2, metavar="CHARSET",
+                        help=f"base model charset: {ENGLISH_G2!r} or the characters themselves (default: {ENGLISH_G2})")
     parser.add_argument("--max-label-length", type=int, default=None, metavar="N",
                         help="also flag labels longer than N characters (default: off)")
     parser.add_argument("--max-images", type=int, default=20000, metavar="N",

@@ -85,8 +85,9 @@ def _preread(args: argparse.Namespace) -> int:
     from ..documents.preread import PrereadConfig, preread_pages
 
     docs = DocumentSet(args.docset)
-    n = preread_pages(docs, config_from_args(PrereadConfig, args), callback=_ProgressLine())
-    print(f"read {n} lines with {args.model or 'english_g2'}; {_counts_text(docs.counts())}")
+    config = config_from_args(PrereadConfig, args)
+    n = preread_pages(docs, config, callback=_ProgressLine())
+    print(f"read {n} lines with {config.model}; {_counts_text(docs.counts())}")
     return 0
 
 

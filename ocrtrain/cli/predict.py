@@ -6,12 +6,12 @@ from pathlib import Path
 
 from ..config import add_config_arguments, config_from_args
 from ..errors import InputError
+from ..originspec import DEFAULT_ORIGIN, is_origin_spec
 from ..readconfig import ReadConfig
 
 __all__ = ["register", "run", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-_SPEC_PREFIXES = ("run:", "easyocr:", "dtrb:", "scratch")
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                     "english_g2, run:PATH@last, easyocr:DIR/NAME); folders are read non-recursively.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="line images or folders of them")
-    p.add_argument("--model", default=None, metavar="SPEC", help="run folder or origin spec (default: english_g2)")
+    p.add_argument("--model", default=None, metavar="SPEC", help=f"run folder or origin spec (default: {DEFAULT_ORIGIN})")
     p.add_argument("--version", default="best", help="checkpoint of a run folder: best, last or step-N")
     add_config_arguments(p, ReadConfig)
     p.add_argument("--quantize", action="store_true",
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 def _looks_like_model(arg: str) -> bool:
     path = Path(arg)
-    if arg == "english_g2" or arg.startswith(_SPEC_PREFIXES):
+    if is_origin_spec(arg):
         return not path.exists()
     if path.is_dir():
         from ..runfolder import is_run_folder
@@ -70,7 +70,7 @@ def run(args) -> int:
     model = args.model
     if model is None and len(inputs) > 1 and _looks_like_model(inputs[0]):
         model = inputs.pop(0)
-    spec = source_spec(model or "english_g2", args.version)
+    spec = source_spec(model or DEFAULT_ORIGIN, args.version)
     paths = _image_paths(inputs)
     images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
     read = config_from_args(ReadConfig, args, ReadConfig())

@@ -33,6 +33,7 @@ import numpy as np
 from ..config import Config, check
 from ..errors import DatasetError
 from ..events import Callback, Message, Progress, emit
+from ..originspec import DEFAULT_ORIGIN
 from .docset import DocumentSet
 from .formats import read_text_file
 
@@ -47,7 +48,7 @@ class AlignConfig(Config):
     max_distance: float = field(default=0.35, metadata={
         "help": "largest normalised edit distance (0..1) between reading and transcript still accepted"})
     case_sensitive: bool = field(default=False, metadata={"help": "compare letter case too"})
-    model: str = field(default="english_g2", metadata={"help": "model that reads lines that have no reading yet"})
+    model: str = field(default=DEFAULT_ORIGIN, metadata={"help": "model that reads lines that have no reading yet"})
     rejoin: bool = field(default=True, metadata={
         "help": "join two boxes of one text row when together they match a transcript line better"})
     join_gap: float = field(default=3.0, metadata={

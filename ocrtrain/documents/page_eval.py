@@ -29,6 +29,7 @@ from typing import Iterator, Optional, Union
 
 from ..config import Config, check
 from ..errors import DatasetError
+from ..originspec import ENGLISH_G2
 from ..events import Callback, Progress, emit
 from .detect import match_boxes, reading_order
 from .docset import TAGS, DocumentSet
@@ -81,7 +82,7 @@ def page_reader_for(model: Union[str, Path], gpu: Union[bool, str] = False) -> I
     from ..easyocr_interop import make_page_reader
 
     text = str(model)
-    if text == "english_g2":
+    if text == ENGLISH_G2:
         yield make_page_reader(None, gpu=gpu)
         return
     if text.startswith("easyocr:"):

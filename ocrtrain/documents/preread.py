@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import Config, check
 from ..events import Callback, Message, Progress, emit
+from ..originspec import DEFAULT_ORIGIN
 from .crop import CropConfig, crop_lines
 from .docset import DocumentSet, Line
 
@@ -27,7 +28,7 @@ __all__ = ["PrereadConfig", "page_gray", "read_page_lines", "preread_pages"]
 class PrereadConfig(Config):
     """Which model pre-reads which lines."""
 
-    model: str = field(default="english_g2", metadata={"help": "origin spec: english_g2, run:PATH, easyocr:DIR/NAME"})
+    model: str = field(default=DEFAULT_ORIGIN, metadata={"help": "origin spec: english_g2, run:PATH, easyocr:DIR/NAME"})
     device: str = field(default="cpu", metadata={"help": "torch device to read on"})
     all_lines: bool = field(default=False, metadata={"help": "also read verified lines (to compare with their text)"})
     prefill: bool = field(default=True, metadata={"help": "copy the reading into lines that have no text yet"})

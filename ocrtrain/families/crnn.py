@@ -20,6 +20,7 @@ from torch import nn
 
 from ..charset import Charset
 from ..model import ModelConfig, Recognizer, infer_architecture
+from ..originspec import ENGLISH_G2
 from ..preprocess import batch_tensor, padded_width, resize_to_height
 from .base import ImageShape, ModelFamily, Prediction, width_at_height
 from .ctc import ctc_loss, ctc_steps_needed, decode_logits
@@ -32,7 +33,7 @@ class CrnnFamily(ModelFamily):
     """VGG-BiLSTM-CTC with EasyOCR's names, inputs and decoding (options: :class:`ModelConfig`)."""
 
     name = "easyocr-crnn"
-    aliases = ("english_g2", "vgg-bilstm-ctc", "crnn")
+    aliases = (ENGLISH_G2, "vgg-bilstm-ctc", "crnn")
     options_type = ModelConfig
     special_classes = "with blank"
     exportable_to_easyocr = True
