@@ -30,6 +30,7 @@ from .families.ctc import custom_mean, decode_logits
 from .model import Recognizer
 from .originspec import DEFAULT_ORIGIN
 from .preprocess import ImageLike, to_gray
+from .readconfig import ReadConfig
 
 __all__ = ["Prediction", "custom_mean", "decode_logits", "Predictor"]
 
@@ -80,7 +81,7 @@ class Predictor:
     """
 
     def __init__(self, model: torch.nn.Module, charset: Charset, device: Union[str, torch.device] = "cpu",
-                 batch_size: int = 32, height: Optional[int] = None, reader_compatible: bool = False,
+                 batch_size: int = ReadConfig.batch_size, height: Optional[int] = None, reader_compatible: bool = False,
                  contrast_ths: float = 0.1, adjust_contrast: float = 0.5, quantize: bool = False,
                  family: Union[str, ModelFamily, None] = None, family_options: Optional[dict] = None):
         if batch_size < 1:

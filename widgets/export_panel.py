@@ -9,6 +9,7 @@ import ipywidgets as W
 
 from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
+from ocrtrain.readconfig import ReadConfig
 
 from .downloads import data_uri_link, zip_folder
 from .feedback import StatusBox
@@ -38,7 +39,7 @@ class ExportPanel(W.VBox):
         self.parity_data = DatasetPicker(workspace, description="parity data")
         self.parity_on = W.Checkbox(value=True, description="check parity with easyocr.Reader", indent=False)
         self.parity_on.add_class("ocrtrain-export-parity-on")
-        self.parity_limit = W.IntText(value=100, description="parity samples", style=style,
+        self.parity_limit = W.IntText(value=ReadConfig.parity_limit, description="parity samples", style=style,
                                       layout=W.Layout(width="220px"))
         self.parity_limit.add_class("ocrtrain-export-parity-limit")
         self.export_button = W.Button(description="Export", icon="box", button_style="primary")
