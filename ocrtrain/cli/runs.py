@@ -9,10 +9,13 @@ __all__ = ["register", "format_table"]
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("runs", help="list training runs with their state and best scores")
+    p = subparsers.add_parser("runs", help="list training runs with their state and best scores; with a run "
+                                           "folder: every validation set, origin (step 0) vs the best version")
     p.add_argument("root", nargs="?", default=None,
-                   help="runs folder (default: $OCRTRAIN_HOME/runs, ~/ocrtrain/runs when unset)")
+                   help="runs folder (default: $OCRTRAIN_HOME/runs, ~/ocrtrain/runs when unset), or one run")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    p.add_argument("--metric", default=None, help="for one run: the metric compared (default accuracy_ws)")
+    p.add_argument("--step", type=int, default=None, help="for one run: compare this step instead of the best")
     p.set_defaults(func=_list)
 
     p = subparsers.add_parser("cancel", help="stop a queued or running training job cleanly (saves last.pt)")
@@ -49,6 +52,10 @@ def _list(args: argparse.Namespace) -> int:
     from ..runs import list_runs
 
     root = args.root or runs_root()
+    from ..runfolder import is_run_folder
+
+    if is_run_folder(root):
+        return _one_run(args)
     rows = list_runs(root)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -56,6 +63,19 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no runs under {root}", file=sys.stderr)
     else:
         print(format_table(rows))
+    return 0
+
+
+def _one_run(args: argparse.Namespace) -> int:
+    from ..valsets import DEFAULT_METRIC, format_summary, validation_summary
+
+    rows = validation_summary(args.root, metric=args.metric or DEFAULT_METRIC, step=args.step)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        print(f"{args.root}: no validation yet", file=sys.stderr)
+    else:
+        print(format_summary(rows))
     return 0
 
 
