@@ -11,7 +11,7 @@ from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
 from ocrtrain.readconfig import ReadConfig
 
-from .downloads import data_uri_link, zip_folder
+from .downloads import download_link, zip_folder
 from .feedback import StatusBox
 from .pickers import DatasetPicker, RunVersionPicker, run_dataset
 from .tasks import BackgroundTask, Throttle
@@ -147,7 +147,7 @@ class ExportPanel(W.VBox):
             self.status.ok(f"exported {name} to {out_dir}" + ("" if p.get("ok") else " (parity outside tolerance)"))
         else:
             self.status.ok(f"exported {name} to {out_dir}")
-        self.download.value = data_uri_link(zip_folder(out_dir, files), f"{name}.zip",
+        self.download.value = download_link(zip_folder(out_dir, files), f"{name}.zip",
                                             label=f"Download {name}.zip (pth + yaml + py)")
         snippet = (self.result or {}).get("snippet", "")
         self.snippet.value = f"<b>Use it with EasyOCR</b><pre>{html.escape(snippet)}</pre>"

@@ -3,11 +3,19 @@
 Both serve on 127.0.0.1 by default and keep the datasets and runs in the ocrtrain home
 (``$OCRTRAIN_HOME``, else ``~/ocrtrain``; ``--home`` sets it for the server and its kernels), the
 folder the other commands use. Arguments after ``--`` go to Voila / JupyterLab unchanged.
+
+The dashboard is served from ``HOME/.dashboard/`` (a copy of the packaged notebook, rewritten at
+each start, and a ``voila.py`` config) with Voila's root at HOME, so that Voila's
+``/voila/files/`` handler serves the files the kernel writes into ``HOME/.dashboard/downloads/``
+(and nothing else: the allowlist names that folder's ``.zip`` and ``.pt`` files only). The
+kernels find the folder and its URL in ``$OCRTRAIN_DOWNLOADS`` / ``$OCRTRAIN_DOWNLOADS_URL``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +24,8 @@ from typing import Optional
 
 from ..errors import InputError
 
-__all__ = ["register", "voila_command", "lab_command", "copy_notebooks", "DEFAULT_PORT", "CULL_IDLE", "CULL_INTERVAL"]
+__all__ = ["register", "voila_command", "lab_command", "copy_notebooks", "prepare_serving", "DEFAULT_PORT",
+           "CULL_IDLE", "CULL_INTERVAL", "SERVE_DIR", "DOWNLOADS_ENV", "DOWNLOADS_URL_ENV", "DOWNLOAD_TYPES"]
 
 DEFAULT_PORT = 8866
 #: Closed pages leave their kernels alive (voila #1458): cull a kernel idle this long (seconds) ...
@@ -24,6 +33,32 @@ CULL_IDLE = 600
 #: ... checked this often.
 CULL_INTERVAL = 60
 DASHBOARD = "dashboard.ipynb"
+#: The folder under the home that Voila serves the dashboard from; downloads/ inside it.
+SERVE_DIR = ".dashboard"
+#: The kernel writes download files into $OCRTRAIN_DOWNLOADS and links them under $OCRTRAIN_DOWNLOADS_URL.
+DOWNLOADS_ENV = "OCRTRAIN_DOWNLOADS"
+DOWNLOADS_URL_ENV = "OCRTRAIN_DOWNLOADS_URL"
+#: Suffix -> Content-Type of the files served (Python's table says .pt is a SNES page table).
+DOWNLOAD_TYPES = {".zip": "application/zip", ".pt": "application/octet-stream"}
+VOILA_CONFIG = """# Written by `ocrtrain dashboard` at each start: edits here are overwritten.
+import mimetypes
+
+for suffix, mime in {types!r}.items():
+    mimetypes.add_type(mime, suffix)
+# Only the kernel's download files (HOME/{serve}/downloads/TOKEN/NAME.zip|.pt) are served.
+c.VoilaConfiguration.file_allowlist = [{allow!r}]
+"""
+#: Voila's lab template links Font Awesome from a CDN (a failed request offline) although
+#: voila-style.js already carries it with its fonts: the `ocrtrain` template drops the links.
+TEMPLATE = "ocrtrain"
+TEMPLATE_INDEX = """{%- extends 'lab/index.html.j2' -%}
+{#- Written by `ocrtrain dashboard`: the lab template without its two CDN stylesheets. -#}
+{%- block notebook_css -%}
+{{ super()
+   | replace('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />', '')
+   | replace('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/v4-shims.min.css" type="text/css" />', '') }}
+{%- endblock notebook_css -%}
+"""
 
 
 def register(sub) -> None:
@@ -59,12 +94,38 @@ def _extra(args) -> list[str]:
 
 
 def voila_command(notebook: Path, port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle: int = CULL_IDLE,
-                  open_browser: bool = False, extra: Optional[list[str]] = None) -> list[str]:
-    """The voila command line serving `notebook` (this interpreter's voila)."""
+                  open_browser: bool = False, extra: Optional[list[str]] = None,
+                  root: Optional[Path] = None) -> list[str]:
+    """The voila command line serving `notebook` (this interpreter's voila); with `root` (the home,
+    after :func:`prepare_serving`), Voila's root is the home and its config the one in SERVE_DIR."""
+    served = [] if root is None else [
+        f"--Voila.root_dir={root}", "--ContentsManager.allow_hidden=True",  # the notebook is in .dashboard/
+        f"--Voila.config_file_paths={Path(root) / SERVE_DIR}", f"--template={TEMPLATE}"]
     return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={ip}",
             *([] if open_browser else ["--no-browser"]),
             f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
-            f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, max(1, cull_idle))}", *(extra or [])]
+            f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, max(1, cull_idle))}", *served, *(extra or [])]
+
+
+def prepare_serving(root: Path, notebook: Path) -> tuple[Path, dict]:
+    """Write ROOT/SERVE_DIR (the notebook's copy, voila.py, the template, downloads/); return the
+    copy's path and the environment variables: where downloads go, where Voila finds the template."""
+    from ..fsutil import copy_atomic, write_text_atomic
+
+    serve = Path(root) / SERVE_DIR
+    (serve / "downloads").mkdir(parents=True, exist_ok=True)
+    copy = copy_atomic(notebook, serve / DASHBOARD)
+    suffixes = "|".join(s.lstrip(".") for s in DOWNLOAD_TYPES)
+    allow = rf"{re.escape(SERVE_DIR)}/downloads/[0-9a-f]+/[^/]+\.({suffixes})"
+    write_text_atomic(serve / "voila.py", VOILA_CONFIG.format(types=DOWNLOAD_TYPES, serve=SERVE_DIR, allow=allow))
+    templates = serve / "share" / "voila" / "templates" / TEMPLATE
+    templates.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(templates / "conf.json", json.dumps({"base_template": "lab"}))
+    write_text_atomic(templates / "index.html.j2", TEMPLATE_INDEX)
+    jupyter_path = os.pathsep.join(p for p in (str(serve / "share"), os.environ.get("JUPYTER_PATH", "")) if p)
+    env = {DOWNLOADS_ENV: str(serve / "downloads"), DOWNLOADS_URL_ENV: f"voila/files/{SERVE_DIR}/downloads/",
+           "JUPYTER_PATH": jupyter_path}
+    return copy, env
 
 
 def lab_command(root: Path, port: int = 8888, ip: str = "127.0.0.1", open_browser: bool = True,
@@ -128,8 +189,11 @@ def _run_dashboard(args) -> int:
                          f"(`{sys.executable} -m pip install --force-reinstall --no-deps ocrtrain`)")
     env, root = _environment(args)
     root.mkdir(parents=True, exist_ok=True)
+    served, download_env = prepare_serving(root.resolve(), notebook)
+    env.update(download_env)
     print(f"ocrtrain home: {root}; dashboard at http://{args.ip}:{args.port}/", file=sys.stderr)
-    return _serve(voila_command(notebook, args.port, args.ip, args.cull_idle, args.open, _extra(args)), env, "voila")
+    command = voila_command(served, args.port, args.ip, args.cull_idle, args.open, _extra(args), root=root.resolve())
+    return _serve(command, env, "voila")
 
 
 def _run_lab(args) -> int:
