@@ -25,6 +25,7 @@ import torch
 
 from .charset import Charset
 from .errors import ConfigError
+from .events import Callback, Progress, emit
 from .families import ModelFamily, Prediction, family_of_model, get_family
 from .families.ctc import custom_mean, decode_logits
 from .model import Recognizer
@@ -136,11 +137,12 @@ class Predictor:
         return torch.cat([model.Prediction(model.SequenceModeling(features[i:i + 1]).contiguous())
                           for i in range(features.shape[0])])
 
-    def _read(self, grays: list[np.ndarray], adjust_contrast: float) -> list[Prediction]:
+    def _read(self, grays: list[np.ndarray], adjust_contrast: float, callback: Optional[Callback] = None,
+              stage: str = "predict") -> list[Prediction]:
         widths = [self.family.batch_key(g.shape, self.options) for g in grays]
         order = sorted(range(len(grays)), key=lambda i: widths[i])
         results: list[Optional[Prediction]] = [None] * len(grays)
-        was_training = self.model.training
+        was_training, done = self.model.training, 0
         self.model.eval()
         try:
             with torch.inference_mode():
@@ -153,20 +155,22 @@ class Predictor:
                         outputs = self._logits(batch.to(self.device))
                         for i, pred in zip(chunk, self.family.decode(outputs, self.charset)):
                             results[i] = pred
+                        done += len(chunk)
+                        emit(callback, Progress(stage, done, len(grays)))
         finally:
             self.model.train(was_training)
         return results  # type: ignore[return-value]
 
-    def predict(self, images: Sequence[ImageLike]) -> list[Prediction]:
-        """One Prediction per image, in input order."""
+    def predict(self, images: Sequence[ImageLike], callback: Optional[Callback] = None) -> list[Prediction]:
+        """One Prediction per image, in input order; `callback` gets a Progress per batch read."""
         if not images:
             return []
         grays = [to_gray(image) for image in images]
-        results = self._read(grays, 0.0)
+        results = self._read(grays, 0.0, callback)
         if self.reader_compatible:
             low = [i for i, p in enumerate(results) if p.confidence < self.contrast_ths]
             if low:
-                second = self._read([grays[i] for i in low], self.adjust_contrast)
+                second = self._read([grays[i] for i in low], self.adjust_contrast, callback, "retry low contrast")
                 for i, retry in zip(low, second):
                     # EasyOCR keeps the first reading only when it is strictly more confident.
                     if not results[i].confidence > retry.confidence:

@@ -43,6 +43,13 @@ def test_synth_command_draws_a_bar_on_a_terminal_and_none_in_a_log(tmp_path):
     piped = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert piped.returncode == 0 and "%|" not in piped.stderr and "wrote" in piped.stdout
     cmd[5] = str(tmp_path / "b")
+    code, shown = _on_a_terminal(cmd)
+    assert code == 0, shown
+    assert "generate: 100%" in shown and "20/20" in shown and "wrote" in shown
+
+
+def _on_a_terminal(cmd: list) -> tuple[int, str]:
+    """(exit code, everything shown) of `cmd` run with stdout and stderr on a pseudo-terminal."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdout and stderr are the terminal, 100 columns wide
         fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
@@ -57,6 +64,36 @@ def test_synth_command_draws_a_bar_on_a_terminal_and_none_in_a_log(tmp_path):
             break
         chunks.append(data)
     _, status = os.waitpid(pid, 0)
-    shown = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) == 0, shown
-    assert "generate: 100%" in shown and "20/20" in shown and "wrote" in shown
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_predictor_reports_each_batch_and_reads_the_same(tmp_path):
+    from conftest import draw_line
+    from ocrtrain.inference import Predictor
+
+    lines = ["Melk 42,90", "TOTAL 1234,56", "Kaffe 59,90", "Brod 3", "Ost 129,00"]
+    images = [draw_line(t) for t in lines]
+    predictor = Predictor.from_origin("english_g2", batch_size=2, reader_compatible=True, contrast_ths=1.01)
+    events = []
+    with_events = predictor.predict(images, callback=events.append)
+    assert [r.text for r in with_events] == [r.text for r in predictor.predict(images)]
+    first = [(e.done, e.total) for e in events if e.stage == "predict"]
+    # width buckets, at most 2 lines a batch: the count climbs to 5 in steps of 1 or 2
+    assert first[-1] == (5, 5) and all(0 < b - a <= 2 for (a, _), (b, _) in zip([(0, 5)] + first, first))
+    # contrast_ths above 1: every line is read again with more contrast, reported as its own stage
+    assert [(e.done, e.total) for e in events if e.stage == "retry low contrast"][-1] == (5, 5)
+
+
+def test_predict_command_draws_bars_on_stderr_and_keeps_stdout_to_readings(tmp_path):
+    from conftest import draw_line
+
+    for i, text in enumerate(["Melk 42,90", "TOTAL 1234,56", "Kaffe 59,90"]):
+        draw_line(text).save(tmp_path / f"{i}.png")
+    cmd = [sys.executable, "-m", "ocrtrain", "predict", str(tmp_path), "--batch-size", "2"]
+    piped = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "%|" not in piped.stderr and "predict" not in piped.stderr
+    assert [line.split("\t")[1] for line in piped.stdout.splitlines()] == ["Melk 42,90", "TOTAL 1234,56", "Kaffe 59,90"]
+    code, shown = _on_a_terminal(cmd)
+    assert code == 0, shown
+    assert "load: 100%" in shown and "predict: 100%" in shown and "3/3" in shown and "TOTAL 1234,56" in shown

@@ -15,36 +15,14 @@ import json
 import sys
 
 from ..config import add_config_arguments, config_from_args
-from ..events import Event, Message, Progress
+from ._progress import EventBars
 
 __all__ = ["register"]
 
 
-class _ProgressLine:
-    """One compact, overwritten progress line on a terminal (a line per 10% otherwise)."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Message):
-            self._end()
-            print(f"{event.level}: {event.text}", file=sys.stderr)
-        elif isinstance(event, Progress) and event.total:
-            step = event.done * 10 // event.total
-            text = f"{event.stage}: {event.done}/{event.total}" + (
-                f" ({event.info['page']})" if "page" in event.info else "")
-            if self.tty:
-                print("\r" + text.ljust(60), end="" if event.done < event.total else "\n", file=sys.stderr)
-            elif step != self.last or event.done == event.total:
-                print(text, file=sys.stderr)
-            self.last = step if event.done < event.total else -1
-
-    def _end(self) -> None:
-        if self.tty and self.last >= 0:
-            print(file=sys.stderr)
-            self.last = -1
+def _bars() -> EventBars:
+    """The page commands' progress: tqdm bars on a terminal (on stderr), every message printed above them."""
+    return EventBars(quiet_info=False)
 
 
 def _counts_text(counts: dict) -> str:
@@ -58,7 +36,8 @@ def _import(args: argparse.Namespace) -> int:
 
     config = config_from_args(PageImportConfig, args)
     crop = config_from_args(CropConfig, args)
-    out = import_pages(args.source, args.out, config, overwrite=args.overwrite, callback=_ProgressLine(), crop=crop)
+    with _bars() as bars:
+        out = import_pages(args.source, args.out, config, overwrite=args.overwrite, callback=bars, crop=crop)
     docs = DocumentSet(out)
     rejected = len(docs.rejected())
     print(f"imported {len(docs.pages)} pages ({docs.manifest['source']['format']}) into {out}: "
@@ -73,7 +52,8 @@ def _detect(args: argparse.Namespace) -> int:
     from ..documents.docset import DocumentSet
 
     docs = DocumentSet(args.docset)
-    found = detect_pages(docs, config_from_args(DetectConfig, args), callback=_ProgressLine())
+    with _bars() as bars:
+        found = detect_pages(docs, config_from_args(DetectConfig, args), callback=bars)
     print(f"detected {sum(found.values())} lines on {len(found)} pages "
           f"({len(docs.pages) - len(found)} pages already had lines; --redo detects them again)")
     print(f"next: ocrtrain pages preread {args.docset} --model english_g2")
@@ -86,7 +66,8 @@ def _preread(args: argparse.Namespace) -> int:
 
     docs = DocumentSet(args.docset)
     config = config_from_args(PrereadConfig, args)
-    n = preread_pages(docs, config, callback=_ProgressLine())
+    with _bars() as bars:
+        n = preread_pages(docs, config, callback=bars)
     print(f"read {n} lines with {config.model}; {_counts_text(docs.counts())}")
     return 0
 
@@ -96,7 +77,8 @@ def _align(args: argparse.Namespace) -> int:
     from ..documents.docset import DocumentSet
 
     docs = DocumentSet(args.docset)
-    reports = align_pages(docs, args.text_dir, config_from_args(AlignConfig, args), callback=_ProgressLine())
+    with _bars() as bars:
+        reports = align_pages(docs, args.text_dir, config_from_args(AlignConfig, args), callback=bars)
     if args.json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))
         return 0
@@ -114,8 +96,9 @@ def _to_dataset(args: argparse.Namespace) -> int:
     from ..documents.to_dataset import ExportConfig, export_dataset
 
     docs = DocumentSet(args.docset)
-    out = export_dataset(docs, args.out, config_from_args(ExportConfig, args), overwrite=args.overwrite,
-                         callback=_ProgressLine())
+    with _bars() as bars:
+        out = export_dataset(docs, args.out, config_from_args(ExportConfig, args), overwrite=args.overwrite,
+                             callback=bars)
     ds = Dataset(out)
     pages = ds.manifest.get("source", {}).get("pages", {})
     print(f"wrote {ds.manifest.get('total', 0)} verified lines into {out} ("
@@ -146,7 +129,8 @@ def _eval(args: argparse.Namespace) -> int:
     from ..documents.page_eval import PageEvalConfig, evaluate_pages
 
     docs = DocumentSet(args.pages)
-    result = evaluate_pages(args.model, docs, config_from_args(PageEvalConfig, args), callback=_ProgressLine())
+    with _bars() as bars:
+        result = evaluate_pages(args.model, docs, config_from_args(PageEvalConfig, args), callback=bars)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0

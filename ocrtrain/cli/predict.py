@@ -62,9 +62,11 @@ def _image_paths(inputs: list[str]) -> list[Path]:
 
 
 def run(args) -> int:
+    from ..events import Progress
     from ..origins import source_spec
     from ..images import decode_image
     from ..inference import Predictor
+    from ._progress import EventBars
 
     inputs = list(args.inputs)
     model = args.model
@@ -72,16 +74,20 @@ def run(args) -> int:
         model = inputs.pop(0)
     spec = source_spec(model or DEFAULT_ORIGIN, args.version)
     paths = _image_paths(inputs)
-    images = [decode_image(p.read_bytes(), where=str(p)) for p in paths]
     read = config_from_args(ReadConfig, args, ReadConfig())
     # qint8 dynamic quantization has CPU kernels only: "auto" then means the CPU.
     if args.quantize:
         device = "cpu" if read.device == "auto" else read.device  # Predictor names the conflict
     else:
         device = read.resolved_device()
-    predictor = Predictor.from_origin(spec, device=device, batch_size=read.batch_size,
-                                      reader_compatible=read.reader_compatible, quantize=args.quantize)
-    predictions = predictor.predict(images)
+    with EventBars() as bars:  # on stderr: stdout stays the readings
+        images = []
+        for path in paths:
+            images.append(decode_image(path.read_bytes(), where=str(path)))
+            bars(Progress("load", len(images), len(paths)))
+        predictor = Predictor.from_origin(spec, device=device, batch_size=read.batch_size,
+                                          reader_compatible=read.reader_compatible, quantize=args.quantize)
+        predictions = predictor.predict(images, callback=bars)
     if args.json:
         rows = [{"image": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
                 for p, r in zip(paths, predictions)]
