@@ -6,7 +6,8 @@ killed with SIGKILL at a random moment: a random time after the process started,
 kills, ``--training-share``) after its training loop began, so kills land in start-up, steps,
 time-based saves of last.pt and a validation's checkpoint writes. After each kill ``ocrtrain
 resume RUN`` continues (a run killed before its folder existed starts again); the last resume runs
-to the end. After every kill and at the end the run folder is checked:
+to the end. Runs use the default replay share (``--replay 0.25``); its lines are rendered into the
+cache once before the first kill (``--replay 0`` trains without them). After every kill and at the end the run folder is checked:
 
 - resumes finished: resumes that ran until the next kill or to the end without an error of their own
 - corrupt checkpoints: ``*.pt`` files that ``load_checkpoint`` refuses (or a damaged versions/status file)
@@ -47,7 +48,17 @@ def _train_cmd(data: Path, run: Path, args) -> list[str]:
     return [sys.executable, "-m", "ocrtrain", "train", "--data", str(data), "--run", str(run),
             "--template", "quick-cpu", "--max-steps", str(args.max_steps), "--val-interval", str(args.val_interval),
             "--batch-size", "8", "--val-limit", "16", "--save-minutes", str(args.save_seconds / 60),
-            "--general-val", "0", "--no-baseline", "--device", "cpu", "--workers", "0"]
+            "--general-val", "0", "--no-baseline", "--device", "cpu", "--workers", "0", "--replay", str(args.replay),
+            "--replay-lines", str(args.replay_lines)]
+
+
+def _replay_cache(args) -> None:
+    """Render the default replay lines into the cache before the first kill: rendering is not resumable
+    (a kill restarts it), so kills timed from process start would otherwise keep landing in it."""
+    if args.replay > 0:
+        from ocrtrain.datamix import replay_source_path
+
+        replay_source_path(args.replay_lines)
 
 
 def _resume_cmd(run: Path) -> list[str]:
@@ -226,6 +237,7 @@ def soak(args) -> dict:
     data = work / "data"
     if not data.is_dir():
         _dataset(data, args.lines)
+    _replay_cache(args)
     runs = work / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     s = Soak(data, runs, args)
@@ -271,6 +283,8 @@ def main(argv=None) -> int:
     p.add_argument("--val-interval", type=int, default=25, help="validation/checkpoint every N steps")
     p.add_argument("--save-seconds", type=float, default=3.0, help="time-based last.pt cadence")
     p.add_argument("--lines", type=int, default=300, help="synthetic lines in the dataset")
+    p.add_argument("--replay", type=float, default=0.25, help="replay share of each run (the train default)")
+    p.add_argument("--replay-lines", type=int, default=4000, help="replay lines (rendered once before the kills)")
     p.add_argument("--min-seconds", type=float, default=2.0, help="earliest kill after a process starts")
     p.add_argument("--max-seconds", type=float, default=16.0, help="latest kill after a process starts")
     p.add_argument("--training-share", type=float, default=0.5,
