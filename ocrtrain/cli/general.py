@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["register", "run", "write_general"]
 
@@ -25,14 +24,11 @@ def write_general(out: str, count: int, seed: int, workers: int, overwrite: bool
     from ..dataset import Dataset
     from ..general import generate_general_set
 
-    def show(event):
-        if getattr(event, "stage", None) == "generate" and event.total and sys.stderr.isatty():
-            print(f"\r{event.done}/{event.total}", end="", file=sys.stderr, flush=True)
+    from ._progress import EventBars
 
-    path = generate_general_set(out, count=count, seed=seed, workers=workers, overwrite=overwrite, callback=show)
+    with EventBars() as bars:
+        path = generate_general_set(out, count=count, seed=seed, workers=workers, overwrite=overwrite, callback=bars)
     m = Dataset(path).manifest
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
     print(f"wrote general set {path}: {m['counts']} ({m['rejected']} rejected), content hash {m['content_hash']}")
     return 0
 

@@ -34,11 +34,17 @@ def run(args) -> int:
     for name in ("count", "top", "min_errors", "limit"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    show = None if args.json else (lambda e: print(e.text) if isinstance(e, Message) else None)
-    summary = make_hard_examples(resolve_model_source(args.source), args.out,
-                                 data=resolve_dataset(args.data) if args.data else None, count=args.count,
-                                 top=args.top, min_errors=args.min_errors, limit=args.limit, seed=args.seed,
-                                 overwrite=args.overwrite, callback=show)
+    from ._progress import EventBars
+
+    with EventBars() as bars:  # bars and warnings on stderr; the notes are the command's output
+        def show(event) -> None:
+            bars(event)
+            if isinstance(event, Message) and event.level == "info" and not args.json:
+                print(event.text, flush=True)  # between stages: no bar is open
+        summary = make_hard_examples(resolve_model_source(args.source), args.out,
+                                     data=resolve_dataset(args.data) if args.data else None, count=args.count,
+                                     top=args.top, min_errors=args.min_errors, limit=args.limit, seed=args.seed,
+                                     overwrite=args.overwrite, callback=show)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
