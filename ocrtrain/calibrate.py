@@ -20,9 +20,10 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .errors import ConfigError
+from .events import Callback, Progress, emit
 
 __all__ = ["TEMPERATURES", "Calibration", "reliability", "expected_calibration_error", "suggest_threshold",
            "apply_temperature", "calibrate", "log_loss"]
@@ -113,22 +114,25 @@ def _summary(confidences, correct) -> dict:
 
 
 def calibrate(loaded, images: Sequence, labels: Sequence[str], temperatures: Sequence[float] = TEMPERATURES,
-              target: float = 0.98, mode: str = "ws") -> Calibration:
+              target: float = 0.98, mode: str = "ws", callback: Optional[Callback] = None) -> Calibration:
     """Fit T on `images`/`labels` (a validation split) by log loss of EasyOCR's confidence as read by
-    ``Reader.recognize`` (our Reader-compatible Predictor, quantized as on CPU)."""
+    ``Reader.recognize`` (our Reader-compatible Predictor, quantized as on CPU); `callback` gets a
+    Progress per temperature read."""
     from .inference import Predictor
     from .metrics import normalize
 
     if not labels:
         raise ConfigError("calibration needs validation lines, got none: pass a split with lines (e.g. DS/val)")
     results = {}
-    for t in sorted(set(temperatures) | {1.0}):
+    candidates = sorted(set(temperatures) | {1.0})
+    for t in candidates:
         scaled = apply_temperature(loaded, t) if t != 1.0 else loaded
         reader = Predictor(scaled.model, scaled.charset, reader_compatible=True, quantize=True,
                            family=scaled.family, family_options=scaled.family_options)
         preds = reader.predict(list(images))
         correct = [normalize(p.text, mode) == normalize(g, mode) for p, g in zip(preds, labels)]
         results[t] = ([p.confidence for p in preds], correct)
+        emit(callback, Progress("calibrate", len(results), len(candidates), {"T": t}))
     best = min(results, key=lambda t: (log_loss(*results[t]), abs(math.log(t))))
     conf, correct = results[best]
     return Calibration(temperature=best, lines=len(labels), accuracy=sum(correct) / len(correct),

@@ -42,8 +42,12 @@ def test_temperature_changes_confidence_not_readings():
 def test_fitted_temperature_lowers_log_loss_and_the_export_reports_it_in_reader(tiny_dataset, tmp_path, capsys):
     loaded = load_origin("english_g2")
     labels = sample_labels(24, seed=5)
-    cal = calibrate(loaded, [draw_line(t) for t in labels], labels, temperatures=(0.5, 1.0, 2.0))
+    events = []
+    cal = calibrate(loaded, [draw_line(t) for t in labels], labels, temperatures=(0.5, 1.0, 2.0),
+                    callback=events.append)
     assert cal.temperature in (0.5, 1.0, 2.0) and cal.lines == 24
+    assert [(e.stage, e.done, e.total, e.info["T"]) for e in events] == [
+        ("calibrate", 1, 3, 0.5), ("calibrate", 2, 3, 1.0), ("calibrate", 3, 3, 2.0)]
     assert cal.after["log_loss"] <= cal.before["log_loss"]
     code = main(["calibrate", "english_g2", "--data", str(tiny_dataset), "--export", "g2_calibrated",
                  "--out", str(tmp_path / "bundle"), "--json"])

@@ -44,6 +44,7 @@ def run(args) -> int:
     from ..images import decode_image
     from ..origins import load_origin, source_spec
     from ..runfolder import save_report
+    from ._progress import EventBars
 
     if args.export and not args.out:
         raise ConfigError("--export NAME needs --out DIR: the folder to write the calibrated bundle into")
@@ -58,7 +59,8 @@ def run(args) -> int:
     finally:
         reader.close()
     images = [decode_image(raw, f"{args.data} sample {i}") for i, (raw, _) in enumerate(pairs)]
-    cal = calibrate(loaded, images, [label for _, label in pairs], target=args.target)
+    with EventBars() as bars:  # one step per candidate temperature, each a full read of the lines
+        cal = calibrate(loaded, images, [label for _, label in pairs], target=args.target, callback=bars)
     report = {**cal.to_dict(), "source": spec, "data": str(args.data)}
     run_dir = run_folder(source)
     if run_dir is not None:
