@@ -185,7 +185,7 @@ def test_launch_then_cancel_from_the_monitor(workspace, finished_run):
 
 
 def test_monitor_follows_a_finished_run(workspace, finished_run):
-    status = Run(finished_run).wait(timeout=120)
+    status = Run(finished_run).wait(timeout=300)
     assert status["state"] == "finished", status
     monitor = MonitorPanel(workspace)
     monitor.select(finished_run)
@@ -205,10 +205,16 @@ def test_monitor_follows_a_finished_run(workspace, finished_run):
 def test_compare_shows_gallery_metrics_and_reads_an_upload(workspace, finished_run):
     from widgets import ComparePanel
 
-    Run(finished_run).wait(timeout=120)
+    Run(finished_run).wait(timeout=300)
     panel = ComparePanel(workspace)
     panel.after.refresh(select=str(finished_run))
     assert panel.after.spec == f"run:{finished_run}@best"
+    # Every validation set, origin (step 0) vs the best version, read from the run's own rows.
+    from ocrtrain.valsets import validation_summary
+    sets = validation_summary(finished_run)
+    assert [r["val_set"] for r in sets] == ["val", "general"]
+    assert panel.valsets_html.value.count("<tr") == 3 and "the origin (step 0) vs step" in panel.valsets_html.value
+    assert all(r["verdict"] in panel.valsets_html.value for r in sets)
     panel.limit.value = 4
     panel.run_button.click()
     panel.task.join(120)
@@ -231,7 +237,7 @@ def test_compare_shows_gallery_metrics_and_reads_an_upload(workspace, finished_r
 def test_export_writes_a_bundle_checks_parity_and_rejects_bad_names(workspace, finished_run):
     from widgets import ExportPanel
 
-    Run(finished_run).wait(timeout=120)
+    Run(finished_run).wait(timeout=300)
     panel = ExportPanel(workspace)
     panel.source.refresh(select=str(finished_run))
     panel.name.value = "class"  # a Python keyword: EasyOCR could not import class.py

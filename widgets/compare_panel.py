@@ -64,6 +64,29 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}%"
 
 
+def _valsets_table(run) -> str:
+    """Every validation set of `run`, the origin (step 0) vs the best version: the forgetting check."""
+    from ocrtrain.valsets import validation_summary
+
+    try:
+        rows = validation_summary(run)
+    except OcrtrainError:
+        return ""
+    if not rows:
+        return ""
+    def points(delta) -> str:
+        return "–" if delta is None else f"{100 * delta:+.1f}"
+
+    body = "".join(
+        f"<tr class='ocrtrain-verdict-{html.escape(r['verdict'].split()[0])}'><td>{html.escape(r['val_set'])}</td>"
+        f"<td>{r['n'] or '–'}</td><td>{_pct(r['origin'])}</td><td>{_pct(r['version'])}</td>"
+        f"<td>{points(r['delta'])}</td><td>{html.escape(r['verdict'])}</td></tr>" for r in rows)
+    return (f"<b>Every validation set: the origin (step 0) vs step {rows[0]['step']}</b> "
+            "<span class='ocrtrain-help'>(line accuracy, spaces collapsed; one line's change counts as "
+            "noise; a worse general set means forgetting)</span><table><tr><th>set</th><th>lines</th>"
+            f"<th>origin</th><th>step {rows[0]['step']}</th><th>points</th><th>verdict</th></tr>{body}</table>")
+
+
 class ComparePanel(W.VBox):
     """Before/after gallery, metrics, confusions, versions and an upload box to try both models."""
 
@@ -107,6 +130,9 @@ class ComparePanel(W.VBox):
         self.versions_html = W.HTML()
         self.versions_html.add_class("ocrtrain-versions")
         self.versions_html.add_class("ocrtrain-table")
+        self.valsets_html = W.HTML()
+        self.valsets_html.add_class("ocrtrain-valsets")
+        self.valsets_html.add_class("ocrtrain-table")
         self.download_version = W.Dropdown(description="version", layout=W.Layout(width="300px"))
         self.download_button = W.Button(description="Prepare download", icon="download")
         self.download_button.add_class("ocrtrain-version-download")
@@ -133,7 +159,7 @@ class ComparePanel(W.VBox):
             W.HTML("<b>Same crops, both readings</b> <span class='ocrtrain-help'>(red: characters that differ "
                    "from the label; hover for the expected text)</span>"),
             self.filter, self.gallery,
-            W.HTML("<h3>Versions of the run</h3>"), self.versions_html,
+            W.HTML("<h3>Versions of the run</h3>"), self.versions_html, self.valsets_html,
             W.HBox([self.download_version, self.download_button]), self.download_link,
             W.HTML("<h3>Try it yourself</h3><span class='ocrtrain-help'>Upload a cropped text line; "
                    "both models read it.</span>"),
@@ -166,6 +192,7 @@ class ComparePanel(W.VBox):
         run = self.after.run
         if not run:
             self.versions_html.value = "<span class='ocrtrain-help'>No trained run yet.</span>"
+            self.valsets_html.value = ""
             self.download_version.options = []
             return
         try:
@@ -183,6 +210,7 @@ class ComparePanel(W.VBox):
         self.versions_html.value = ("<table><tr><th>step</th><th>file</th><th>val CER</th><th>val line accuracy</th>"
                                     "<th>val loss</th></tr>" + "".join(rows) + "</table>") if rows else \
             "<span class='ocrtrain-help'>No validated checkpoint yet.</span>"
+        self.valsets_html.value = _valsets_table(run)
         options = run_versions(Path(run))
         self.download_version.options = options
         self.download_version.value = options[0][1] if options else None
