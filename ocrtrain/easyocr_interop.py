@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from .errors import ModelError
 from .originspec import ENGLISH_G2
+from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
            "read_boxes", "make_detector", "make_page_reader"]
@@ -153,7 +154,8 @@ def read_lines(reader, images: Sequence) -> list:
     return out
 
 
-def read_boxes(reader, image, boxes: Sequence[Sequence[int]], batch_size: int = 32) -> list[Tuple[list, object]]:
+def read_boxes(reader, image, boxes: Sequence[Sequence[int]],
+               batch_size: int = ReadConfig.batch_size) -> list[Tuple[list, object]]:
     """``reader.recognize`` of axis-aligned `boxes` ``[x_min, x_max, y_min, y_max]`` in one grey image.
 
     Returns ``(corner points, Prediction)`` in Reader's order (sorted by the top edge). On a GPU

@@ -25,6 +25,7 @@ from .images import decode_image
 from .lmdb_io import LmdbReader, is_lmdb
 from .metrics import (VERDICT_MODE, char_confusions, confusions_to_json, edit_distance, metric_key, normalize,
                       summarize, top_confusions)
+from .readconfig import ReadConfig
 
 __all__ = [
     "EvalReport",
@@ -219,8 +220,8 @@ class EvalReport:
 
 
 def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
-             batch_size: int = 32, reader_compatible: bool = False, callback: Optional[Callback] = None,
-             worst_k: int = 20) -> EvalReport:
+             batch_size: int = ReadConfig.batch_size, reader_compatible: bool = False,
+             callback: Optional[Callback] = None, worst_k: int = 20) -> EvalReport:
     """Run `source` over the first `limit` samples of `data` and score it (see module doc).
 
     `reader_compatible` applies EasyOCR Reader's low-confidence contrast retry; it is ignored
@@ -337,8 +338,8 @@ class CompareReport:
 
 
 def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
-            batch_size: int = 32, reader_compatible: bool = False, callback: Optional[Callback] = None,
-            worst_k: int = 20, mode: str = VERDICT_MODE) -> CompareReport:
+            batch_size: int = ReadConfig.batch_size, reader_compatible: bool = False,
+            callback: Optional[Callback] = None, worst_k: int = 20, mode: str = VERDICT_MODE) -> CompareReport:
     """Evaluate `before` (e.g. the origin) and `after` (e.g. the fine-tuned run) on the same samples.
 
     Per-sample verdicts compare text normalised by `mode` (see :class:`CompareReport`).
@@ -366,9 +367,9 @@ def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, 
     return CompareReport.from_reports(rep_b, rep_a, info, mode=mode)
 
 
-def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path], limit: Optional[int] = 300,
-                 device: str = "cpu", batch_size: int = 32, callback: Optional[Callback] = None,
-                 show: int = 20) -> dict:
+def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path],
+                 limit: Optional[int] = ReadConfig.parity_limit, device: str = "cpu",
+                 batch_size: int = ReadConfig.batch_size, callback: Optional[Callback] = None, show: int = 20) -> dict:
     """Our evaluator on an exported EasyOCR bundle vs the real ``easyocr.Reader.recognize``.
 
     Both read the same decoded crops; the result holds both line accuracies, their difference

@@ -1,5 +1,8 @@
 """How a trained model reads lines outside training: one frozen config for ``eval``, ``predict`` and
-the parity check, so their defaults live in one place (the CLI options come from its fields).
+the parity check, so their defaults live in one place (the CLI options come from its fields, and the
+library's ``batch_size=`` and parity ``limit=`` defaults are ``ReadConfig.batch_size`` and
+``ReadConfig.parity_limit``). The library's ``device=`` stays ``"cpu"``: a function call takes a GPU
+only when asked, while the CLI's ``--device`` is ``auto``.
 
 >>> ReadConfig().device, ReadConfig().batch_size
 ('auto', 32)

@@ -20,3 +20,22 @@ def test_eval_cli_takes_its_options_from_read_config(tiny_dataset, capsys):
                  "--device", "cpu", "--json"]) == 0
     assert main(["eval", "english_g2", "--data", str(tiny_dataset), "--device", "gpu"]) == 1
     assert "not one of auto, cpu" in capsys.readouterr().err
+
+
+def test_library_and_cli_read_defaults_come_from_read_config():
+    import argparse
+    import inspect
+
+    from ocrtrain.cli import export as cli_export
+    from ocrtrain.easyocr_interop import read_boxes
+    from ocrtrain.evaluate import compare, evaluate, parity_check
+    from ocrtrain.inference import Predictor
+
+    read = ReadConfig()
+    for fn in (evaluate, compare, parity_check, Predictor.__init__, read_boxes):
+        assert inspect.signature(fn).parameters["batch_size"].default == read.batch_size, fn.__qualname__
+    assert inspect.signature(parity_check).parameters["limit"].default == read.parity_limit
+    parser = argparse.ArgumentParser()
+    cli_export.register(parser.add_subparsers())
+    args = parser.parse_args(["export", "english_g2", "--name", "x", "--out", "o"])
+    assert args.parity_limit == read.parity_limit

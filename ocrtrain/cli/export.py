@@ -6,6 +6,8 @@ import json
 import sys
 import tempfile
 
+from ..readconfig import ReadConfig
+
 __all__ = ["register", "run"]
 
 
@@ -34,8 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--parity-data", default=None, metavar="PATH",
                    help="after exporting, compare our reading with easyocr.Reader's on this dataset/LMDB; "
                         "the report is saved in the run (RUN/reports/parity-TIME.json)")
-    p.add_argument("--parity-limit", type=int, default=300, metavar="N",
-                   help="samples for the parity check (default: 300)")
+    p.add_argument("--parity-limit", type=int, default=ReadConfig.parity_limit, metavar="N",
+                   help=f"samples for the parity check (default: {ReadConfig.parity_limit})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
