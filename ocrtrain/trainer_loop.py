@@ -267,10 +267,12 @@ def _validate_and_save(tr) -> bool:
     primary = dict(rows[0])
     if len(names) > 1:
         primary["sets"] = {r["val_set"]: {k: r[k] for k in results[r["val_set"]]} for r in rows}
-    name = tr.io.save_version(tr.task, tr.step, primary, improved, tr.config.keep_checkpoints)
-    tr.save_last(primary)
+    # Rows before checkpoints: a kill before the step checkpoint redoes this validation at resume (its
+    # rows dropped); one after it resumes from that checkpoint, which must not lack its rows.
     for row in rows:
         tr.io.append_row(row)
+    name = tr.io.save_version(tr.task, tr.step, primary, improved, tr.config.keep_checkpoints)
+    tr.save_last(primary)
     _log_validation(tr, rows, improved, name)
     tr.set_status(step=tr.step, epoch=epoch, best_cer=tr.best_metrics.get("cer"), best_step=tr.best_step,
                   best_accuracy=tr.best_metrics.get("accuracy"), best_value=tr.best_value,
