@@ -4,6 +4,7 @@ The home folder is ``$OCRTRAIN_HOME`` when set, else ``~/ocrtrain``. It holds::
 
     HOME/datasets/NAME/   dataset folders (``ocrtrain synth/import``, the Dataset tab)
     HOME/runs/NAME/       run folders (``ocrtrain train``, ``run-notebook``, the Train tab)
+    HOME/docsets/NAME/    document sets: your own pages (``ocrtrain pages import``, the Transcribe tab)
 
 A bare name (``receipts``) is looked up under these roots; anything that looks like a path
 (``./receipts``, ``runs/r1``, ``/data/x``, ``~/x``) is used as given, so a folder anywhere opens
@@ -18,8 +19,9 @@ import os
 from pathlib import Path
 from typing import Union
 
-__all__ = ["HOME_ENV", "DEFAULT_HOME", "home", "runs_root", "datasets_root", "templates_root", "cache_root",
-           "is_bare_name", "resolve_run", "resolve_dataset", "resolve_model_source"]
+__all__ = ["HOME_ENV", "DEFAULT_HOME", "DOCSETS_DIR", "home", "runs_root", "datasets_root", "docsets_root",
+           "templates_root", "cache_root", "is_bare_name", "resolve_run", "resolve_dataset", "resolve_docset",
+           "resolve_model_source"]
 
 #: The environment variable naming the home folder.
 HOME_ENV = "OCRTRAIN_HOME"
@@ -27,6 +29,8 @@ HOME_ENV = "OCRTRAIN_HOME"
 CACHE_ENV = "OCRTRAIN_CACHE"
 #: The home folder when the variable is not set.
 DEFAULT_HOME = "~/ocrtrain"
+#: The home's sub-folder for document sets.
+DOCSETS_DIR = "docsets"
 
 PathLike = Union[str, Path]
 
@@ -44,6 +48,11 @@ def runs_root() -> Path:
 def datasets_root() -> Path:
     """``HOME/datasets``: where new dataset folders go and where dataset pickers look."""
     return home() / "datasets"
+
+
+def docsets_root() -> Path:
+    """``HOME/docsets``: document sets (page images and their lines) and where the Transcribe tab looks."""
+    return home() / DOCSETS_DIR
 
 
 def cache_root() -> Path:
@@ -91,6 +100,12 @@ def resolve_dataset(name_or_path: PathLike) -> Path:
     '/data/receipts'
     """
     return _resolve(name_or_path, datasets_root())
+
+
+def resolve_docset(name_or_path: PathLike) -> Path:
+    """A document set folder: a bare name under :func:`docsets_root` (or in the working directory
+    when only there), a path as given."""
+    return _resolve(name_or_path, docsets_root())
 
 
 def resolve_model_source(text: str) -> str:

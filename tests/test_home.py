@@ -22,6 +22,7 @@ def test_bare_names_resolve_under_the_roots_and_paths_stay(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert home.resolve_run("r1") == tmp_path / "h" / "runs" / "r1"
     assert home.resolve_dataset("receipts") == tmp_path / "h" / "datasets" / "receipts"
+    assert home.resolve_docset("scans") == home.docsets_root() / "scans" == tmp_path / "h" / "docsets" / "scans"
     for text in ("./r1", "runs/r1", str(tmp_path / "x"), "..", "."):
         assert home.resolve_run(text) == Path(text)
     assert home.resolve_run("~/r1") == Path("~/r1").expanduser()

@@ -25,6 +25,7 @@ import traitlets
 
 from ocrtrain.documents.docset import STATUSES, DocumentSet, Line, is_document_set
 from ocrtrain.documents.review import STATUS_COLOURS, line_crop_png, page_preview_png, select_lines
+from ocrtrain.home import DOCSETS_DIR  # the work folder's sub-folder for document sets
 
 from .feedback import StatusBox
 
@@ -33,8 +34,6 @@ __all__ = ["DOCSETS_DIR", "LineRow", "TranscribePanel", "find_document_sets"]
 _LABELS = {"unreviewed": "·", "verified": "✓", "skipped": "skip", "bad_box": "bad"}
 _TIPS = {"unreviewed": "unreviewed: waits for a look", "verified": "verified (Enter): becomes training data",
          "skipped": "skipped: not used for training", "bad_box": "bad box: the box does not hold one text line"}
-#: the work folder's sub-folder for document sets (``ocrtrain pages import SRC --out ROOT/docsets/NAME``)
-DOCSETS_DIR = "docsets"
 # A new page's rows have no browser views yet when they are sent: a focus sent at once is lost.
 _FOCUS_DELAY_S = 0.4
 
