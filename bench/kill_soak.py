@@ -14,6 +14,8 @@ cache once before the first kill (``--replay 0`` trains without them). After eve
 - status lies: the run reads as queued/running (``Run.status``) while its process is dead, or a
   finished run that does not read "finished"
 - duplicated rows: metrics rows of a (kind, step, set) seen more than once
+- row gaps: a finished run whose train rows are not steps 1..max once each, or a validation set's
+  rows not at every validation step
 - stale temp files: ``*.tmp`` files of a killed process still there after the next resume started
 
     python -m bench.kill_soak [--kills 20] [--max-steps 300] [--lines 300] [--seed 0] [--json]
@@ -227,6 +229,13 @@ class Soak:
         if steps != list(range(1, (st.get("max_steps") or 0) + 1)):
             self.notes.append(f"final train rows are not 1..{st.get('max_steps')} once each ({len(steps)} rows)")
             self.counts["row_gaps"] += 1
+        last = st.get("max_steps") or 0
+        wanted = sorted(set(range(self.args.val_interval, last + 1, self.args.val_interval)) | {last})
+        for name in sorted({r.val_set for r in runfolder.read_rows(self.run, "val")} or {"val"}):
+            got = [r.step for r in runfolder.read_rows(self.run, "val", name)]
+            if got != wanted:
+                self.notes.append(f"final {name} rows are at steps {got}, not {wanted}")
+                self.counts["row_gaps"] += 1
         self.counts["corrupt"] += len(_corrupt(self.run))
         self.counts["duplicated_rows"] += _duplicates(self.run)
 
@@ -305,7 +314,8 @@ def main(argv=None) -> int:
         for note in result["notes"]:
             print("note:", note)
     ok = (result["resumes_finished"] == result["resumes"] and not result["corrupt_checkpoints"]
-          and not result["status_lies"] and not result["duplicated_rows"] and not result["errors"])
+          and not result["status_lies"] and not result["duplicated_rows"] and not result["errors"]
+          and not result["row_gaps"] and not result["stale_temp_files"] and not result["final_not_finished"])
     return 0 if ok else 1
 
 
