@@ -11,22 +11,11 @@ from PIL import Image
 
 from .errors import InputError
 
-__all__ = ["MAX_PIXELS", "check_image", "decode_image", "encode_png", "to_8bit"]
+__all__ = ["MAX_PIXELS", "decode_image", "encode_png", "to_8bit"]
 
 #: Largest accepted image (pixels); a text-line crop is far smaller. Above this is a "bomb".
 MAX_PIXELS = 40_000_000
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def check_image(data: bytes, where: str = "image") -> tuple[int, int]:
-    """Fully decode `data` to prove it is a usable image; return (width, height).
-
-    Raises InputError naming `where` for empty, corrupt, truncated or oversized images.
-    """
-    if not data:
-        raise InputError(f"{where} is empty (0 bytes): replace or remove the file")
-    image = decode_image(data, where)
-    return image.size
 
 
 def decode_image(data: bytes, where: str = "image", mode: Optional[str] = None) -> Image.Image:

@@ -127,10 +127,6 @@ class FreezableFeatures:
                 p.requires_grad_(True)
         return thawed
 
-    @property
-    def feature_extractor_frozen(self) -> bool:
-        return self._features_frozen
-
     def train(self, mode: bool = True):
         super().train(mode)
         if self._features_frozen:

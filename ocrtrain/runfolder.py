@@ -44,7 +44,7 @@ __all__ = [
     "CHECKPOINTS_DIR", "VERSIONS_FILE", "REPORTS_DIR", "EXPORT_DIR", "NOTEBOOKS_DIR", "BEST_FILE", "LAST_FILE",
     "RunFiles", "files", "is_run_folder", "require_run_folder",
     "RunStatus", "TrainRow", "ValRow", "Version", "Versions", "row_from_dict",
-    "create_run", "read_config", "read_start_config", "clean_stale_temp", "read_status", "write_status", "update_status",
+    "create_run", "read_config", "read_start_config", "clean_stale_temp", "read_status", "update_status",
     "append_rows", "read_rows", "truncate_rows_after", "RowWriter", "RowFollower",
     "log_append", "log_tail", "read_versions", "write_versions", "truncate_versions_after",
     "step_checkpoint_name", "resolve_checkpoint", "list_checkpoints",
@@ -166,11 +166,6 @@ def read_status(run_dir: PathLike) -> RunStatus:
     """RUN/status.json as stored (a missing file reads as ``created``)."""
     data = _read(Path(run_dir) / STATUS_FILE, {})
     return RunStatus.from_dict(data if isinstance(data, dict) else {})
-
-
-def write_status(run_dir: PathLike, status: RunStatus) -> None:
-    """Replace RUN/status.json (prefer :func:`update_status`, which merges under a lock)."""
-    write_json_atomic(Path(run_dir) / STATUS_FILE, status.to_dict())
 
 
 def update_status(run_dir: PathLike, only_if: Optional[Callable[[RunStatus], bool]] = None,
