@@ -173,3 +173,16 @@ def test_cli_import_status_to_dataset(receipts, tmp_path, capsys):
     assert "overlap" in capsys.readouterr().err
     assert main(["pages", "to-dataset", str(tmp_path / "d"), "--out", str(tmp_path / "d" / "x")]) == 1
     assert "inside" in capsys.readouterr().err
+
+
+def test_cli_bare_docset_names_live_under_the_home(receipts, tmp_path, monkeypatch, capsys):
+    from ocrtrain.home import docsets_root
+
+    monkeypatch.setenv("OCRTRAIN_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    src = receipts.manifest["source"]["path"]
+    assert main(["pages", "import", src, "--format", "icdar", "--out", "scans"]) == 0
+    assert (docsets_root() / "scans" / "manifest.json").is_file() and not (tmp_path / "scans").exists()
+    capsys.readouterr()
+    assert main(["pages", "status", "scans", "--json"]) == 0  # the same bare name opens it again
+    assert json.loads(capsys.readouterr().out)["counts"]["verified"] == 20

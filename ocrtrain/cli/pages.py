@@ -15,6 +15,7 @@ import json
 import sys
 
 from ..config import add_config_arguments, config_from_args
+from ..home import resolve_docset
 from ._progress import EventBars
 
 __all__ = ["register"]
@@ -23,6 +24,13 @@ __all__ = ["register"]
 def _bars() -> EventBars:
     """The page commands' progress: tqdm bars on a terminal (on stderr), every message printed above them."""
     return EventBars(quiet_info=False)
+
+
+def _open(text: str):
+    """The document set a user named: a bare name under HOME/docsets (see ocrtrain.home), a path as given."""
+    from ..documents.docset import DocumentSet
+
+    return DocumentSet(resolve_docset(text))
 
 
 def _counts_text(counts: dict) -> str:
@@ -37,7 +45,7 @@ def _import(args: argparse.Namespace) -> int:
     config = config_from_args(PageImportConfig, args)
     crop = config_from_args(CropConfig, args)
     with _bars() as bars:
-        out = import_pages(args.source, args.out, config, overwrite=args.overwrite, callback=bars, crop=crop)
+        out = import_pages(args.source, resolve_docset(args.out), config, overwrite=args.overwrite, callback=bars, crop=crop)
     docs = DocumentSet(out)
     rejected = len(docs.rejected())
     print(f"imported {len(docs.pages)} pages ({docs.manifest['source']['format']}) into {out}: "
@@ -49,9 +57,8 @@ def _import(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from ..documents.detect import DetectConfig, detect_pages
-    from ..documents.docset import DocumentSet
 
-    docs = DocumentSet(args.docset)
+    docs = _open(args.docset)
     with _bars() as bars:
         found = detect_pages(docs, config_from_args(DetectConfig, args), callback=bars)
     print(f"detected {sum(found.values())} lines on {len(found)} pages "
@@ -61,10 +68,9 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _preread(args: argparse.Namespace) -> int:
-    from ..documents.docset import DocumentSet
     from ..documents.preread import PrereadConfig, preread_pages
 
-    docs = DocumentSet(args.docset)
+    docs = _open(args.docset)
     config = config_from_args(PrereadConfig, args)
     with _bars() as bars:
         n = preread_pages(docs, config, callback=bars)
@@ -74,9 +80,8 @@ def _preread(args: argparse.Namespace) -> int:
 
 def _align(args: argparse.Namespace) -> int:
     from ..documents.align import AlignConfig, align_pages
-    from ..documents.docset import DocumentSet
 
-    docs = DocumentSet(args.docset)
+    docs = _open(args.docset)
     with _bars() as bars:
         reports = align_pages(docs, args.text_dir, config_from_args(AlignConfig, args), callback=bars)
     if args.json:
@@ -92,10 +97,9 @@ def _align(args: argparse.Namespace) -> int:
 
 def _to_dataset(args: argparse.Namespace) -> int:
     from ..dataset import Dataset
-    from ..documents.docset import DocumentSet
     from ..documents.to_dataset import ExportConfig, export_dataset
 
-    docs = DocumentSet(args.docset)
+    docs = _open(args.docset)
     with _bars() as bars:
         out = export_dataset(docs, args.out, config_from_args(ExportConfig, args), overwrite=args.overwrite,
                              callback=bars)
@@ -109,9 +113,8 @@ def _to_dataset(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..documents.docset import DocumentSet
 
-    docs = DocumentSet(args.docset)
+    docs = _open(args.docset)
     if args.refresh:
         docs.refresh()
     pages = [{"id": p.id, "document": p.document, "tag": p.tag, **p.counts} for p in docs.pages]
@@ -125,10 +128,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..documents.docset import DocumentSet
     from ..documents.page_eval import PageEvalConfig, evaluate_pages
 
-    docs = DocumentSet(args.pages)
+    docs = _open(args.pages)
     with _bars() as bars:
         result = evaluate_pages(args.model, docs, config_from_args(PageEvalConfig, args), callback=bars)
     if args.json:
@@ -164,7 +166,9 @@ def register(subparsers) -> None:
     sub = pages.add_subparsers(dest="pages_command", metavar="STEP", required=True)
     p = _add(sub, "import", _import, "import page images (+ ground truth) into a new document set")
     p.add_argument("source", metavar="SOURCE", help="folder or file: images, box files, PAGE-XML, ALTO, Label.txt, JSON")
-    p.add_argument("--out", required=True, metavar="DOCSET", help="new document-set folder")
+    p.add_argument("--out", required=True, metavar="DOCSET",
+                   help="new document-set folder (a bare name goes under $OCRTRAIN_HOME/docsets, where the "
+                        "Transcribe tab looks)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing document set")
     add_config_arguments(p, PageImportConfig)
     add_config_arguments(p, CropConfig)
