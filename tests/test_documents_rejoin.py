@@ -89,3 +89,23 @@ def test_align_pages_merges_the_split_boxes_in_the_document_set(tmp_path):
     assert abs(whole.shape[1] - drawn.shape[1]) <= 3
     manifest = json.loads((docs.path / "manifest.json").read_text())
     assert manifest["counts"]["verified"] == 2 and manifest["total_lines"] == 2
+
+
+def test_cli_align_says_how_many_lines_were_rejoined(tmp_path, capsys):
+    from ocrtrain.cli import main
+
+    page, polys = draw_page(["TOTAL 12,50", "MELK 1 L"], size=(360, 140), font_size=24)
+    (tmp_path / "src").mkdir()
+    page.save(tmp_path / "src" / "p.png")
+    (x0, y0), (x1, _), (_, y1), _ = polys[0]
+    cut = x0 + 0.55 * (x1 - x0)
+    rows = [quad(x0, y0, cut - 4, y1), quad(cut + 4, y0, x1, y1), polys[1]]
+    (tmp_path / "src" / "p.csv").write_text("\n".join(_icdar_row(p, "") for p in rows))
+    docs = DocumentSet(import_pages(tmp_path / "src", tmp_path / "docs", PageImportConfig(format="icdar")))
+    for i, (read, conf) in enumerate([("TOTAL", 0.9), ("12.50", 0.7), ("MELK 1 L", 0.95)]):
+        docs.update_line(f"p:{i:04d}", reading=read, confidence=conf)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "p.txt").write_text("MELK 1 L\nTOTAL 12,50\n")
+    assert main(["pages", "align", str(docs.path), "--text-dir", str(tmp_path / "text")]) == 0
+    out = capsys.readouterr().out
+    assert "p: 2 of 2 transcript lines matched to 3 boxes (1 of them re-joined from two boxes" in out

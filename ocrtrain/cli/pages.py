@@ -89,7 +89,9 @@ def _align(args: argparse.Namespace) -> int:
         return 0
     for r in reports:
         left = r["unmatched_transcript"]
-        print(f"{r['page']}: {r['matched']} of {r['boxes']} boxes matched {r['transcript_lines']} transcript lines"
+        joined = len(r.get("joined") or [])
+        print(f"{r['page']}: {r['matched']} of {r['transcript_lines']} transcript lines matched to {r['boxes']} boxes"
+              + (f" ({joined} of them re-joined from two boxes the detector split)" if joined else "")
               + (f"; unmatched: {'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}" if left else ""))
     print(f"{_counts_text(docs.counts())}")
     return 0
