@@ -158,6 +158,9 @@ class TrainPanel(W.VBox):
             self.status, self.check_html,
         ]
         self.refresh_templates()
+        from .form_state import TrainFormState
+
+        self.saved_state = TrainFormState(self)  # the form as last left in this work folder; saved on change
 
     # -- config -------------------------------------------------------------------------
     def config(self) -> TrainConfig:
