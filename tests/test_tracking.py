@@ -9,7 +9,11 @@ import pytest
 from ocrtrain.cli import main
 from ocrtrain.runs import Run
 
-pytest.importorskip("tensorboard", reason="the tracking extra: pip install 'ocrtrain[tracking]'")
+
+
+@pytest.fixture
+def tensorboard():
+    return pytest.importorskip("tensorboard", reason="the tracking extra: pip install 'ocrtrain[tracking]'")
 
 
 def _scalars(log_dir) -> dict:
@@ -24,7 +28,8 @@ TRAIN = ["--max-steps", "3", "--val-interval", "2", "--batch-size", "4", "--val-
          "--warmup-steps", "1", "--freeze-feature-extractor", "--device", "cpu", "--seed", "5"]
 
 
-def test_cli_train_logs_steps_and_every_validation_set_to_tensorboard(tiny_dataset, tmp_path, capsys):
+def test_cli_train_logs_steps_and_every_validation_set_to_tensorboard(tensorboard, tiny_dataset, tmp_path,
+                                                                       capsys):
     run_dir = tmp_path / "tb"
     code = main(["train", "--data", str(tiny_dataset), "--run", str(run_dir), "--log-to", "tensorboard", *TRAIN])
     assert code == 0, capsys.readouterr()
@@ -44,7 +49,7 @@ def test_cli_train_logs_steps_and_every_validation_set_to_tensorboard(tiny_datas
     assert not any(tag.startswith(("best_", "is_best", "n/")) for tag in scalars)
 
 
-def test_resume_appends_and_drops_the_redone_steps(tiny_dataset, tmp_path, capsys):
+def test_resume_appends_and_drops_the_redone_steps(tensorboard, tiny_dataset, tmp_path):
     import threading
 
     from ocrtrain.cli.train import _foreground
