@@ -144,6 +144,10 @@ class ComparePanel(W.VBox):
         self.try_result = W.HTML()
         self.try_result.add_class("ocrtrain-try-result")
         self.try_status = StatusBox()
+        from .page_compare import PageCompare  # whole pages through Reader.readtext, before / after
+
+        self.pages = PageCompare(workspace, before=lambda: self.before.value, after=lambda: self.after.spec,
+                                 run=lambda: self.after.run)
 
         self.run_button.on_click(self._on_compare)
         self.filter.observe(lambda _c: self._render_gallery(), names="value")
@@ -163,7 +167,7 @@ class ComparePanel(W.VBox):
             W.HBox([self.download_version, self.download_button]), self.download_link,
             W.HTML("<h3>Try it yourself</h3><span class='ocrtrain-help'>Upload a cropped text line; "
                    "both models read it.</span>"),
-            self.upload, self.try_status, self.try_result,
+            self.upload, self.try_status, self.try_result, self.pages,
         ]
         self._on_run_changed()
 
@@ -171,6 +175,7 @@ class ComparePanel(W.VBox):
     def refresh(self) -> None:
         self.after.refresh()
         self.data.refresh()
+        self.pages.refresh()
         self._on_run_changed()
 
     def _on_run_changed(self, _change=None) -> None:
@@ -187,6 +192,7 @@ class ComparePanel(W.VBox):
                 self.before.value = origin
         self._render_versions()
         self._load_saved_report()
+        self.pages.load_saved()
 
     def _render_versions(self) -> None:
         run = self.after.run

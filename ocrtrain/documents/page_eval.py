@@ -9,7 +9,9 @@ reading order, and against the page's verified lines:
 - ``line_recall`` / ``line_precision``: ground-truth boxes / found boxes matched one-to-one with
   IoU >= ``iou`` (axis-aligned boxes), over all ground-truth / found boxes;
 - ``lines_correct``: the share of ground-truth lines whose matched box reads their text (under
-  ``line_compare``), plus the per-line errors.
+  ``line_compare``), plus the per-line errors; each page's ``lines`` (polygon, truth, reading,
+  outcome: right / misread / no box found) and ``found_only`` boxes (found, matching no line) are
+  what :func:`ocrtrain.documents.review.page_outcome_png` draws.
 
 The model is ``english_g2``, an exported bundle (``easyocr:DIR/NAME`` or a folder holding one
 NAME.pth/.yaml/.py), or anything ``ocrtrain export`` takes (a run folder, ``run:PATH@best``, a
@@ -114,16 +116,21 @@ def _page_result(reader, docs: DocumentSet, pid: str, config: PageEvalConfig) ->
     gold = "\n".join(_norm(truth[i].text, config.page_compare) for i in gold_order)
     pairs = match_boxes(boxes, [l.polygon for l in truth], config.iou)
     matched = {t: f for f, t, _ in pairs}
-    errors, right = [], 0
+    errors, right, lines = [], 0, []
     for t, line in enumerate(truth):
         got = result[matched[t]][1] if t in matched else None
         ok = got is not None and _norm(got, config.line_compare) == _norm(line.text, config.line_compare)
         right += ok
+        outcome = "right" if ok else ("no box found" if got is None else "misread")
+        lines.append({"line": line.id, "polygon": [list(map(float, xy)) for xy in line.polygon],
+                      "truth": line.text, "read": got, "outcome": outcome})
         if not ok:
-            errors.append({"page": pid, "line": line.id, "truth": line.text, "read": got,
-                           "why": "no box found" if got is None else "misread"})
+            errors.append({"page": pid, "line": line.id, "truth": line.text, "read": got, "why": outcome})
+    found_only = [{"polygon": [list(xy) for xy in boxes[f]], "read": result[f][1]}
+                  for f in range(len(boxes)) if f not in {f for f, _, _ in pairs}]
     page = {"page": pid, "truth_lines": len(truth), "found": len(boxes), "matched": len(pairs), "right": right,
-            "char_errors": Levenshtein.distance(gold, read), "truth_chars": len(gold)}
+            "char_errors": Levenshtein.distance(gold, read), "truth_chars": len(gold),
+            "lines": lines, "found_only": found_only}
     page["cer"] = page["char_errors"] / max(1, page["truth_chars"])
     return page, errors
 

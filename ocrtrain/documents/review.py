@@ -18,12 +18,16 @@ from ..errors import ConfigError, InputError
 from .crop import CropConfig, crop_line
 from .docset import STATUSES, DocumentSet, Line
 
-__all__ = ["STATUS_COLOURS", "SORTS", "select_lines", "page_preview_png", "line_crop_png"]
+__all__ = ["STATUS_COLOURS", "OUTCOME_COLOURS", "SORTS", "select_lines", "page_preview_png", "page_outcome_png",
+           "line_crop_png"]
 
 #: box colour per status in page previews
 STATUS_COLOURS = {"unreviewed": (230, 140, 0), "verified": (24, 128, 56), "skipped": (128, 128, 128),
                   "bad_box": (217, 48, 37)}
 SORTS = ("order", "confidence")
+#: box colour per page-evaluation outcome (``evaluate_pages``): truth lines, and boxes found where none is
+OUTCOME_COLOURS = {"right": (24, 128, 56), "misread": (217, 48, 37), "no box found": (230, 140, 0),
+                   "found only": (120, 120, 220)}
 
 
 def select_lines(lines: Sequence[Line], status: Optional[str] = None, sort: str = "order") -> list[Line]:
@@ -68,3 +72,19 @@ def line_crop_png(page: np.ndarray, line: Line, crop: CropConfig = CropConfig(),
     if cut.size[1] > max_height:
         cut = cut.resize((max(1, int(cut.size[0] * max_height / cut.size[1])), max_height))
     return _png(cut)
+
+
+def page_outcome_png(docs: DocumentSet, page: dict, max_width: int = 520) -> bytes:
+    """The page scaled to `max_width` with one ``evaluate_pages`` result drawn on it: each ground-truth
+    line's box in its outcome colour (right, misread, no box found) and boxes found where no line is."""
+    image = docs.image(page["page"])
+    scale = min(1.0, max_width / image.size[0])
+    if scale < 1:
+        image = image.resize((max(1, int(image.size[0] * scale)), max(1, int(image.size[1] * scale))))
+    draw = ImageDraw.Draw(image)
+    shapes = [(box["polygon"], "found only", 1) for box in page.get("found_only", [])]
+    shapes += [(line["polygon"], line["outcome"], 2) for line in page.get("lines", [])]
+    for polygon, outcome, width in shapes:
+        points = [(x * scale, y * scale) for x, y in polygon]
+        draw.line(points + points[:1], fill=OUTCOME_COLOURS[outcome], width=width)
+    return _png(image)
