@@ -214,6 +214,9 @@ def test_chained_notebooks_leave_a_complete_run(chained):
     figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(figures) == 2  # loss and validation curves
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    log_tail = printed.partition("last lines of the run's log:")[2]  # the last cell prints run.log_tail(5)
+    assert f"finished at step {TRAIN['max_steps']}/{TRAIN['max_steps']}" in log_tail
 
 
 def test_pipeline_reproduces_the_chained_metrics(chained, tmp_path):
