@@ -30,12 +30,12 @@ from typing import Iterator, Optional, Union
 from .config import Config, check
 from .diskspace import disk_full_message, is_disk_full
 from .errors import DatasetError
-from .fsutil import write_json_atomic  # re-exported: other modules import it from here
+from .fsutil import now_iso, write_json_atomic
 from .lmdb_io import LmdbReader, LmdbWriter, is_lmdb
 from .replace import check_replaceable, clean_stale, partial_path, recover_interrupted, swap_into_place
 
 __all__ = ["SPLITS", "DATASET_FORMAT", "MAX_REJECTED_ROWS", "SplitConfig", "DatasetWriter", "Dataset",
-           "Rejected", "RejectLog", "is_dataset_folder", "read_manifest", "write_json_atomic"]
+           "Rejected", "RejectLog", "is_dataset_folder", "read_manifest"]
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -260,7 +260,7 @@ class DatasetWriter:
                                             f"(of {len(self.rejected):,}; most common: {top})"])
         manifest = {
             "format": DATASET_FORMAT,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": now_iso(),
             "seconds": round(time.time() - self._started, 3),
             "source": self.source,
             "split": self.split.to_dict(),

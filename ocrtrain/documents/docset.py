@@ -22,15 +22,13 @@ import hashlib
 import io
 import json
 import shutil
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
-from ..dataset import write_json_atomic
 from ..errors import DatasetError
-from ..fsutil import write_text_atomic
+from ..fsutil import now_iso, write_json_atomic, write_text_atomic
 from ..replace import partial_path, swap_into_place
 
 __all__ = ["FORMAT", "STATUSES", "PROVENANCES", "TAGS", "Line", "Page", "Reject", "DocumentSet",
@@ -257,7 +255,7 @@ class DocumentSet:
         images = self.manifest.get("image_hashes", {})
         joined = "".join(f"{p.id}:{p.tag}:{hashes.get(p.id, '')}:{images.get(p.id, '')};" for p in self.pages)
         self.manifest["content_hash"] = hashlib.sha256(joined.encode("utf-8")).hexdigest()
-        self.manifest["modified"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.manifest["modified"] = now_iso()
         write_json_atomic(self.path / MANIFEST, self.manifest)
 
     def refresh(self) -> None:
@@ -334,7 +332,7 @@ class DocumentSetWriter:
             raise DatasetError(f"no usable pages for {self.out} ({len(self.rejects)} rejected"
                                + (f"; most common reasons: {reasons}" if reasons else "")
                                + "): fix the input and try again")
-        manifest = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": self.source,
+        manifest = {"format": FORMAT, "created": now_iso(), "source": self.source,
                     "image_hashes": self._image_hashes, "lines_hashes": self._lines_hashes,
                     "rejected": len(self.rejects)}
         write_json_atomic(self._tmp / MANIFEST, manifest)
