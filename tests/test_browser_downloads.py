@@ -4,17 +4,19 @@
 finished run (a real 6-step CPU job); headless Chromium prepares the checkpoint download on the
 Compare tab and exports a bundle on the Export tab, and the links must be files Voila serves (not
 data URIs) that download the real bytes with the right names and Content-Types. Every request
-the page makes is recorded: none may go to another host. Skipped only when /usr/bin/chromium is
-missing.
+the page makes is recorded: none may go to another host. Leaving the page shuts its kernel down.
+Skipped only when /usr/bin/chromium is missing.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -146,3 +148,21 @@ def test_the_page_requests_nothing_from_other_hosts(server, browsed):
     outside = sorted({r for r in requested if urlparse(r).scheme in ("http", "https", "ws", "wss")
                       and urlparse(r).netloc != local})
     assert outside == [], outside
+
+
+def test_leaving_the_page_shuts_its_kernel_down(server, browsed):
+    # Voila's page sends a shutdown beacon with the _xsrf cookie, which Voila never set: a 403,
+    # and the kernel lived on (voila #1458). `ocrtrain dashboard`'s voila.py sets the cookie.
+    _url, home, _run = server
+    page, _requested = browsed
+    log = home.parent / f"{home.name}-dashboard.log"
+    assert "_xsrf" in {c["name"] for c in page.context.cookies()}
+    started = re.findall(r"Kernel started: ([0-9a-f-]+)", log.read_text())
+    assert started, log.read_text()[-2000:]
+    page.goto("about:blank")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and f"Kernel shutdown: {started[-1]}" not in log.read_text():
+        time.sleep(0.5)
+    text = log.read_text()
+    assert "403 POST /voila/api/shutdown" not in text, text[-2000:]
+    assert f"Kernel shutdown: {started[-1]}" in text, text[-2000:]

@@ -47,6 +47,20 @@ for suffix, mime in {types!r}.items():
     mimetypes.add_type(mime, suffix)
 # Only the kernel's download files (HOME/{serve}/downloads/TOKEN/NAME.zip|.pt) are served.
 c.VoilaConfiguration.file_allowlist = [{allow!r}]
+
+# A closed page asks Voila to shut its kernel down (a beacon carrying the _xsrf cookie), but Voila's
+# page never sets that cookie, so the request got a 403 and the kernel lived on (voila #1458).
+from voila.tornado.handler import TornadoVoilaHandler
+
+_page_get = TornadoVoilaHandler.get
+
+
+async def _get_setting_the_xsrf_cookie(self, path=None):
+    self.xsrf_token  # noqa: B018 -- reading it sets the _xsrf cookie
+    return await _page_get(self, path)
+
+
+TornadoVoilaHandler.get = _get_setting_the_xsrf_cookie
 """
 #: Voila's lab template links Font Awesome from a CDN (a failed request offline) although
 #: voila-style.js already carries it with its fonts: the `ocrtrain` template drops the links.
