@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import mimetypes
 import os
 import re
@@ -23,10 +24,12 @@ from typing import Optional, Union
 from urllib.parse import quote
 
 from ocrtrain.cli.dashboard import DOWNLOAD_TYPES, DOWNLOADS_ENV, DOWNLOADS_URL_ENV
+from ocrtrain.errors import OcrtrainError
 from ocrtrain.fsutil import write_bytes_atomic
 
 __all__ = ["download_link", "data_uri_link", "served_downloads", "zip_folder", "png_data_uri", "KEEP_SECONDS"]
 
+log = logging.getLogger(__name__)
 #: Download files older than this are removed when the next one is written.
 KEEP_SECONDS = 24 * 3600
 
@@ -53,12 +56,17 @@ def download_link(data: Union[bytes, str, Path], filename: str, label: str = "",
     _prune(folder)
     token = secrets.token_hex(8)
     target = folder / token / name
-    target.parent.mkdir()
-    if isinstance(data, bytes):
-        write_bytes_atomic(target, data)
-    else:
-        _link_or_copy(Path(data), target)
-    size = target.stat().st_size
+    try:
+        target.parent.mkdir()
+        if isinstance(data, bytes):
+            write_bytes_atomic(target, data)
+        else:
+            _link_or_copy(Path(data), target)
+        size = target.stat().st_size
+    except (OSError, OcrtrainError) as exc:  # a full or read-only home: the page can still carry it
+        log.warning("could not write the download %s (%s): putting it into the page instead", target, exc)
+        shutil.rmtree(target.parent, ignore_errors=True)
+        return _data_uri_tag(data, name, text, css_class)
     return (f'<a class="{css_class}" download="{html.escape(name)}" href="{html.escape(url)}{token}/{quote(name)}" '
             f'type="{DOWNLOAD_TYPES[target.suffix]}">{text}</a> '
             f'<span class="ocrtrain-help">({size / 1e6:.1f} MB)</span>')
