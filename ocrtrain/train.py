@@ -29,7 +29,8 @@ from .augment import AugmentConfig
 from .config import Config, check
 from .errors import ConfigError, OcrtrainError, RunError
 from .events import Callback, Event, emit
-from .fsutil import write_text_atomic
+from .originspec import DEFAULT_ORIGIN
+from .training_templates import SHIPPED_TEMPLATES, list_templates, load_template, save_template, template_dirs
 from .trainstate import effective_warmup, shard_plan
 
 __all__ = [
@@ -61,7 +62,7 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 class TrainConfig(Config):
     """Everything that decides how a run trains (the dataset and run folder are given separately)."""
 
-    origin: str = field(default="english_g2", metadata={
+    origin: str = field(default=DEFAULT_ORIGIN, metadata={
         "help": "model to start from: english_g2, scratch, run:PATH[@last|@step-N], easyocr:DIR/NAME, "
                 "dtrb:FILE.pth[:CHARSET] or a checkpoint .pt"})
     charset_mode: Literal["extend", "restrict", "keep"] = field(default="extend", metadata={
@@ -193,65 +194,6 @@ def _check_family(name: str) -> None:
 
     check(name in family_names(), f"family {name!r} is not one of {', '.join(family_names())}: pick one of those "
                                   "(or leave it empty to use the origin's)")
-
-
-# --------------------------------------------------------------------------- templates
-
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "train_templates"
-
-
-def _user_template_dir() -> Path:
-    home = os.environ.get("OCRTRAIN_HOME")
-    return (Path(home) if home else Path.home() / ".ocrtrain") / "templates"
-
-
-def template_dirs() -> dict[str, Path]:
-    """The folders templates are read from: {"user": ..., "shipped": ...} (user ones win)."""
-    return {"user": _user_template_dir(), "shipped": SHIPPED_TEMPLATES}
-
-
-def _check_template_name(name: str) -> str:
-    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name) or len(name) > 100:
-        raise ConfigError(f"template name {name!r} is not allowed: use letters, digits, '-', '_' and '.' "
-                          "(not starting with '.' and at most 100 characters), e.g. 'receipts-cpu'")
-    return name[:-5] if name.endswith(".yaml") else name
-
-
-def list_templates() -> list[str]:
-    """Names of all templates (user and shipped), sorted."""
-    names: set[str] = set()
-    for folder in template_dirs().values():
-        if folder.is_dir():
-            names.update(p.stem for p in folder.glob("*.yaml") if _TEMPLATE_NAME.match(p.stem))
-    return sorted(names)
-
-
-def load_template(name: str) -> TrainConfig:
-    """The TrainConfig stored under `name` (a template may set only some keys; the rest are defaults)."""
-    name = _check_template_name(name)
-    for folder in template_dirs().values():
-        path = folder / f"{name}.yaml"
-        if path.is_file():
-            try:
-                return TrainConfig.from_file(path)
-            except ConfigError as exc:
-                raise ConfigError(f"template {name!r} ({path}): {exc}") from None
-    raise ConfigError(f"no template named {name!r}: choose one of {', '.join(list_templates()) or 'none'} "
-                      "or save one with save_template(config, name)")
-
-
-def save_template(config: TrainConfig, name: str, overwrite: bool = False) -> Path:
-    """Store `config` as a user template NAME.yaml (ConfigError for shipped names or existing ones)."""
-    name = _check_template_name(name)
-    if (SHIPPED_TEMPLATES / f"{name}.yaml").is_file():
-        raise ConfigError(f"{name!r} is a shipped template and cannot be replaced: save under another name")
-    folder = _user_template_dir()
-    path = folder / f"{name}.yaml"
-    if path.exists() and not overwrite:
-        raise ConfigError(f"template {name!r} already exists ({path}): pass overwrite=True or pick another name")
-    write_text_atomic(path, config.to_yaml())
-    return path
 
 
 # --------------------------------------------------------------------------- events

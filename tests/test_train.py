@@ -80,6 +80,15 @@ def test_templates_roundtrip_and_name_rules(tmp_path, monkeypatch):
         load_template("broken")
 
 
+def test_templates_saved_by_older_versions_are_still_found(tmp_path, monkeypatch):
+    monkeypatch.delenv("OCRTRAIN_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # old default: ~/.ocrtrain/templates; new: ~/ocrtrain/templates
+    (tmp_path / ".ocrtrain" / "templates").mkdir(parents=True)
+    (tmp_path / ".ocrtrain" / "templates" / "old-one.yaml").write_text("lr: 0.0002\n")
+    assert load_template("old-one").lr == 2e-4 and "old-one" in list_templates()
+    assert save_template(TrainConfig(), "new-one").parent == tmp_path / "ocrtrain" / "templates"
+
+
 # ---------------------------------------------------------------- a full foreground run
 
 def test_cli_train_foreground_makes_consistent_run_folder(tiny_dataset, tmp_path, capsys):
