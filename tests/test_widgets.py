@@ -174,7 +174,7 @@ def test_launch_then_cancel_from_the_monitor(workspace, finished_run):
     monitor.resume_button.click()
     assert monitor.status.kind == "note" and "resumed" in monitor.status.text, monitor.status.text
     assert run.status()["state"] in ("queued", "running", "finished")
-    wait_for(lambda: run.status()["state"] == "running", timeout=60)
+    wait_for(lambda: run.status()["state"] == "running", timeout=180)  # queued behind other jobs on the cpu device
     monitor.refresh()
     assert not monitor.cancel_button.disabled
     monitor.cancel_button.click()

@@ -71,7 +71,7 @@ def test_check_estimate_clears_when_the_form_changes_and_long_runs_ask_first(wor
     panel.data.refresh(select=str(workspace.datasets_dir / "tiny"))
     fill_train_panel(panel, max_steps=1_000_000)
     panel.check_button.click()
-    panel.task.join(120)
+    panel.task.join(300)  # the first job of a session renders the replay lines
     assert panel.status.kind == "ok", panel.status.text
     assert panel.check_result["total_s"] > 30 * 60 and "whole run" in panel.check_html.value
     # Launch of a run estimated over 30 minutes: the first click only asks.
