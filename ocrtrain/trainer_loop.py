@@ -28,6 +28,11 @@ def run_loop(tr) -> str:
                   f"{tr.steps_per_epoch} steps per epoch")
     if tr.step == 0 and cfg.baseline and not tr.baseline:
         _baseline(tr)
+    if tr.step and tr.last_val_step != tr.step and tr.step % cfg.val_interval == 0:
+        # Killed after this step's time-based last.pt but before its validation: validate it now.
+        ended = _maybe_validate(tr)
+        if ended:
+            return ended
     while tr.step < tr.max_steps:
         if tr.plan is None:
             if tr.epoch:

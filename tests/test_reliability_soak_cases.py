@@ -24,31 +24,35 @@ FAST = dict(max_steps=4, val_interval=2, batch_size=4, val_limit=4, workers=0, w
             freeze_feature_extractor=True, general_val=0, baseline=False, device="cpu", replay=0.0,
             save_minutes=0.0)
 
-#: Where the child kills itself: the method patched, and the condition on its arguments.
+#: Where the child kills itself: the function patched (module, class or None, name), the condition on
+#: its arguments (``args[0]`` is ``self`` for a method) and the time-based last.pt cadence in minutes.
 KILL_POINTS = {
     # the validation's metrics row, after its step checkpoint and (before the fix) its last.pt
-    "val-row": ("ocrtrain.trainer_io", "RunWriter", "append_row", "args[0].get('kind') == 'val'"),
+    "val-row": ("ocrtrain.trainer_io", "RunWriter", "append_row", "args[1].get('kind') == 'val'", 0.0),
     # the validation's last.pt, after its step checkpoint
-    "val-last-pt": ("ocrtrain.trainer", "Trainer", "save_last", "bool(args and args[0])"),
+    "val-last-pt": ("ocrtrain.trainer", "Trainer", "save_last", "len(args) > 1 and bool(args[1])", 0.0),
+    # the validation itself, after the step's time-based last.pt (one after every step here)
+    "val-after-timed-save": ("ocrtrain.trainer_loop", None, "_validate_and_save", "True", 1e-6),
 }
 
 
 def _train_until_killed(data: Path, run_dir: Path, point: str) -> int:
-    module, cls, method, when = KILL_POINTS[point]
+    module, cls, name, when, save = KILL_POINTS[point]
     code = textwrap.dedent(f"""
         import importlib, os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from ocrtrain.train import TrainConfig, fit
-        owner = getattr(importlib.import_module({module!r}), {cls!r})
-        real = getattr(owner, {method!r})
+        owner = importlib.import_module({module!r})
+        owner = getattr(owner, {cls!r}) if {cls!r} else owner
+        real = getattr(owner, {name!r})
 
-        def patched(self, *args, **kwargs):
+        def patched(*args, **kwargs):
             if {when}:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(self, *args, **kwargs)
+            return real(*args, **kwargs)
 
-        setattr(owner, {method!r}, patched)
-        fit(TrainConfig(**{FAST!r}), {str(data)!r}, {str(run_dir)!r})
+        setattr(owner, {name!r}, patched)
+        fit(TrainConfig(**{{**{FAST!r}, "save_minutes": {save!r}}}), {str(data)!r}, {str(run_dir)!r})
     """)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=300).returncode
 
