@@ -27,7 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
-    pytest.mark.timeout(400),
+    pytest.mark.timeout(900),  # the walk trains twice and its first job renders the replay lines
 ]
 
 
