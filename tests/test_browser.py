@@ -164,6 +164,13 @@ def curve_points(page) -> int:
     return len(re.findall(r"[ML]", d))
 
 
+def val_points(page) -> int:
+    """The most markers any validation trace draws in the live SVG (step 0 + each validation)."""
+    counts = page.locator(".ocrtrain-curves .scatterlayer .trace").evaluate_all(
+        "traces => traces.map(t => t.querySelectorAll('path.point').length)")
+    return max(counts or [0])
+
+
 def test_walk_from_word_list_to_export(server, page):
     url, home = server
     page.goto(url)
@@ -207,6 +214,9 @@ def test_walk_from_word_list_to_export(server, page):
     final = progress_state(page)
     assert final["step"] == final["max_steps"] == 6
     wait_until(lambda: curve_points(page) == 6, timeout=20)
+    # The finished run's validation curves are drawn with their last point (step 0 and step 6),
+    # not only the origin's (updates sent before a figure's view exists were dropped).
+    wait_until(lambda: val_points(page) >= 2, timeout=20)
     assert len({c for c in counts if c}) >= 2, f"the curve never grew while watched: {counts}"
     assert "finished" in page.locator(".ocrtrain-runs-table").inner_text()
     shot(page, "05-monitor-finished")

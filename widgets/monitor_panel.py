@@ -104,6 +104,9 @@ def make_curves_figure(follower: Optional[MetricsFollower] = None, max_points: i
     fig.update_yaxes(ticksuffix="%", row=1, col=2)
     fig.update_yaxes(ticksuffix="%", row=2, col=1)
     widget = go.FigureWidget(fig)
+    # Count browser views (ipywidgets tracks them only from 0, None = untracked): the Monitor
+    # rebuilds a figure that has no view yet instead of sending it updates that would be dropped.
+    widget._view_count = 0
     return widget
 
 
