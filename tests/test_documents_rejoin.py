@@ -59,7 +59,9 @@ def test_row_neighbours_pick_the_nearest_box_to_the_right():
         AlignConfig(join_gap=-1)
 
 
-def test_align_pages_merges_the_split_boxes_in_the_document_set(tmp_path):
+def _split_line_page(tmp_path):
+    """A page of two lines whose first line's box is split in two (as CRAFT splits it), pre-read,
+    with its transcript in tmp_path/text/p.txt; returns (document set, page image, drawn polygons)."""
     page, polys = draw_page(["TOTAL 12,50", "MELK 1 L"], size=(360, 140), font_size=24)
     (tmp_path / "src").mkdir()
     page.save(tmp_path / "src" / "p.png")
@@ -72,6 +74,12 @@ def test_align_pages_merges_the_split_boxes_in_the_document_set(tmp_path):
         docs.update_line(f"p:{i:04d}", reading=read, confidence=conf)
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "p.txt").write_text("MELK 1 L\nTOTAL 12,50\n")
+    return docs, page, polys
+
+
+def test_align_pages_merges_the_split_boxes_in_the_document_set(tmp_path):
+    docs, page, polys = _split_line_page(tmp_path)
+    (x0, _), (x1, _), _, _ = polys[0]
     report = align_pages(docs, tmp_path / "text")[0]
     assert report["joined"] == [["p:0000", "p:0001"]] and report["matched"] == 2
     assert report["unmatched_boxes"] == [] and report["unmatched_transcript"] == []
@@ -94,18 +102,7 @@ def test_align_pages_merges_the_split_boxes_in_the_document_set(tmp_path):
 def test_cli_align_says_how_many_lines_were_rejoined(tmp_path, capsys):
     from ocrtrain.cli import main
 
-    page, polys = draw_page(["TOTAL 12,50", "MELK 1 L"], size=(360, 140), font_size=24)
-    (tmp_path / "src").mkdir()
-    page.save(tmp_path / "src" / "p.png")
-    (x0, y0), (x1, _), (_, y1), _ = polys[0]
-    cut = x0 + 0.55 * (x1 - x0)
-    rows = [quad(x0, y0, cut - 4, y1), quad(cut + 4, y0, x1, y1), polys[1]]
-    (tmp_path / "src" / "p.csv").write_text("\n".join(_icdar_row(p, "") for p in rows))
-    docs = DocumentSet(import_pages(tmp_path / "src", tmp_path / "docs", PageImportConfig(format="icdar")))
-    for i, (read, conf) in enumerate([("TOTAL", 0.9), ("12.50", 0.7), ("MELK 1 L", 0.95)]):
-        docs.update_line(f"p:{i:04d}", reading=read, confidence=conf)
-    (tmp_path / "text").mkdir()
-    (tmp_path / "text" / "p.txt").write_text("MELK 1 L\nTOTAL 12,50\n")
+    docs, _, _ = _split_line_page(tmp_path)
     assert main(["pages", "align", str(docs.path), "--text-dir", str(tmp_path / "text")]) == 0
     out = capsys.readouterr().out
     assert "p: 2 of 2 transcript lines matched to 3 boxes (1 of them re-joined from two boxes" in out
