@@ -287,16 +287,22 @@ def _spawn(run_dir: Path, resume_run: bool) -> subprocess.Popen:
 
 
 def launch(config, data: PathLike, run_dir: Optional[PathLike] = None, runs_root: Optional[PathLike] = None,
-           name: Optional[str] = None) -> Run:
+           name: Optional[str] = None, log_to=()) -> Run:
     """Start training as a separate job process and return at once (status ``queued`` -> ``running``).
+    `log_to`: experiment-logging backends recorded for the run (see :mod:`ocrtrain.tracking`).
 
     >>> # run = launch(TrainConfig(max_steps=300), "data/receipts", runs_root="runs")
     """
+    from .tracking import check_backend, record_backends
     from .train import prepare_run, resolve_device
 
     resolve_device(config.device)  # a missing CUDA device fails here, before a folder is made
+    for backend in log_to:  # and so does a missing logging package
+        check_backend(backend)
     run_dir = Path(run_dir) if run_dir is not None else create_run_dir(runs_root, name)
     prepare_run(config, data, run_dir)
+    if log_to:
+        record_backends(run_dir, log_to)
     _spawn(run_dir, resume_run=False)
     return Run(run_dir)
 
@@ -343,12 +349,18 @@ def check_resumable(run_dir: PathLike) -> Run:
     return run
 
 
-def resume(run_dir: PathLike, detach: bool = False, callback=None, stop_event: Optional[threading.Event] = None) -> Run:
+def resume(run_dir: PathLike, detach: bool = False, callback=None, stop_event: Optional[threading.Event] = None,
+           log_to=()) -> Run:
     """Continue a canceled/interrupted/failed run from RUN/checkpoints/last.pt to its configured end.
 
-    In this process by default (returns when done), or as a job with ``detach=True``.
+    In this process by default (returns when done), or as a job with ``detach=True``. `log_to`
+    backends are added to the run's recorded ones (see :mod:`ocrtrain.tracking`).
     """
+    from .tracking import record_backends
+
     run = check_resumable(run_dir)
+    if log_to:
+        record_backends(run.path, log_to)
     if detach:
         runfolder.update_status(run.path, state="queued", error=None, ended=None, interrupted=False, pid=None)
         _spawn(run.path, resume_run=True)

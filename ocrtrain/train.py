@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
-from . import distributed
+from . import distributed, tracking
 from .augment import AugmentConfig
 from .config import Config, check
 from .errors import ConfigError, OcrtrainError, RunError
@@ -311,14 +311,16 @@ def stored_data(run_dir: PathLike) -> Any:
 
 
 def fit(config: TrainConfig, data: Any, run_dir: PathLike, callback: Optional[Callback] = None,
-        stop_event: Optional[threading.Event] = None, resume: bool = False):
+        stop_event: Optional[threading.Event] = None, resume: bool = False, log_to: Sequence[str] = ()):
     """Train `config` on `data` into `run_dir` in this process; returns the Run.
 
     `data`: a dataset folder, a list of ``DIR[:WEIGHT]`` (a mixture: each source's share of every
     batch follows its weight) or a :class:`ocrtrain.datamix.DataSpec` with named validation sets.
     Stops cleanly (state ``canceled``, last.pt saved) when `stop_event` is set, a cancel request
     appears or SIGTERM reaches a job. ``resume=True`` continues from the run's last.pt with the same
-    step counter, optimizer, schedule and random state, on the data recorded at the start. Raises
+    step counter, optimizer, schedule and random state, on the data recorded at the start. `log_to`
+    backends (see :mod:`ocrtrain.tracking`) are added to the run's recorded ones, which all get the
+    events. Raises
     DatasetError/ModelError/RunError after recording the error in the run's status.
 
     >>> # run = fit(TrainConfig(max_steps=200, val_interval=50), "data/receipts", "runs/r1")
@@ -348,11 +350,23 @@ def fit(config: TrainConfig, data: Any, run_dir: PathLike, callback: Optional[Ca
             raise RunError(f"rank 0 could not prepare {run_dir}: {problem}")
     # What the run folder recorded (a job, a resume and every torchrun rank train on the same spec).
     spec = data_spec(stored_data(run_dir))
+    loggers = _open_loggers(run_dir, log_to, callback) if group.main else []
+    callback = tracking.with_loggers(callback, loggers)
     trainer = Trainer(get_task(config.task), config, spec, run_dir, callback, stop_event, resume, _EVENTS)
     if not group.main:
         return _fit_follower(trainer)
-    _run_main(trainer, callback)
+    try:
+        _run_main(trainer, callback)
+    finally:
+        for logger in loggers:
+            logger.close()
     return Run(run_dir)
+
+
+def _open_loggers(run_dir: Path, log_to: Sequence[str], callback: Optional[Callback]) -> list:
+    if log_to:
+        tracking.record_backends(run_dir, log_to)
+    return tracking.open_loggers(run_dir, callback)
 
 
 def _run_main(trainer, callback: Optional[Callback]) -> None:

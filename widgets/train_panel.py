@@ -128,6 +128,9 @@ class TrainPanel(W.VBox):
         self.run_name = W.Text(description="run name", placeholder="(generated)", layout=W.Layout(width="380px"),
                                style={"description_width": "120px"})
         self.run_name.add_class("ocrtrain-run-name")
+        self.log_tensorboard = W.Checkbox(value=False, indent=False, description="Log to TensorBoard",
+                                          tooltip="the run also writes RUN/tensorboard: tensorboard --logdir RUNS")
+        self.log_tensorboard.add_class("ocrtrain-log-tensorboard")
         self.check_button = W.Button(description="Check", icon="stethoscope",
                                      tooltip="time a few training steps on the chosen device")
         self.check_button.add_class("ocrtrain-check")
@@ -153,7 +156,7 @@ class TrainPanel(W.VBox):
         self.children = [
             self.mixform,
             W.HBox([self.template_select, self.load_button, self.template_name, self.save_button]),
-            self.form, adv, self.run_name,
+            self.form, adv, W.HBox([self.run_name, self.log_tensorboard]),
             W.HBox([self.check_button, self.launch_button]),
             self.status, self.check_html,
         ]
@@ -286,7 +289,8 @@ class TrainPanel(W.VBox):
 
         name = self.run_name.value.strip() or None
         try:
-            run = launch(config, data, runs_root=self.workspace.runs_dir, name=name)
+            run = launch(config, data, runs_root=self.workspace.runs_dir, name=name,
+                         log_to=("tensorboard",) if self.log_tensorboard.value else ())
         except OcrtrainError as exc:
             self.status.error(exc)
             return

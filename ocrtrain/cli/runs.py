@@ -26,6 +26,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("resume", help="continue a canceled or interrupted run from its last checkpoint")
     p.add_argument("run", metavar="RUN", help="run folder, or a run name under the runs folder")
     p.add_argument("--detach", action="store_true", help="continue as a background job and return at once")
+    from ..tracking import BACKENDS
+
+    p.add_argument("--log-to", action="append", choices=BACKENDS, default=[], metavar="BACKEND",
+                   help="also log to BACKEND from now on (tensorboard: RUN/tensorboard, the earlier steps "
+                        "included); a run started with --log-to keeps logging without it")
     p.set_defaults(func=_resume)
 
 
@@ -92,13 +97,17 @@ def _resume(args: argparse.Namespace) -> int:
     from ..home import resolve_run
     from ..runs import resume
 
+    from ..tracking import check_backend
+
     args.run = resolve_run(args.run)
+    for backend in args.log_to:  # a missing package fails before the run is touched
+        check_backend(backend)
     if args.detach:
-        run = resume(args.run, detach=True)
+        run = resume(args.run, detach=True, log_to=args.log_to)
         print(run.path)
         return 0
     from ..runs import check_resumable
     from .train import _foreground
 
     run = check_resumable(args.run)
-    return _foreground(run.train_config(), run.config()["data"], run.path, resume=True)
+    return _foreground(run.train_config(), run.config()["data"], run.path, resume=True, log_to=args.log_to)

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--log-to", action="append", choices=BACKENDS, default=[], metavar="BACKEND",
                    help="also log the training and validation scalars (per validation set) to BACKEND: "
                         "tensorboard (event files in RUN/tensorboard; needs `pip install 'ocrtrain[tracking]'`); "
-                        "foreground runs only; off by default")
+                        "recorded in the run, so a --detach job and `ocrtrain resume` log too; off by default")
     p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     add_config_arguments(p, TrainConfig)
@@ -121,21 +121,6 @@ class ProgressPrinter:
         print(text, file=self.stream, flush=True)
 
 
-def _with_loggers(printer, backends, run_dir: Path):
-    """The run's callback: the printer, then one experiment logger per --log-to backend."""
-    from ..tracking import make_logger
-
-    loggers = [make_logger(name, run_dir) for name in dict.fromkeys(backends or ())]
-    if not loggers:
-        return printer, []
-    callbacks = [cb for cb in (printer, *loggers) if cb is not None]
-
-    def each(event) -> None:
-        for callback in callbacks:
-            callback(event)
-    return each, loggers
-
-
 def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=()) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see run()
     from .. import distributed
@@ -155,7 +140,6 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=(
         stop.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    callback, loggers = _with_loggers(ProgressPrinter(), log_to, run_dir)
     device = resolve_device(config.device)
     try:
         print(f"run folder: {run_dir}", flush=True)
@@ -164,10 +148,9 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=(
             if not got:
                 print("canceled while waiting for the device", file=sys.stderr)
                 return 130
-            run = fit(config, data, run_dir, callback=callback, stop_event=stop, resume=resume)
+            run = fit(config, data, run_dir, callback=ProgressPrinter(), stop_event=stop, resume=resume,
+                      log_to=log_to)
     finally:
-        for logger in loggers:
-            logger.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     state = run.status()["state"]
@@ -187,18 +170,14 @@ def _torchrun_rank(config: TrainConfig, data, run_dir: Path, resume: bool, group
     if threading.current_thread() is threading.main_thread():
         # torchrun passes Ctrl-C to every rank; the ranks agree on the step to stop at.
         signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    printer, loggers = _with_loggers(ProgressPrinter(), log_to, run_dir) if group.main else (None, [])
+    printer = ProgressPrinter() if group.main else None
     # One lock per GPU; on CPU all ranks share "cpu", so only rank 0 takes it.
     locking = group.main or device.startswith("cuda")
     lock = device_lock(run_dir.parent, device, run_dir) if locking else contextlib.nullcontext(True)
     if group.main:
         print(f"run folder: {run_dir}  (torchrun: {group.world_size} processes, {group.backend})", flush=True)
-    try:
-        with lock:
-            run_obj = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume)
-    finally:
-        for logger in loggers:
-            logger.close()
+    with lock:
+        run_obj = fit(config, data, run_dir, callback=printer, stop_event=stop, resume=resume, log_to=log_to)
     state = distributed.broadcast_object(run_obj.status()["state"] if group.main else None)
     # torchrun reads any non-zero exit as a crash (and restarts the workers with --max-restarts):
     # a canceled run is a clean end here; status.json says "canceled".
@@ -295,10 +274,8 @@ def _run(args: argparse.Namespace, group) -> int:
     if args.run and args.name:
         raise RunError("give either --run RUN or --name NAME, not both")
     if args.detach:
-        if args.log_to:
-            raise ConfigError("--log-to works for a foreground run (a detached job does not take it): drop "
-                              "--detach, or run it in the background with nohup")
-        run_obj = launch(config, data, run_dir=args.run, runs_root=args.runs_root, name=args.name)
+        run_obj = launch(config, data, run_dir=args.run, runs_root=args.runs_root, name=args.name,
+                         log_to=args.log_to)
         print(run_obj.path)
         return 0
     if group is not None:
