@@ -3,20 +3,23 @@
 Three ways to a dataset folder under ``workspace/datasets``:
 synthetic lines from the built-in corpus or from an uploaded word list / CSV column
 (:func:`ocrtrain.synth.generate_dataset`), or an uploaded zip of labelled images
-(:func:`ocrtrain.imports.import_dataset`). Every new dataset is audited against english_g2's
-charset (:func:`ocrtrain.audit.audit_dataset`).
+(:func:`ocrtrain.imports.import_dataset`), or the same import from a path under the work folder on
+the server (for files over the page's upload limit, :func:`ocrtrain.cli.dashboard.upload_limit`).
+Every new dataset is audited against english_g2's charset (:func:`ocrtrain.audit.audit_dataset`).
 """
 from __future__ import annotations
 
 import csv
 import html
 import io
+import os
 from pathlib import Path
 from typing import Optional
 
 import ipywidgets as W
 import traitlets
 
+from ocrtrain.cli.dashboard import upload_limit
 from ocrtrain.corpus import BUILTIN
 from ocrtrain.errors import InputError, OcrtrainError
 from ocrtrain.imports import ImportConfig
@@ -94,11 +97,17 @@ class DatasetPanel(W.VBox):
         self.words_info.add_class("ocrtrain-words-info")
         self.words_path: Optional[Path] = None
         self.words_upload.observe(self._on_words_upload, names="value")
+        self.words_upload.observe(self._on_words_refused, names="error")
         self.column.observe(lambda _c: self._describe_words(), names="value")
         self.upload_box = W.VBox([
             W.HTML("<span class='ocrtrain-help'>A .txt word list (one entry per line, UTF-8) or a .csv/.tsv "
                    "file and the column holding the text.</span>"),
             W.HBox([self.words_upload, self.column]), self.words_info])
+
+    def _on_words_refused(self, change) -> None:
+        """The page refused the file (over the upload limit) and says why in the widget's `error`."""
+        if change["new"]:
+            self.words_info.value = f'<div class="ocrtrain-error">{html.escape(str(change["new"]))}</div>'
 
     def _on_words_upload(self, change) -> None:
         try:
@@ -289,6 +298,13 @@ class DatasetPanel(W.VBox):
         self.import_form = ConfigForm(ImportConfig, exclude=("overwrite", "max_zip_bytes", "max_zip_entries",
                                                              "max_image_bytes"),
                                       titles={"split": "Train / validation / test split"})
+        # The page refuses a file over the upload limit before sending it; the message arrives as `error`.
+        self.zip_upload.observe(lambda c: self.import_status.error(str(c["new"])) if c["new"] else None,
+                                names="error")
+        self.import_path = W.Text(description="or a path on the server", layout=W.Layout(width="640px"),
+                                  placeholder=f"folder, .zip, labels.txt/.csv or LMDB under {self.workspace.root}",
+                                  style={"description_width": "160px"})
+        self.import_path.add_class("ocrtrain-import-path")
         self.import_name = W.Text(description="dataset name", placeholder="(generated)",
                                   style={"description_width": "120px"}, layout=W.Layout(width="380px"))
         self.import_name.add_class("ocrtrain-import-name")
@@ -299,13 +315,34 @@ class DatasetPanel(W.VBox):
         self.import_box = W.VBox([
             W.HTML("<span class='ocrtrain-help'>A .zip of line images with labels.txt (name&lt;TAB&gt;text), "
                    "an EasyOCR labels.csv (filename,words) or a DTRB LMDB; train/val/test subfolders keep "
-                   "their split.</span>"),
-            self.zip_upload, self.import_form, self.import_name, self.import_button, self.import_status])
+                   f"their split. Uploads up to {upload_limit() / 2 ** 20:.0f} MiB; for bigger data give a "
+                   f"path under {html.escape(str(self.workspace.root))} on the server (it is used instead "
+                   "of the upload).</span>"),
+            self.zip_upload, self.import_path, self.import_form, self.import_name, self.import_button,
+            self.import_status])
+
+    def _server_source(self) -> Path:
+        """The import path typed in: relative to the work folder, and under it (a link placed there may
+        point elsewhere: whoever made it has the server)."""
+        root = self.workspace.root
+        typed = Path(os.path.expanduser(self.import_path.value.strip()))
+        path = Path(os.path.normpath(typed if typed.is_absolute() else root / typed))
+        if path != root and root not in path.parents:
+            raise InputError(f"{path} is outside the work folder {root}: the dashboard imports only from under "
+                             f"it; move or link it there (e.g. `ln -s {path} {root / 'uploads' / path.name}`), "
+                             f"or run `ocrtrain import {path} --out DATASET` in a terminal")
+        if not path.exists():
+            raise InputError(f"{path} does not exist on the server: check the path (relative paths start at {root})")
+        from ocrtrain.imports import detect_format
+
+        detect_format(path)  # a file of another kind is refused before a job starts
+        return path
 
     def _save_upload(self, upload: W.FileUpload, what: str) -> Path:
         got = _uploaded(upload.value)
         if got is None:
-            raise InputError(f"no {what} uploaded: choose a file with the upload button first")
+            raise InputError(f"no {what} uploaded: choose a file with the upload button first"
+                             + (", or give its path on the server" if upload is self.zip_upload else ""))
         name, content = got
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         safe = Path(name).name or "upload"
@@ -326,7 +363,10 @@ class DatasetPanel(W.VBox):
             return
         try:
             config = self.import_form.build()
-            source = self._save_upload(self.zip_upload, "zip")
+            if self.import_path.value.strip():
+                source = self._server_source()
+            else:
+                source = self._save_upload(self.zip_upload, "zip")
             out = self._dataset_out(self.import_name, "import")
         except OcrtrainError as exc:
             self.import_status.error(exc)

@@ -9,6 +9,12 @@ each start, and a ``voila.py`` config) with Voila's root at HOME, so that Voila'
 ``/voila/files/`` handler serves the files the kernel writes into ``HOME/.dashboard/downloads/``
 (and nothing else: the allowlist names that folder's ``.zip`` and ``.pt`` files only). The
 kernels find the folder and its URL in ``$OCRTRAIN_DOWNLOADS`` / ``$OCRTRAIN_DOWNLOADS_URL``.
+
+An upload reaches the kernel as one websocket message, and tornado drops a message over its
+``websocket_max_message_size`` (10 MiB unless set) by closing the page's kernel connection. The
+dashboard raises that limit to ``--max-upload-mb`` (default :data:`MAX_UPLOAD_MB`), its page refuses a
+bigger file before sending it (the upload widget gets the message as its ``error``), and the
+kernels read the limit from ``$OCRTRAIN_UPLOAD_LIMIT`` (:func:`upload_limit`) to state it.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from typing import Optional
 from ..errors import InputError
 
 __all__ = ["register", "voila_command", "lab_command", "copy_notebooks", "prepare_serving", "DEFAULT_PORT",
-           "CULL_IDLE", "CULL_INTERVAL", "SERVE_DIR", "DOWNLOADS_ENV", "DOWNLOADS_URL_ENV", "DOWNLOAD_TYPES"]
+           "CULL_IDLE", "CULL_INTERVAL", "SERVE_DIR", "DOWNLOADS_ENV", "DOWNLOADS_URL_ENV", "DOWNLOAD_TYPES",
+           "MAX_UPLOAD_MB", "TORNADO_MESSAGE_LIMIT", "UPLOAD_LIMIT_ENV", "upload_limit"]
 
 DEFAULT_PORT = 8866
 #: Closed pages leave their kernels alive (voila #1458): cull a kernel idle this long (seconds) ...
@@ -38,6 +45,15 @@ SERVE_DIR = ".dashboard"
 #: The kernel writes download files into $OCRTRAIN_DOWNLOADS and links them under $OCRTRAIN_DOWNLOADS_URL.
 DOWNLOADS_ENV = "OCRTRAIN_DOWNLOADS"
 DOWNLOADS_URL_ENV = "OCRTRAIN_DOWNLOADS_URL"
+#: The largest upload the dashboard takes (MiB; --max-upload-mb): the file, the server and the kernel
+#: each hold it in memory once, so hundreds of MiB are fine on a laptop; bigger data come by path.
+MAX_UPLOAD_MB = 200
+#: tornado's default websocket message limit: what Jupyter, `ocrtrain lab` and a bare Voila allow.
+TORNADO_MESSAGE_LIMIT = 10 * 1024 * 1024
+#: The kernels read the dashboard's upload limit (bytes) here.
+UPLOAD_LIMIT_ENV = "OCRTRAIN_UPLOAD_LIMIT"
+#: What a websocket message carries besides an upload's bytes (the widget message's JSON).
+_MESSAGE_HEADROOM = 1024 * 1024
 #: Suffix -> Content-Type of the files served (Python's table says .pt is a SNES page table).
 DOWNLOAD_TYPES = {".zip": "application/zip", ".pt": "application/octet-stream"}
 VOILA_CONFIG = """# Written by `ocrtrain dashboard` at each start: edits here are overwritten.
@@ -61,6 +77,9 @@ async def _get_setting_the_xsrf_cookie(self, path=None):
 
 
 TornadoVoilaHandler.get = _get_setting_the_xsrf_cookie
+
+# An upload is one websocket message: tornado's 10 MiB limit, raised to the upload limit (+ headroom).
+c.Voila.tornado_settings = {{"websocket_max_message_size": {message_limit}}}
 """
 #: Voila's lab template links Font Awesome from a CDN (a failed request offline) although
 #: voila-style.js already carries it with its fonts: the `ocrtrain` template drops the links.
@@ -72,6 +91,26 @@ TEMPLATE_INDEX = """{%- extends 'lab/index.html.j2' -%}
    | replace('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />', '')
    | replace('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/v4-shims.min.css" type="text/css" />', '') }}
 {%- endblock notebook_css -%}
+{%- block html_head_js -%}
+{{ super() }}
+<script>
+/* An upload goes to the kernel as one websocket message; the server drops a bigger one than its
+   limit and the page loses its kernel. Refuse it before sending: the FileUpload view passes what
+   its file read throws to the kernel as the widget's error. */
+(function () {
+  var limit = @UPLOAD_LIMIT@, read = FileReader.prototype.readAsArrayBuffer;
+  FileReader.prototype.readAsArrayBuffer = function (blob) {
+    if (blob && blob.size > limit) {
+      throw (blob.name || "the file") + " is " + (blob.size / 1048576).toFixed(1) + " MiB, over the " +
+        "dashboard's upload limit of " + (limit / 1048576).toFixed(0) + " MiB: give its path on the server " +
+        "instead (Dataset tab, import: 'or a path on the server'), or restart the dashboard with " +
+        "`ocrtrain dashboard --max-upload-mb N`";
+    }
+    return read.apply(this, arguments);
+  };
+})();
+</script>
+{%- endblock html_head_js -%}
 """
 
 
@@ -83,6 +122,9 @@ def register(sub) -> None:
     p.add_argument("--cull-idle", type=int, default=CULL_IDLE, metavar="S",
                    help=f"stop a page's kernel after S idle seconds (default: {CULL_IDLE})")
     p.add_argument("--open", action="store_true", help="open a browser tab")
+    p.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest file the page uploads (default: {MAX_UPLOAD_MB}); bigger ones are imported "
+                        "from a path on the server")
     p.set_defaults(func=_run_dashboard)
     p = sub.add_parser("lab", help="open JupyterLab on the ocrtrain home (datasets, runs, notebooks)",
                        description="Start JupyterLab with the ocrtrain home as its root folder; the project's "
@@ -121,9 +163,22 @@ def voila_command(notebook: Path, port: int = DEFAULT_PORT, ip: str = "127.0.0.1
             f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, max(1, cull_idle))}", *served, *(extra or [])]
 
 
-def prepare_serving(root: Path, notebook: Path) -> tuple[Path, dict]:
+def upload_limit() -> int:
+    """The largest upload (bytes) the serving dashboard takes: $OCRTRAIN_UPLOAD_LIMIT, else tornado's
+    10 MiB (a kernel under JupyterLab or a bare Voila)."""
+    try:
+        return max(1, int(os.environ[UPLOAD_LIMIT_ENV]))
+    except (KeyError, ValueError):
+        return TORNADO_MESSAGE_LIMIT
+
+
+def prepare_serving(root: Path, notebook: Path, max_upload_mb: int = MAX_UPLOAD_MB) -> tuple[Path, dict]:
     """Write ROOT/SERVE_DIR (the notebook's copy, voila.py, the template, downloads/); return the
-    copy's path and the environment variables: where downloads go, where Voila finds the template."""
+    copy's path and the environment variables: where downloads go, where Voila finds the template,
+    the upload limit."""
+    if max_upload_mb < 1:
+        raise InputError(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
+    limit = max_upload_mb * 1024 * 1024
     from ..fsutil import copy_atomic, write_text_atomic
 
     serve = Path(root) / SERVE_DIR
@@ -131,14 +186,15 @@ def prepare_serving(root: Path, notebook: Path) -> tuple[Path, dict]:
     copy = copy_atomic(notebook, serve / DASHBOARD)
     suffixes = "|".join(s.lstrip(".") for s in DOWNLOAD_TYPES)
     allow = rf"{re.escape(SERVE_DIR)}/downloads/[0-9a-f]+/[^/]+\.({suffixes})"
-    write_text_atomic(serve / "voila.py", VOILA_CONFIG.format(types=DOWNLOAD_TYPES, serve=SERVE_DIR, allow=allow))
+    write_text_atomic(serve / "voila.py", VOILA_CONFIG.format(types=DOWNLOAD_TYPES, serve=SERVE_DIR, allow=allow,
+                                                              message_limit=limit + _MESSAGE_HEADROOM))
     templates = serve / "share" / "voila" / "templates" / TEMPLATE
     templates.mkdir(parents=True, exist_ok=True)
     write_text_atomic(templates / "conf.json", json.dumps({"base_template": "lab"}))
-    write_text_atomic(templates / "index.html.j2", TEMPLATE_INDEX)
+    write_text_atomic(templates / "index.html.j2", TEMPLATE_INDEX.replace("@UPLOAD_LIMIT@", str(limit)))
     jupyter_path = os.pathsep.join(p for p in (str(serve / "share"), os.environ.get("JUPYTER_PATH", "")) if p)
     env = {DOWNLOADS_ENV: str(serve / "downloads"), DOWNLOADS_URL_ENV: f"voila/files/{SERVE_DIR}/downloads/",
-           "JUPYTER_PATH": jupyter_path}
+           "JUPYTER_PATH": jupyter_path, UPLOAD_LIMIT_ENV: str(limit)}
     return copy, env
 
 
@@ -203,7 +259,7 @@ def _run_dashboard(args) -> int:
                          f"(`{sys.executable} -m pip install --force-reinstall --no-deps ocrtrain`)")
     env, root = _environment(args)
     root.mkdir(parents=True, exist_ok=True)
-    served, download_env = prepare_serving(root.resolve(), notebook)
+    served, download_env = prepare_serving(root.resolve(), notebook, args.max_upload_mb)
     env.update(download_env)
     print(f"ocrtrain home: {root}; dashboard at http://{args.ip}:{args.port}/", file=sys.stderr)
     command = voila_command(served, args.port, args.ip, args.cull_idle, args.open, _extra(args), root=root.resolve())
