@@ -328,10 +328,18 @@ def parse_time(value: Any) -> Optional[float]:
     return None
 
 
-def format_duration(seconds: Optional[float], missing: str = "?") -> str:
-    """``1h02m05s``, ``4m07s`` or ``9s``; `missing` for None, NaN or negative values."""
+def format_duration(seconds: Optional[float], missing: str = "?", precise: bool = False) -> str:
+    """``1h02m05s``, ``4m07s`` or ``9s``; `missing` for None, NaN or negative values.
+
+    `precise` keeps the fraction of short times (a training step): ``0.35s``, ``4.2s``.
+
+    >>> format_duration(0.349, precise=True), format_duration(4.24, precise=True), format_duration(4.24)
+    ('0.35s', '4.2s', '4s')
+    """
     if seconds is None or seconds != seconds or seconds < 0 or seconds == float("inf"):
         return missing
+    if precise and seconds < 10:
+        return f"{seconds:.2g}s" if seconds < 1 else f"{seconds:.1f}s"
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)

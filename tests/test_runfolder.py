@@ -182,6 +182,8 @@ def test_fsutil_times_and_durations():
     assert fsutil.format_duration(0) == "0s" and fsutil.format_duration(61.4) == "1m01s"
     assert fsutil.format_duration(3 * 3600 + 5) == "3h00m05s"
     assert fsutil.format_duration(float("nan"), missing="") == "" and fsutil.format_duration(-1) == "?"
+    assert fsutil.format_duration(0.349, precise=True) == "0.35s" and fsutil.format_duration(4.24, precise=True) == "4.2s"
+    assert fsutil.format_duration(75.4, precise=True) == "1m15s" and fsutil.format_duration(None, precise=True) == "?"
     now = time.time()
     assert abs(fsutil.parse_time(fsutil.now_iso()) - now) < 2
     assert abs(fsutil.parse_time(fsutil.utc_stamp(now)) - now) < 0.01

@@ -22,6 +22,7 @@ from conftest import draw_line, png_bytes, sample_labels
 W = pytest.importorskip("ipywidgets")
 
 from ocrtrain.errors import ConfigError  # noqa: E402
+from ocrtrain.fsutil import format_duration  # noqa: E402
 from ocrtrain.runs import Run  # noqa: E402
 from ocrtrain.train import TrainConfig  # noqa: E402
 
@@ -421,5 +422,7 @@ def test_check_times_a_few_steps_in_a_job_and_leaves_nothing_behind(workspace, f
     assert r["train_samples"] > 0 and r["steps_per_epoch"] == -(-r["train_samples"] // own)
     assert r["total_steps"] == 3 * r["steps_per_epoch"]
     assert "time per epoch" in panel.check_html.value
+    step_text = format_duration(r["step_s"], precise=True)  # a step is a fraction of a second: not "0s"
+    assert step_text != "0s" and f"<td>{step_text} (first step " in panel.check_html.value
     assert sorted(p.name for p in workspace.runs_dir.iterdir()) == before  # not a run
     assert not list(workspace.root.glob(".check-*"))

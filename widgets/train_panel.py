@@ -19,6 +19,7 @@ import ipywidgets as W
 import traitlets
 
 from ocrtrain.errors import DatasetError, InputError, OcrtrainError, RunError
+from ocrtrain.fsutil import format_duration
 from ocrtrain.runfolder import files
 from ocrtrain.train import TrainConfig, list_templates, load_template, save_template
 
@@ -86,16 +87,6 @@ def preflight(config: TrainConfig, spec) -> None:
         from ocrtrain.trainer import parse_select
 
         parse_select(config.select, [v.name for v in resolved.val], "cer")
-
-
-def _fmt_seconds(s: Optional[float]) -> str:
-    if s is None:
-        return "?"
-    if s < 90:
-        return f"{s:.1f} s"
-    if s < 5400:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
 
 
 class TrainPanel(W.VBox):
@@ -221,8 +212,8 @@ class TrainPanel(W.VBox):
         total_s = r.get("total_s") if r else None
         if total_s is not None:
             if total_s > CONFIRM_ABOVE_S:
-                return (f"this run is estimated at {_fmt_seconds(total_s)} ({r['total_steps']:,} steps of "
-                        f"{_fmt_seconds(r['step_s'])}) plus validation")
+                return (f"this run is estimated at {format_duration(total_s)} ({r['total_steps']:,} steps of "
+                        f"{format_duration(r['step_s'], precise=True)}) plus validation")
             return None
         steps = config.max_steps
         if not steps:
@@ -373,10 +364,11 @@ class TrainPanel(W.VBox):
         fits = (f"batch {r['batch_size']} fits" if not r["oom_halvings"] else
                 f"batch {r['batch_size']} ran out of memory; {r['batch_used']} fits")
         rows = [("device", r["device"]), ("batch", fits),
-                ("time per step", _fmt_seconds(r["step_s"]) + f" (first step {_fmt_seconds(r['first_step_s'])})"),
+                ("time per step", f"{format_duration(r['step_s'], precise=True)} "
+                                  f"(first step {format_duration(r['first_step_s'], precise=True)})"),
                 ("training lines", r["train_samples"]), ("steps per epoch", r["steps_per_epoch"]),
-                ("time per epoch", _fmt_seconds(r["epoch_s"])),
-                ("whole run", f"{r['total_steps']} steps ≈ {_fmt_seconds(r['total_s'])} + validation"),
+                ("time per epoch", format_duration(r["epoch_s"], precise=True)),
+                ("whole run", f"{r['total_steps']} steps ≈ {format_duration(r['total_s'])} + validation"),
                 ("charset", f"{r['charset_size']} characters"),
                 ("unusable labels", r["rejected"])]
         self.check_html.value = ("<div class='ocrtrain-table'><table>" + "".join(
