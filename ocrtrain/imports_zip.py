@@ -23,7 +23,7 @@ from typing import BinaryIO, Optional, Union
 from .dataset import Rejected
 from .diskspace import disk_full_message, free_bytes, is_disk_full
 from .errors import DatasetError, InputError
-from .replace import pid_alive
+from .jobs import pid_alive
 
 __all__ = ["DEFAULT_MAX_ZIP_BYTES", "IMAGE_SUFFIXES", "extract_zip_safely", "make_temp_dir",
            "clean_stale_temp_dirs"]

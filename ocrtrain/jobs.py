@@ -60,8 +60,8 @@ def _proc_stat(pid: int) -> Optional[list[str]]:
 
 
 def pid_alive(pid: Optional[int]) -> bool:
-    """True when process `pid` exists and is not a zombie."""
-    if not pid:
+    """True when process `pid` exists and is not a zombie (a process we may not inspect counts as alive)."""
+    if not pid or pid < 0:
         return False
     child = _CHILDREN.get(pid)
     if child is not None:

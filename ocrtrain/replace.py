@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 from .errors import DatasetError
+from .jobs import pid_alive
 
-__all__ = ["check_replaceable", "swap_into_place", "recover_interrupted", "clean_stale", "pid_alive",
-           "partial_path"]
+__all__ = ["check_replaceable", "swap_into_place", "recover_interrupted", "clean_stale", "partial_path"]
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -119,27 +119,6 @@ def swap_into_place(new: PathLike, out: PathLike) -> None:
     os.replace(out, old)
     os.replace(new, out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process `pid` exists (or might: errors count as alive, so nothing is deleted)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        import psutil
-
-        return psutil.pid_exists(pid)
-    except ImportError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 def _leftovers(out: Path, kind: str) -> list[tuple[Path, int]]:
