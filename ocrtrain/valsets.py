@@ -2,7 +2,8 @@
 worse elsewhere (the forgetting check the Compare tab and ``ocrtrain runs RUN`` show).
 
 Read from the run's validation rows (metrics.jsonl), so nothing is evaluated again: step 0 is the
-origin itself (``--baseline``), the version is the best checkpoint unless a step is given.
+origin itself (``--baseline``), the version is the best checkpoint unless a step is given. The
+CLI's text table of these rows is :func:`ocrtrain.cli.runs.format_summary`.
 
 >>> # for row in validation_summary("runs/r1"): print(row["val_set"], row["origin"], row["version"])
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-__all__ = ["validation_summary", "format_summary", "DEFAULT_METRIC"]
+__all__ = ["validation_summary", "DEFAULT_METRIC"]
 
 #: What the summary compares: line accuracy with runs of spaces collapsed (the verdict metric).
 DEFAULT_METRIC = "accuracy_ws"
@@ -54,20 +55,3 @@ def validation_summary(run_dir: Union[str, Path], metric: str = DEFAULT_METRIC,
         out.append({"val_set": name, "n": n, "metric": metric, "origin": before, "version": after,
                     "step": step, "delta": delta, "verdict": _verdict(delta, n, higher_better)})
     return out
-
-
-def format_summary(rows: list[dict]) -> str:
-    """A plain-text table of :func:`validation_summary` rows."""
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}%"
-
-    def signed(v):
-        return "-" if v is None else f"{100 * v:+.1f}"
-
-    step = rows[0]["step"] if rows else "?"
-    title = f"{rows[0]['metric'] if rows else DEFAULT_METRIC}: the origin (step 0) vs step {step}"
-    lines = [["SET", "LINES", "ORIGIN", f"STEP {step}", "POINTS", "VERDICT"]]
-    lines += [[r["val_set"], str(r["n"] or "-"), pct(r["origin"]), pct(r["version"]), signed(r["delta"]),
-               r["verdict"]] for r in rows]
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    return "\n".join([title] + ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines])

@@ -109,6 +109,14 @@ def test_cli_detach_and_cancel(tiny_dataset, tmp_path, capsys):
     assert run.status()["state"] == "canceled"
 
 
+def test_cli_runs_on_an_empty_folder_says_so_and_json_is_an_empty_list(tmp_path, capsys):
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and f"no runs under {tmp_path}" in out.err
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
 def test_cancel_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     folder = tmp_path / "not-a-run"
     folder.mkdir()

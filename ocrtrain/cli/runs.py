@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
-__all__ = ["register", "format_table"]
+__all__ = ["register", "format_table", "format_summary"]
 
 
 def register(subparsers) -> None:
@@ -34,54 +35,68 @@ def register(subparsers) -> None:
     p.set_defaults(func=_resume)
 
 
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+def _pct(value, decimals: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{decimals}f}%"
+
+
+def _aligned(lines: list[list[str]]) -> list[str]:
+    """Rows of cells as left-aligned columns two spaces apart."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
 
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of :func:`ocrtrain.runs.list_runs` rows."""
-    header = ["NAME", "STATE", "PROGRESS", "BEST CER", "BEST ACC", "DEVICE", "STARTED", "DURATION"]
-    lines = [header]
+    lines = [["NAME", "STATE", "PROGRESS", "BEST CER", "BEST ACC", "DEVICE", "STARTED", "DURATION"]]
     for r in rows:
         state = r.get("state", "?") + (" (interrupted)" if r.get("interrupted") else "")
         progress = f"{r.get('step', 0)}/{r.get('max_steps') or '?'}"
-        lines.append([r["name"], state, progress, _pct(r.get("best_cer")), _pct(r.get("best_accuracy")),
+        lines.append([str(r["name"]), state, progress, _pct(r.get("best_cer")), _pct(r.get("best_accuracy")),
                       r.get("device") or "-", (r.get("started") or "-")[:19].replace("T", " "),
                       r.get("duration") or "-"])
-    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
+    return "\n".join(_aligned(lines))
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A plain-text table of :func:`ocrtrain.valsets.validation_summary` rows, under a title line."""
+    from ..valsets import DEFAULT_METRIC
+
+    step = rows[0]["step"] if rows else "?"
+    title = f"{rows[0]['metric'] if rows else DEFAULT_METRIC}: the origin (step 0) vs step {step}"
+    lines = [["SET", "LINES", "ORIGIN", f"STEP {step}", "POINTS", "VERDICT"]]
+    lines += [[r["val_set"], str(r["n"] or "-"), _pct(r["origin"], 1), _pct(r["version"], 1),
+               "-" if r["delta"] is None else f"{100 * r['delta']:+.1f}", r["verdict"]] for r in rows]
+    return "\n".join([title] + _aligned(lines))
+
+
+def _print_rows(rows: list[dict], as_json: bool, table: Callable[[list[dict]], str], empty: str) -> int:
+    """Print `rows` as JSON (``--json``, an empty list included) or as `table`; `empty` on stderr when
+    there are none to tabulate."""
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        print(empty, file=sys.stderr)
+    else:
+        print(table(rows))
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     from ..home import runs_root
+    from ..runfolder import is_run_folder
     from ..runs import list_runs
 
     root = args.root or runs_root()
-    from ..runfolder import is_run_folder
-
     if is_run_folder(root):
         return _one_run(args)
-    rows = list_runs(root)
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif not rows:
-        print(f"no runs under {root}", file=sys.stderr)
-    else:
-        print(format_table(rows))
-    return 0
+    return _print_rows(list_runs(root), args.json, format_table, f"no runs under {root}")
 
 
 def _one_run(args: argparse.Namespace) -> int:
-    from ..valsets import DEFAULT_METRIC, format_summary, validation_summary
+    from ..valsets import DEFAULT_METRIC, validation_summary
 
     rows = validation_summary(args.root, metric=args.metric or DEFAULT_METRIC, step=args.step)
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif not rows:
-        print(f"{args.root}: no validation yet", file=sys.stderr)
-    else:
-        print(format_summary(rows))
-    return 0
+    return _print_rows(rows, args.json, format_summary, f"{args.root}: no validation yet")
 
 
 def _cancel(args: argparse.Namespace) -> int:
