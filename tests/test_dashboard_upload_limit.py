@@ -1,0 +1,114 @@
+"""The upload limit in a real browser: `ocrtrain dashboard --max-upload-mb 12` serves an empty work
+folder, headless Chromium uploads on the Dataset tab's import form. A 13 MiB zip is refused in the
+page with the limit and the server-path fix (the kernel stays connected); an 11 MiB zip, over
+tornado's default 10 MiB message limit, reaches the kernel and imports. Skipped only when
+/usr/bin/chromium or playwright is missing."""
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import draw_line, png_bytes, sample_labels
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                 "--disable-background-networking"]
+MIB = 1024 * 1024
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    pytest.mark.timeout(600),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _padded_zip(path: Path, size: int, labels: list[str]) -> Path:
+    """A labelled zip (labels.txt + line images) padded with stored random bytes to about `size`."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, label in enumerate(labels):
+            zf.writestr(f"img{i}.png", png_bytes(draw_line(label)))
+        zf.writestr("labels.txt", "".join(f"img{i}.png\t{t}\n" for i, t in enumerate(labels)))
+        used = len(buf.getvalue())
+        zf.writestr("padding.bin", random.Random(3).randbytes(max(0, size - used - 200)), zipfile.ZIP_STORED)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    home = tmp_path_factory.mktemp("upload-home")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_UPLOAD")}
+    log = open(home.parent / f"{home.name}-dashboard.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ocrtrain", "dashboard", "--port", str(port), "--home", str(home),
+                             "--max-upload-mb", "12"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/", home
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _choose(page, path: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator(".ocrtrain-zip-upload").click()
+    chooser.value.set_files(str(path))
+
+
+def test_an_upload_over_the_limit_is_refused_in_the_page_and_one_over_10_mib_arrives(dashboard, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, home = dashboard
+    too_big = _padded_zip(tmp_path / "too-big.zip", 13 * MIB, ["Melk"])
+    fits = _padded_zip(tmp_path / "fits.zip", 11 * MIB, sample_labels(6, seed=4))
+    assert 10 * MIB < fits.stat().st_size < 12 * MIB < too_big.stat().st_size
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url, timeout=240_000)
+            page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
+            page.locator(".ocrtrain-source button", has_text="Labelled images (zip)").click()
+            assert "Uploads up to 12 MiB" in page.locator(".ocrtrain-dataset").inner_text()
+            _choose(page, too_big)
+            status = page.locator(".ocrtrain-dataset .ocrtrain-error", has_text="upload limit of 12 MiB")
+            status.wait_for()
+            text = status.inner_text()
+            assert "too-big.zip is 13.0 MiB" in text and "path on the server" in text and "--max-upload-mb" in text
+            assert not (home / "uploads").exists()
+            _choose(page, fits)  # the kernel is still there: this upload arrives and imports
+            page.locator(".ocrtrain-import-name input").fill("by-page")
+            page.locator(".ocrtrain-import").click()
+            page.locator(".ocrtrain-dataset", has_text="imported by-page").wait_for()
+        finally:
+            browser.close()
+    assert (home / "uploads" / "fits.zip").read_bytes() == fits.read_bytes()
+    assert (home / "datasets" / "by-page" / "manifest.json").is_file()
