@@ -126,13 +126,17 @@ def _sample_count(reader: LmdbReader, limit: Optional[int]) -> int:
 
 
 def _predict_all(predictors: Sequence, reader: LmdbReader, n: int, stage: str,
-                 callback: Optional[Callback], info: dict) -> tuple[list[str], list[list]]:
-    """Labels of the first `n` samples and each predictor's Predictions for them."""
+                 callback: Optional[Callback], info: dict, chunk: int = _CHUNK,
+                 stop_event=None) -> tuple[list[str], list[list]]:
+    """Labels of the first `n` samples and each predictor's Predictions for them (fewer when
+    `stop_event` is set: the loop stops between chunks of `chunk` samples)."""
     labels: list[str] = []
     outputs: list[list] = [[] for _ in predictors]
     emit(callback, Progress(stage, 0, n, dict(info)))
-    for start in range(0, n, _CHUNK):
-        stop = min(start + _CHUNK, n)
+    for start in range(0, n, chunk):
+        if stop_event is not None and stop_event.is_set():
+            break
+        stop = min(start + chunk, n)
         images = []
         for i in range(start, stop):
             raw, label = reader[i]
@@ -369,12 +373,14 @@ def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, 
 
 def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path],
                  limit: Optional[int] = ReadConfig.parity_limit, device: str = "cpu",
-                 batch_size: int = ReadConfig.batch_size, callback: Optional[Callback] = None, show: int = 20) -> dict:
+                 batch_size: int = ReadConfig.batch_size, callback: Optional[Callback] = None, show: int = 20,
+                 stop_event=None) -> dict:
     """Our evaluator on an exported EasyOCR bundle vs the real ``easyocr.Reader.recognize``.
 
     Both read the same decoded crops; the result holds both line accuracies, their difference
     in percentage points (ours - reader), the share of identical predictions, up to `show`
-    disagreeing samples, and ``ok = |diff| <= PARITY_TOLERANCE_POINTS``.
+    disagreeing samples, and ``ok = |diff| <= PARITY_TOLERANCE_POINTS``. Progress comes every
+    `batch_size` lines; `stop_event` ends it early: ``canceled: True``, counts over the lines read.
     """
     from .easyocr_interop import make_reader, read_lines
 
@@ -394,11 +400,14 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
             def predict(self, images):
                 return read_lines(easy_reader, images)
 
-        n = _sample_count(reader, limit)
-        labels, (ours, theirs) = _predict_all([ours_predictor, _ReaderPredictor()], reader, n, "parity",
-                                              callback, {"bundle": str(bundle_dir / name)})
+        # Reader reads one line at a time on CPU (about 0.1 s): a chunk per batch keeps the events live.
+        wanted = _sample_count(reader, limit)
+        labels, (ours, theirs) = _predict_all([ours_predictor, _ReaderPredictor()], reader, wanted, "parity",
+                                              callback, {"bundle": str(bundle_dir / name)},
+                                              chunk=max(1, batch_size), stop_event=stop_event)
     finally:
         reader.close()
+    n = len(labels)
     acc_ours = summarize([p.text for p in ours], labels)["accuracy"]
     acc_reader = summarize([p.text for p in theirs], labels)["accuracy"]
     agree = sum(a.text == b.text for a, b in zip(ours, theirs))
@@ -419,5 +428,6 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
         "agreement": (agree / n) if n else None,
         "disagreements": disagreements[:show],
         "ok": diff is not None and abs(diff) <= PARITY_TOLERANCE_POINTS,
+        "canceled": n < wanted,
         "info": {"created": _now(), "seconds": round(time.time() - started, 3), "device": device},
     }

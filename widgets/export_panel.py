@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,8 @@ import ipywidgets as W
 
 from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
+from ocrtrain.events import Progress
+from ocrtrain.fsutil import format_duration
 from ocrtrain.readconfig import ReadConfig
 
 from .downloads import download_link, zip_folder
@@ -44,8 +47,15 @@ class ExportPanel(W.VBox):
         self.parity_limit.add_class("ocrtrain-export-parity-limit")
         self.export_button = W.Button(description="Export", icon="box", button_style="primary")
         self.export_button.add_class("ocrtrain-export-run")
-        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px", visibility="hidden"))
+        self.cancel_button = W.Button(description="Cancel", icon="stop", button_style="warning", disabled=True,
+                                      tooltip="stop the parity check after the current batch (the bundle stays)")
+        self.cancel_button.add_class("ocrtrain-export-cancel")
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px"))
         self.progress.add_class("ocrtrain-export-progress")
+        self.progress_text = W.HTML()
+        self.progress_text.add_class("ocrtrain-export-progress-text")
+        self.progress_row = W.HBox([self.progress, self.progress_text],
+                                   layout=W.Layout(align_items="center", display="none"))
         self.status = StatusBox()
         self.parity_html = W.HTML()
         self.parity_html.add_class("ocrtrain-parity")
@@ -55,12 +65,13 @@ class ExportPanel(W.VBox):
         self.snippet = W.HTML()
         self.snippet.add_class("ocrtrain-snippet")
         self.export_button.on_click(self._on_export)
+        self.cancel_button.on_click(self._on_cancel)
         self.source.observe(self._on_run, names="run")
         self.children = [
             W.HTML("<h3>Export for EasyOCR</h3><span class='ocrtrain-help'>Writes NAME.pth, NAME.yaml and "
                    "NAME.py (EasyOCR's user_network format) into the run's export/ folder.</span>"),
             self.source, self.name, self.parity_data, W.HBox([self.parity_on, self.parity_limit]),
-            W.HBox([self.export_button, self.progress]), self.status,
+            W.HBox([self.export_button, self.cancel_button]), self.progress_row, self.status,
             self.parity_html, self.download, self.snippet,
         ]
         self._on_run()
@@ -103,16 +114,12 @@ class ExportPanel(W.VBox):
         out_dir = Path(run) / "export"
         check, data, limit = self.parity_on.value, self.parity_data.value, self.parity_limit.value
         self.status.note(f"exporting {Path(run).name} ({version}) as {name} ...")
-        self.export_button.disabled = True
+        self.export_button.disabled, self.cancel_button.disabled = True, False
         self.parity_html.value = self.download.value = self.snippet.value = ""
-        self.progress.layout.visibility = "visible"
-        throttle = Throttle(0.5)
-
-        def on_event(event) -> None:
-            total = getattr(event, "total", 0)
-            if total and throttle.ready(force=event.done >= total):
-                self.progress.max = total
-                self.progress.value = event.done
+        self._set_progress(0, 1, "info", f"exporting {html.escape(name)} ...")
+        self.progress_row.layout.display = "flex"
+        on_event = self._parity_events()
+        began = time.monotonic()
 
         def work(stop):
             from ocrtrain.evaluate import parity_check
@@ -121,28 +128,82 @@ class ExportPanel(W.VBox):
             result = export_easyocr(run, name, out_dir, version=version)  # checks the name first
             parity = None
             if check and not stop.is_set():
-                parity = parity_check(out_dir, name, data, limit=limit, callback=on_event)
-                runfolder.save_report(run, "parity", {**parity, "bundle": name, "version": version})
-            return result, parity
+                self._set_progress(0, 1, "info", "loading our model and easyocr.Reader for the parity check ...")
+                parity = parity_check(out_dir, name, data, limit=limit, callback=on_event, stop_event=stop)
+                if not parity.get("canceled"):
+                    runfolder.save_report(run, "parity", {**parity, "bundle": name, "version": version})
+            return result, parity, stop.is_set()
 
         def done(out) -> None:
-            self.result, self.parity = out
-            self._show(out_dir, name)
+            self.result, self.parity, canceled = out
+            if canceled:
+                read = (self.parity or {}).get("n", 0)
+                self._set_progress(read, self.progress.max, "warning",
+                                   f"parity canceled after {read}/{self.progress.max} lines")
+            elif self.parity is None:
+                self._set_progress(1, 1, "success", f"exported in {format_duration(time.monotonic() - began)}")
+            else:
+                self.progress.bar_style = "success"
+            self._show(out_dir, name, canceled)
+
+        def failed(exc) -> None:
+            self.progress.bar_style = "danger"
+            self.status.error(exc)
 
         def finish() -> None:
-            self.export_button.disabled = False
-            self.progress.layout.visibility = "hidden"
+            self.export_button.disabled, self.cancel_button.disabled = False, True
 
-        self.task = BackgroundTask(work, done, self.status.error, finish, name="ocrtrain-export").start()
+        self.task = BackgroundTask(work, done, failed, finish, name="ocrtrain-export").start()
 
-    def _show(self, out_dir: Path, name: str) -> None:
+    def _on_cancel(self, _b=None) -> None:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+            self.cancel_button.disabled = True
+            self.status.note("canceling: the parity check stops after the current batch ...")
+
+    def _set_progress(self, value: int, total: int, style: str, text: str) -> None:
+        # Text before value: whoever watches the bar's value (a test, a front end) sees the matching text.
+        self.progress.max = max(1, total)
+        self.progress.bar_style = style
+        self.progress_text.value = f"<span class='ocrtrain-help'>{text}</span>"
+        self.progress.value = min(value, max(1, total))
+
+    def _parity_events(self):
+        """The callback for parity_check's Progress events: bar, 'parity n/N lines', rate and ETA (throttled)."""
+        throttle = Throttle(0.5)
+        begun: list[float] = []
+
+        def on_event(event) -> None:
+            if not isinstance(event, Progress) or not event.total:
+                return
+            if not begun:  # the first event (0 of N) comes when both models are loaded
+                begun.append(time.monotonic())
+            if not throttle.ready(force=event.done in (0, event.total)):
+                return
+            elapsed = time.monotonic() - begun[0]
+            rate = event.done / elapsed if event.done and elapsed > 0 else None
+            eta = (event.total - event.done) / rate if rate else None
+            text = (f"parity {event.done}/{event.total} lines"
+                    + (f" · {rate:.1f} lines/s · ETA {format_duration(eta)}" if rate and event.done < event.total else "")
+                    + (f" · took {format_duration(elapsed)}" if event.done >= event.total else ""))
+            self._set_progress(event.done, event.total, "info", text)
+
+        return on_event
+
+    def _show(self, out_dir: Path, name: str, canceled: bool = False) -> None:
         files = [f"{name}{s}" for s in (".pth", ".yaml", ".py")]
         missing = [f for f in files if not (out_dir / f).is_file()]
         if missing:
             self.status.error(f"export finished but {', '.join(missing)} are missing in {out_dir}")
             return
         p = self.parity
-        if p is not None:
+        if canceled:
+            partial = f"after {p.get('n')} of {self.progress.max} lines" if p else "before it began"
+            self.status.note(f"exported {name} to {out_dir}; the parity check was canceled {partial} "
+                             "(not saved as the run's report): press Export again to check it")
+            if p and p.get("n"):
+                self._render_parity(p, " (canceled: partial)")
+        elif p is not None:
             self._render_parity(p)
             self.status.ok(f"exported {name} to {out_dir}" + ("" if p.get("ok") else " (parity outside tolerance)"))
         else:
