@@ -157,6 +157,16 @@ def test_resume_with_log_to_starts_logging_with_the_earlier_steps(tensorboard, t
     _assert_logged_as_metrics(run_dir, [1, 2, 3, 4], [2, 4])
 
 
+def test_detached_resume_with_log_to_logs_in_the_job(tensorboard, tiny_dataset, tmp_path, capsys):
+    run_dir = tmp_path / "later-job"
+    _canceled_at_3_of_4(tiny_dataset, run_dir)
+    assert main(["resume", str(run_dir), "--detach", "--log-to", "tensorboard"]) == 0, capsys.readouterr()
+    assert json.loads((run_dir / "config.json").read_text())["log_to"] == ["tensorboard"]
+    st = Run(run_dir).wait(timeout=400)
+    assert st["state"] == "finished", (st, Run(run_dir).log_tail())
+    _assert_logged_as_metrics(run_dir, [1, 2, 3, 4], [2, 4])
+
+
 def test_a_recorded_backend_whose_package_is_gone_leaves_logging_off_with_a_warning(no_tensorboard, tmp_path):
     from ocrtrain.tracking import CONFIG_KEY, open_loggers
 
