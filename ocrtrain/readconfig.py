@@ -2,7 +2,8 @@
 the parity check, so their defaults live in one place (the CLI options come from its fields, and the
 library's ``batch_size=`` and parity ``limit=`` defaults are ``ReadConfig.batch_size`` and
 ``ReadConfig.parity_limit``). The library's ``device=`` stays ``"cpu"``: a function call takes a GPU
-only when asked, while the CLI's ``--device`` is ``auto``.
+only when asked, while the CLI's ``--device`` is ``auto``, and so is the dashboard's Compare tab, whose
+device choices are :data:`DEVICE_CHOICES` and whose sample count is ``ReadConfig.compare_limit``.
 
 >>> ReadConfig().device, ReadConfig().batch_size
 ('auto', 32)
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 
 from .config import Config, check
 
-__all__ = ["ReadConfig"]
+__all__ = ["ReadConfig", "DEVICE_CHOICES"]
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: The devices a form offers (``cuda:N`` is typed on the CLI).
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,15 @@ class ReadConfig(Config):
         "help": "apply EasyOCR Reader's low-confidence contrast retry, as Reader.recognize does"})
     parity_limit: int = field(default=300, metadata={"help": "lines compared with easyocr.Reader by a parity check",
                                                      "cli": False})
+    compare_limit: int = field(default=200, metadata={"help": "test lines the dashboard's Compare tab reads "
+                                                              "before vs after (0 = all)", "cli": False})
 
     def validate(self) -> None:
         check(bool(_DEVICE.match(self.device)), f"device {self.device!r} is not one of auto, cpu, cuda, cuda:N: "
                                                 "pick one of those")
         check(1 <= self.batch_size <= 4096, f"batch_size must be in 1..4096, got {self.batch_size}")
         check(self.parity_limit >= 1, f"parity_limit must be >= 1, got {self.parity_limit}")
+        check(self.compare_limit >= 0, f"compare_limit must be >= 0 (0 = all), got {self.compare_limit}")
 
     def resolved_device(self) -> str:
         """The torch device to use ("auto" -> "cuda:0" when available, else "cpu")."""

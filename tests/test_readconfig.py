@@ -13,6 +13,9 @@ def test_read_config_defaults_and_checks():
         ReadConfig(device="gpu")
     with pytest.raises(ConfigError, match="batch_size"):
         ReadConfig(batch_size=0)
+    assert ReadConfig().compare_limit == 200 and ReadConfig(compare_limit=0).compare_limit == 0  # 0 = all
+    with pytest.raises(ConfigError, match="compare_limit must be >= 0"):
+        ReadConfig(compare_limit=-1)
 
 
 def test_eval_cli_takes_its_options_from_read_config(tiny_dataset, capsys):

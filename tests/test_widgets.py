@@ -23,6 +23,7 @@ W = pytest.importorskip("ipywidgets")
 
 from ocrtrain.errors import ConfigError  # noqa: E402
 from ocrtrain.fsutil import format_duration  # noqa: E402
+from ocrtrain.readconfig import DEVICE_CHOICES, ReadConfig  # noqa: E402
 from ocrtrain.runs import Run  # noqa: E402
 from ocrtrain.train import TrainConfig  # noqa: E402
 
@@ -208,6 +209,9 @@ def test_compare_shows_gallery_metrics_and_reads_an_upload(workspace, finished_r
 
     Run(finished_run).wait(timeout=300)
     panel = ComparePanel(workspace)
+    read = ReadConfig()  # the tab's defaults are the reading config's, like eval's CLI options
+    assert (panel.device.value, panel.limit.value) == (read.device, read.compare_limit)
+    assert tuple(panel.device.options) == DEVICE_CHOICES
     panel.after.refresh(select=str(finished_run))
     assert panel.after.spec == f"run:{finished_run}@best"
     # Every validation set, origin (step 0) vs the best version, read from the run's own rows.

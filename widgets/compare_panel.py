@@ -17,6 +17,7 @@ import ipywidgets as W
 from ocrtrain import runfolder
 from ocrtrain.errors import InputError, OcrtrainError
 from ocrtrain.originspec import DEFAULT_ORIGIN
+from ocrtrain.readconfig import DEVICE_CHOICES, ReadConfig
 
 from .downloads import data_uri_link, png_data_uri
 from .feedback import StatusBox, describe_error
@@ -96,7 +97,7 @@ class ComparePanel(W.VBox):
         self.workspace = workspace
         self.report = None  # the last CompareReport (or its dict when loaded from disk)
         self.task: Optional[BackgroundTask] = None
-        self._predictors: dict[str, object] = {}
+        self._predictors: dict[tuple[str, str], object] = {}  # (spec, device)
         self._predictor_lock = threading.Lock()
 
         style = {"description_width": "120px"}
@@ -106,10 +107,11 @@ class ComparePanel(W.VBox):
         self.before.add_class("ocrtrain-compare-before")
         self.after = RunVersionPicker(workspace, description="after (run)")
         self.data = DatasetPicker(workspace, description="test data")
-        self.limit = W.IntText(value=200, description="samples", style=style, layout=W.Layout(width="220px"),
-                               tooltip="how many test samples to read (0 = all)")
+        self.limit = W.IntText(value=ReadConfig.compare_limit, description="samples", style=style,
+                               layout=W.Layout(width="220px"), tooltip="how many test samples to read (0 = all)")
         self.limit.add_class("ocrtrain-compare-limit")
-        self.device = W.Dropdown(options=["cpu", "cuda"], value="cpu", description="device", style=style,
+        self.device = W.Dropdown(options=list(DEVICE_CHOICES), value=ReadConfig.device, description="device",
+                                 style=style, tooltip="auto: a GPU when torch sees one, else cpu",
                                  layout=W.Layout(width="220px"))
         self.run_button = W.Button(description="Compare", icon="balance-scale", button_style="primary")
         self.run_button.add_class("ocrtrain-compare-run")
@@ -272,7 +274,8 @@ class ComparePanel(W.VBox):
         def work(stop):
             from ocrtrain.evaluate import compare
 
-            report = compare(before, after, data, limit=limit, device=device, callback=on_event)
+            report = compare(before, after, data, limit=limit, device=ReadConfig(device=device).resolved_device(),
+                             callback=on_event)
             report.save_in_run(run)
             return report
 
@@ -421,12 +424,13 @@ class ComparePanel(W.VBox):
 
     # -- try it yourself ----------------------------------------------------------------
     def _predictor(self, spec: str):
+        device = ReadConfig(device=self.device.value).resolved_device()
         with self._predictor_lock:
-            if spec not in self._predictors:
+            if (spec, device) not in self._predictors:
                 from ocrtrain.inference import Predictor
 
-                self._predictors[spec] = Predictor.from_origin(spec, device=self.device.value)
-            return self._predictors[spec]
+                self._predictors[(spec, device)] = Predictor.from_origin(spec, device=device)
+            return self._predictors[(spec, device)]
 
     def _on_upload(self, change) -> None:
         files = change["new"]
