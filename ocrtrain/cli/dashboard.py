@@ -78,6 +78,36 @@ async def _get_setting_the_xsrf_cookie(self, path=None):
 
 TornadoVoilaHandler.get = _get_setting_the_xsrf_cookie
 
+# A page that dies without the beacon (a crashed browser) only drops its websocket. Jupyter culls a
+# kernel after cull_idle_timeout without *activity*, and every widget update the Monitor's polling
+# thread sends counts as activity: such a kernel was never culled while a run was going. So a kernel
+# with no page connected for cull_idle_timeout seconds is shut down, busy or not (seen at each cull).
+import time
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+
+_cull_if_idle = MappingKernelManager.cull_kernel_if_idle
+_unconnected_since = {{}}
+
+
+async def _cull_if_idle_or_unconnected(self, kernel_id):
+    if self._kernel_connections.get(kernel_id, 0):
+        _unconnected_since.pop(kernel_id, None)
+        return await _cull_if_idle(self, kernel_id)
+    since = _unconnected_since.setdefault(kernel_id, time.monotonic())
+    if time.monotonic() - since <= self.cull_idle_timeout:
+        return await _cull_if_idle(self, kernel_id)
+    _unconnected_since.pop(kernel_id, None)
+    last = getattr(self._kernels[kernel_id], "last_activity", None)
+    active = "?" if last is None else int((last.now(last.tzinfo) - last).total_seconds())
+    self.log.warning("Culling kernel %s: no page connected for over %d s (last activity %s s ago)",
+                     kernel_id, self.cull_idle_timeout, active)
+    await ensure_async(self.shutdown_kernel(kernel_id))
+
+
+MappingKernelManager.cull_kernel_if_idle = _cull_if_idle_or_unconnected
+
 # An upload is one websocket message: tornado's 10 MiB limit, raised to the upload limit (+ headroom).
 c.Voila.tornado_settings = {{"websocket_max_message_size": {message_limit}}}
 """
