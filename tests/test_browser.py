@@ -2,149 +2,38 @@
 
 One walk through the product, as a person would do it: generate a tiny dataset, launch a tiny CPU
 run and watch its curves and progress, cancel a second run, compare before/after, export. Each
-step leaves a screenshot in docs/screenshots/. Skipped only when /usr/bin/chromium is missing.
+step leaves a screenshot in docs/screenshots/ (or $OCRTRAIN_TEST_SHOTS). Served by `ocrtrain dashboard`,
+as a user starts it. Skipped only when /usr/bin/chromium is missing.
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "screenshots"
-VOILA = Path(sys.executable).with_name("voila")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+from browser_support import cancel_active_runs, chromium_page, needs_chromium, open_tab, serve_dashboard, \
+    set_field, set_text, shot, wait_until
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    needs_chromium,
     pytest.mark.timeout(900),  # the walk trains twice and its first job renders the replay lines
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    # Wait for the TCP port, not a GET: a GET of the page would start a kernel (KNOWN-TRAPS).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"voila exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"voila did not open port {port} in {timeout} s")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("ocrtrain-home")
-    port = _free_port()
-    env = {**os.environ, "OCRTRAIN_HOME": str(home)}
-    log = open(home / "voila.log", "wb")
-    proc = subprocess.Popen(
-        [str(VOILA), "notebooks/dashboard.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--MappingKernelManager.cull_idle_timeout=600", "--MappingKernelManager.cull_interval=60"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/", home
-    finally:
-        from ocrtrain.runs import Run, cancel
-
-        for run_dir in (home / "runs").glob("*"):  # jobs outlive the server: stop ours
-            try:
-                if Run(run_dir).is_active():
-                    cancel(run_dir, wait=True, timeout=60)
-            except Exception:
-                pass
-        os.killpg(proc.pid, signal.SIGTERM)
+    with serve_dashboard(home, home.parent / f"{home.name}-dashboard.log") as url:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            yield url, home
+        finally:
+            cancel_active_runs(home)  # jobs outlive the server: stop ours
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1360, "height": 1000})
-        page.set_default_timeout(60_000)
-        try:
-            yield page
-        finally:
-            browser.close()
-
-
-def shot(page, name: str) -> None:
-    # Voila scrolls inside its own container, so a "full page" shot stops at the viewport:
-    # grow the viewport to the workbench's height for the picture, then restore it.
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    page.evaluate("window.scrollTo(0, 0); document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
-    bottom = page.evaluate("document.querySelector('.ocrtrain-workbench').getBoundingClientRect().bottom")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(bottom) + 30)})
-    time.sleep(0.5)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size(size)
-
-
-def open_tab(page, title: str) -> None:
-    page.locator(".lm-TabBar-tab", has_text=title).click()
-
-
-def set_field(page, scope: str, field: str, value) -> None:
-    box = page.locator(f"{scope} .ocrtrain-field-{field}").first
-    if isinstance(value, bool):
-        checkbox = box.locator("input[type=checkbox]")
-        if checkbox.is_checked() != value:
-            checkbox.click()
-        return
-    select = box.locator("select")
-    if select.count():
-        select.select_option(label=str(value))
-        return
-    entry = box.locator("input")
-    for _ in range(3):
-        entry.fill(str(value))
-        entry.press("Tab")  # number fields sync on change (blur / Enter)
-        time.sleep(0.3)
-        if entry.input_value() == str(value):
-            return
-    raise AssertionError(f"{scope} {field} does not keep {value!r}")
-
-
-def set_text(page, selector: str, value: str) -> None:
-    field = page.locator(f"{selector} input").first
-    field.fill(value)
-    field.press("Tab")
-
-
-def wait_until(predicate, timeout: float = 120, poll: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s")
+    with chromium_page() as page:
+        yield page
 
 
 def progress_state(page) -> dict:

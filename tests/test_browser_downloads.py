@@ -10,12 +10,8 @@ Skipped only when /usr/bin/chromium is missing.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,10 +21,10 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_for_port, open_tab
+from browser_support import chromium_page, needs_chromium, open_tab, serve_dashboard
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    needs_chromium,
     pytest.mark.timeout(500),
 ]
 
@@ -45,41 +41,20 @@ def server(tmp_path_factory, tiny_dataset):
     shutil.copytree(tiny_dataset, home / "datasets" / "tiny")
     run = launch(TrainConfig.from_dict(TINY), home / "datasets" / "tiny", runs_root=home / "runs", name="drawn")
     assert run.wait(timeout=300)["state"] == "finished", run.status().get("error")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_DOWNLOADS")}
-    log = open(home.parent / f"{home.name}-dashboard.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ocrtrain", "dashboard", "--port", str(port), "--home", str(home)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc, timeout=90)
-        yield f"http://127.0.0.1:{port}/", home, Path(run.path)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with serve_dashboard(home, home.parent / f"{home.name}-dashboard.log") as url:
+        yield url, home, Path(run.path)
 
 
 @pytest.fixture(scope="module")
 def browsed(server):
     """The page, and every URL it requested (recorded from before the first load)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, _home, _run = server
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(120_000)
+    with chromium_page(timeout_ms=120_000, accept_downloads=True) as page:
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
-        try:
-            page.goto(url, timeout=240_000)
-            page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
-            yield page, requested
-        finally:
-            browser.close()
+        page.goto(url, timeout=240_000)
+        page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
+        yield page, requested
 
 
 def _download(page, link_selector: str):

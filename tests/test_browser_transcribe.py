@@ -1,4 +1,4 @@
-"""The Transcribe tab in a real browser: Voila serves notebooks/dashboard.ipynb, headless Chromium
+"""The Transcribe tab in a real browser: `ocrtrain dashboard` serves the dashboard, headless Chromium
 edits a line, presses Enter, reloads the page, and finds the edit kept (in the page and on disk).
 
 The document set is made by the engine from pages drawn in-process (ICDAR box files), with
@@ -7,18 +7,14 @@ Skipped only when /usr/bin/chromium is missing.
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-
 import pytest
 
+from browser_support import SHOTS, chromium_page, needs_chromium, open_tab, serve_dashboard, wait_until
 from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, VOILA, _free_port, _wait_for_port, open_tab, wait_until
 from test_documents_formats import _icdar_row, draw_page
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    needs_chromium,
     pytest.mark.timeout(180),
 ]
 
@@ -44,23 +40,9 @@ def make_docset(home):
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("ocrtrain-home")
     docs = make_docset(home)
-    port = _free_port()
-    log = open(home / "voila.log", "wb")
-    proc = subprocess.Popen(
-        [str(VOILA), "notebooks/dashboard.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=30"],
-        cwd=ROOT, env={**os.environ, "OCRTRAIN_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/", docs
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    # A reload leaves the first page's kernel behind: culled after 2 idle minutes.
+    with serve_dashboard(home, home.parent / f"{home.name}-dashboard.log", options=["--cull-idle", "120"]) as url:
+        yield url, docs
 
 
 def open_editor(page, rows: int) -> None:
@@ -80,44 +62,37 @@ def page_label(page) -> str:
 
 
 def test_edit_enter_reload_keeps_the_edit(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, docs = server
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            open_editor(page, rows=3)
-            rows = page.locator(".ocrtrain-line-row")
-            assert [rows.nth(i).locator("input").input_value() for i in range(3)] == READ
-            assert "unreviewed 3/6" in page.locator(".ocrtrain-counts").inner_text()
-            field = rows.nth(0).locator(".ocrtrain-line-text input")
-            field.fill(TRUTH[0])
-            field.press("Enter")
-            wait_until(lambda: "ocrtrain-line-verified" in (rows.nth(0).get_attribute("class") or ""), timeout=20)
-            wait_until(lambda: active_row_index(page) == 1, timeout=20)  # Enter moved on to the next line
-            assert "verified 1/1" in page.locator(".ocrtrain-counts").inner_text()
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "09-transcribe.png"))
-            saved = DocumentSet(docs.path).lines("r1")
-            assert [(l.text, l.status) for l in saved] == [(TRUTH[0], "verified"), (READ[1], "unreviewed"),
-                                                           (READ[2], "unreviewed")]
-            assert saved[0].provenance == "typed"
-            # Enter on the page's last line: the next page opens on its first line.
-            rows.nth(2).locator("input").click()
-            page.keyboard.press("Enter")
-            wait_until(lambda: page_label(page).startswith("r2") and active_row_index(page) == 0, timeout=20)
-            assert DocumentSet(docs.path).lines("r1")[2].status == "verified"
+    with chromium_page(height=900) as page:
+        page.goto(url)
+        open_editor(page, rows=3)
+        rows = page.locator(".ocrtrain-line-row")
+        assert [rows.nth(i).locator("input").input_value() for i in range(3)] == READ
+        assert "unreviewed 3/6" in page.locator(".ocrtrain-counts").inner_text()
+        field = rows.nth(0).locator(".ocrtrain-line-text input")
+        field.fill(TRUTH[0])
+        field.press("Enter")
+        wait_until(lambda: "ocrtrain-line-verified" in (rows.nth(0).get_attribute("class") or ""), timeout=20)
+        wait_until(lambda: active_row_index(page) == 1, timeout=20)  # Enter moved on to the next line
+        assert "verified 1/1" in page.locator(".ocrtrain-counts").inner_text()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "09-transcribe.png"))
+        saved = DocumentSet(docs.path).lines("r1")
+        assert [(l.text, l.status) for l in saved] == [(TRUTH[0], "verified"), (READ[1], "unreviewed"),
+                                                       (READ[2], "unreviewed")]
+        assert saved[0].provenance == "typed"
+        # Enter on the page's last line: the next page opens on its first line.
+        rows.nth(2).locator("input").click()
+        page.keyboard.press("Enter")
+        wait_until(lambda: page_label(page).startswith("r2") and active_row_index(page) == 0, timeout=20)
+        assert DocumentSet(docs.path).lines("r1")[2].status == "verified"
 
-            page.reload()  # a new kernel, a new workbench: everything comes from disk
-            open_editor(page, rows=3)
-            rows = page.locator(".ocrtrain-line-row")
-            assert page_label(page).startswith("r1"), "r1 still has a line to review: the editor resumes there"
-            assert rows.nth(0).locator("input").input_value() == TRUTH[0]
-            assert ["ocrtrain-line-verified" in rows.nth(i).get_attribute("class") for i in range(3)] == [
-                True, False, True]
-            assert "verified 2/2" in page.locator(".ocrtrain-counts").inner_text()
-            assert not page.locator(".jp-OutputArea-output pre:has-text('Traceback')").count()
-        finally:
-            browser.close()
+        page.reload()  # a new kernel, a new workbench: everything comes from disk
+        open_editor(page, rows=3)
+        rows = page.locator(".ocrtrain-line-row")
+        assert page_label(page).startswith("r1"), "r1 still has a line to review: the editor resumes there"
+        assert rows.nth(0).locator("input").input_value() == TRUTH[0]
+        assert ["ocrtrain-line-verified" in rows.nth(i).get_attribute("class") for i in range(3)] == [
+            True, False, True]
+        assert "verified 2/2" in page.locator(".ocrtrain-counts").inner_text()
+        assert not page.locator(".jp-OutputArea-output pre:has-text('Traceback')").count()

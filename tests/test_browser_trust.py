@@ -1,6 +1,6 @@
 """Dashboard trust in a real browser (issue 14): curves really drawn, guardrails and delete.
 
-Voila serves notebooks/dashboard.ipynb over a work folder that already holds a finished run
+`ocrtrain dashboard` serves notebooks/dashboard.ipynb over a work folder that already holds a finished run
 (a real 6-step CPU job) and a second run to throw away; headless Chromium checks the drawn SVG
 (points on the lines, not only data in the widget model), after switching tabs too, that a long
 Launch asks before starting, that disabled buttons look disabled, and that Delete asks first.
@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, VOILA, _free_port, _wait_for_port, open_tab, \
+from browser_support import cancel_active_runs, chromium_page, needs_chromium, open_tab, serve_dashboard, \
     set_field, wait_until
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
+    needs_chromium,
     pytest.mark.timeout(400),
 ]
 
@@ -31,7 +29,7 @@ TINY = {"max_steps": 6, "warmup_steps": 0, "batch_size": 4, "device": "cpu", "va
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_dataset):
-    from ocrtrain.runs import Run, cancel, launch
+    from ocrtrain.runs import launch
     from ocrtrain.train import TrainConfig
 
     home = tmp_path_factory.mktemp("trust-home")
@@ -40,42 +38,17 @@ def server(tmp_path_factory, tiny_dataset):
     assert run.wait(timeout=240)["state"] == "finished", run.status().get("error")
     shutil.copytree(run.path, home / "runs" / "junk")
     os.utime(run.path)  # "drawn" is the newest finished run
-    port = _free_port()
-    env = {**os.environ, "OCRTRAIN_HOME": str(home)}
-    log = open(home / "voila.log", "wb")
-    proc = subprocess.Popen(
-        [str(VOILA), "notebooks/dashboard.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--MappingKernelManager.cull_idle_timeout=600", "--MappingKernelManager.cull_interval=60"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/", home
-    finally:
-        for run_dir in (home / "runs").glob("*"):
-            try:
-                if Run(run_dir).is_active():
-                    cancel(run_dir, wait=True, timeout=60)
-            except Exception:
-                pass
-        os.killpg(proc.pid, signal.SIGTERM)
+    with serve_dashboard(home, home.parent / f"{home.name}-dashboard.log") as url:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            yield url, home
+        finally:
+            cancel_active_runs(home)
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1360, "height": 1000})
-        page.set_default_timeout(60_000)
-        try:
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def drawn_points(page) -> dict[str, int]:

@@ -11,21 +11,15 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+from browser_support import CHROMIUM, ROOT, chromium_page, serve_dashboard
+
 REUSED = ("torch", "torchvision", "triton")
 
 pytestmark = [
@@ -54,23 +48,6 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"ocrtrain dashboard exited with {proc.returncode}"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"ocrtrain dashboard did not open port {port}")
 
 
 def test_fresh_venv_install_synth_and_dashboard(tmp_path):
@@ -110,26 +87,9 @@ def test_fresh_venv_install_synth_and_dashboard(tmp_path):
 
 
 def _dashboard_loads(bin_: Path, env: dict, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    port = _free_port()
-    log = open(tmp_path / "dashboard.log", "wb")
-    proc = subprocess.Popen([str(bin_ / "ocrtrain"), "dashboard", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc)
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
-                page.wait_for_selector(".ocrtrain-workbench", timeout=180_000)
-                assert page.locator(".lm-TabBar-tab").count() >= 5
-            finally:
-                browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    # `ocrtrain dashboard` with no option, the home from OCRTRAIN_HOME, as a new user starts it.
+    with serve_dashboard(None, tmp_path / "dashboard.log", ocrtrain=[str(bin_ / "ocrtrain")], env=env, cwd=tmp_path,
+                         timeout=120) as url, chromium_page() as page:
+        page.goto(url, timeout=180_000)
+        page.wait_for_selector(".ocrtrain-workbench", timeout=180_000)
+        assert page.locator(".lm-TabBar-tab").count() >= 5
