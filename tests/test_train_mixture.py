@@ -116,3 +116,42 @@ def test_forgetting_guard_never_picks_a_checkpoint_that_forgot_the_general_set(t
     assert run.best_version() is None and any("forgetting guard" in n for n in notes)
     loose = fit(TrainConfig(**{**wreck, "guard_max_drop": 1.0}), tiny_dataset, tmp_path / "loose")
     assert loose.best_version() is not None
+
+
+def test_a_mixed_batch_pads_each_source_to_its_own_width(tmp_path):
+    """Wide lines of one source no longer pad the short lines of another: each source gets its own
+    tensor (one forward pass each) when that saves pixels, and the loss stays the batch mean."""
+    import torch
+
+    from ocrtrain.families import get_family
+    from ocrtrain.tasks.lines import LineBatches, padding_groups
+
+    assert padding_groups([0, 0, 1], [4.0, 4.0, 4.0]) is None  # equal widths: one tensor
+    assert padding_groups([0, 0, 0], [4.0, 9.0, 2.0]) is None  # one source
+    assert padding_groups([0, 1, 0, 1], [3.0, 12.0, 3.0, 12.0]) == [[0, 2], [1, 3]]
+    short, wide = tmp_path / "short", tmp_path / "wide"
+    for out, words, seed in ((short, 1, 4), (wide, 6, 5)):
+        with DatasetWriter(out, SplitConfig(val_fraction=0.0, test_fraction=0.0, split_seed=1),
+                           source={"kind": "test-drawn"}) as writer:
+            for i, label in enumerate(sample_labels(6, seed=seed)):
+                text = " ".join([label] * words)
+                writer.add(png_bytes(draw_line(text)), text, sample=f"{out.name}-{i}")
+    from ocrtrain.lmdb_io import LmdbReader
+
+    sets = []
+    for out in (short, wide):
+        reader = LmdbReader(out / "train")
+        n = len(reader)
+        sets.append(LineSet(out / "train", list(range(n)), [reader[i][1] for i in range(n)], [[1, 2]] * n, [0] * n))
+    family = get_family("easyocr-crnn")
+    options = family.default_options()
+    source = LineBatches(sets, [[0, 6, 1, 7]], None, 0, 0, lambda grays: family.batch_tensor(grays, options))
+    batch = source[0]
+    assert isinstance(batch["images"], list) and [t.shape[0] for t in batch["images"]] == [2, 2]
+    assert batch["sources"] == [0, 0, 1, 1] and batch["positions"] == [0, 1, 6, 7]
+    assert batch["images"][0].shape[3] < batch["images"][1].shape[3] / 2  # the short lines stay short
+    assert batch["labels"][2] == sets[1].labels[0]
+    run = fit(TrainConfig(**{**FAST, "replay": 0, "general_val": 0}),
+              DataSpec.parse([f"{short}:1", f"{wide}:1"], [f"short={short}/train"]), tmp_path / "run")
+    assert run.status()["state"] == "finished"
+    assert len(run.metrics("train")) == 6 and all(r["train_loss"] > 0 for r in run.metrics("train"))

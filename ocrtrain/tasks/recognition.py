@@ -177,24 +177,56 @@ class RecognitionTask(Task):
     def _to_tensor(self, grays):
         return self.family.batch_tensor(grays, self.options)
 
-    def forward(self, net, batch: dict, device: str):
-        import torch
+    def slice_batch(self, batch: dict, start: int, stop: int) -> dict:
+        """Rows start..stop of a batch (after an out-of-memory halving), padding groups included."""
+        if not isinstance(batch["images"], list):
+            return super().slice_batch(batch, start, stop)
+        part = super().slice_batch({k: v for k, v in batch.items() if k != "images"}, start, stop)
+        images, first = [], 0
+        for tensor in batch["images"]:
+            a, b = max(start, first), min(stop, first + tensor.shape[0])
+            if a < b:
+                images.append(tensor[a - first:b - first])
+            first += tensor.shape[0]
+        part["images"] = images
+        return part
 
-        images = batch["images"].to(device, non_blocking=True)
-        if self.ctx.config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.family.train_forward(net, images, batch["targets"])
+    def forward(self, net, batch: dict, device: str):
+        """The model's outputs for the batch: one tensor, or one per padding group (a list, in the
+        batch's row order; see :func:`ocrtrain.tasks.lines.padding_groups`)."""
+        def run(images, targets):
+            images = _channels(images.to(device, non_blocking=True), self.ctx.config.channels_last)
+            return self.family.train_forward(net, images, targets)
+
+        if not isinstance(batch["images"], list):
+            return run(batch["images"], batch["targets"])
+        outputs, start = [], 0
+        for images in batch["images"]:
+            outputs.append(run(images, batch["targets"][start:start + images.shape[0]]))
+            start += images.shape[0]
+        return outputs
 
     def loss(self, outputs, batch: dict):
-        loss = self.family.loss(outputs, batch["targets"])
+        """The batch-mean loss (groups weighted by their rows: the mean a single tensor gives), plus
+        the anchor's L2-SP and distillation terms."""
+        groups = _groups(outputs, batch)
+        n = len(batch["targets"])
+        loss = sum(self.family.loss(out, batch["targets"][a:b]) * ((b - a) / n) for out, _, a, b in groups)
         if self.anchor is None:
             return loss
         if self.anchor.l2sp > 0:
             loss = loss + self.anchor.penalty(self.model).to(loss.device)
         if self.anchor.distill > 0:
-            rows = [r for r, i in enumerate(batch.get("sources", ())) if i in self.replay_sources]
-            images = batch["images"].to(self.ctx.device, non_blocking=True)
-            loss = loss + self.anchor.distill_loss(outputs, images, rows).to(loss.device)
+            sources = batch.get("sources", ())
+            parts = []
+            for out, images, a, b in groups:
+                rows = [r - a for r in range(a, b) if sources and sources[r] in self.replay_sources]
+                if rows:
+                    parts.append((len(rows), self.anchor.distill_loss(out, images.to(self.ctx.device,
+                                                                                       non_blocking=True), rows)))
+            if parts:
+                total = sum(k for k, _ in parts)
+                loss = loss + sum(term * (k / total) for k, term in parts).to(loss.device)
         return loss
 
     # ---- validation
@@ -251,6 +283,23 @@ class RecognitionTask(Task):
         from ..checkpoint import load_checkpoint
 
         return load_checkpoint(path)
+
+
+def _channels(images, channels_last: bool):
+    import torch
+
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _groups(outputs, batch: dict) -> list[tuple]:
+    """(outputs, images, first row, end row) per padding group of a batch (one when not grouped)."""
+    if not isinstance(outputs, list):
+        return [(outputs, batch["images"], 0, len(batch["targets"]))]
+    groups, start = [], 0
+    for out, images in zip(outputs, batch["images"]):
+        groups.append((out, images, start, start + images.shape[0]))
+        start += images.shape[0]
+    return groups
 
 
 class _Codec:
