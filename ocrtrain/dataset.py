@@ -215,8 +215,8 @@ class DatasetWriter:
         return sum(self.counts.values())
 
     def _os_error(self, exc: OSError) -> DatasetError:
-        if is_disk_full(exc):
-            return DatasetError(disk_full_message(self._tmp, exc))
+        if is_disk_full(exc):  # the folder the user named (the partial one is gone by now), said once
+            return DatasetError(disk_full_message(self.out, exc, "writing the dataset"))
         return DatasetError(f"cannot write {self._tmp} ({exc}): check the folder's permissions and the disk, "
                             "then run again; nothing was kept")
 

@@ -64,10 +64,22 @@ def _size(n: Optional[int]) -> str:
     return str(n)  # pragma: no cover
 
 
+def _detail(exc: BaseException) -> str:
+    """The OS's words for the failure: the strerror of `exc` or of an OSError it was raised from
+    (torch's zip writer says ``[enforce fail at inline_container.cc:672] . unexpected pos``)."""
+    cause, seen = exc, 0
+    while cause is not None and seen < 5:
+        # Our own DiskFullError's strerror is a whole message: take the OS's words below it.
+        if isinstance(cause, OSError) and cause.strerror and type(cause).__name__ != "DiskFullError":
+            return cause.strerror
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return str(exc)
+
+
 def disk_full_message(path: Union[str, Path], exc: BaseException, doing: str = "writing",
                       kept: str = "nothing was kept") -> str:
     """The one wording of a full disk, e.g. ``disk full while writing data/x/train (...; 12 KiB free
     on that disk): free space there or write to another disk, then run again; nothing was kept``."""
-    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    detail = _detail(exc)
     return (f"disk full while {doing} {path} ({detail}; {_size(free_bytes(path))} free on that disk): "
             f"free space there or write to another disk, then run again; {kept}")

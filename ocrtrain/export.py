@@ -196,17 +196,22 @@ def install_bundle(bundle_dir: Union[str, Path], name: str, module_path: Union[s
         raise ConfigError(f"{targets['py']} is a user network ocrtrain did not write: export under another "
                           "--name, or remove that file if it is yours to replace")
     lang_list = yaml.safe_load(sources["yaml"].read_text(encoding="utf-8")).get("lang_list") or ["en"]
-    for ext, target in targets.items():
-        _copy_atomic(sources[ext], target)
+    for target in targets.values():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    _write_bundle({target: (lambda fh, src=sources[ext]: _copy_into(src, fh)) for ext, target in targets.items()})
     detector = _install_detector(root / "model")
     return {"name": name, "module_path": str(root), "files": {k: str(p) for k, p in targets.items()},
             "detector": str(detector), "snippet": reader_snippet(name, None, lang_list)}
 
 
+def _copy_into(source: Path, fh) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, fh, 1 << 20)
+
+
 def _copy_atomic(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as src:
-        _write_atomic(target, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
+    _write_atomic(target, lambda fh: _copy_into(source, fh))
 
 
 def _install_detector(model_dir: Path) -> Path:
@@ -229,6 +234,27 @@ def _write_atomic(path: Path, write) -> None:
     from .fsutil import write_atomic  # the one atomic writer: no temp file left, "disk full" said with the fix
 
     write_atomic(path, write)
+
+
+def _write_bundle(files: dict) -> None:
+    """Write a bundle's files ({path: write(fh)}) all or none: each is staged beside its place as
+    ``.NAME.PID.tmp`` and renamed only when all are written, so a full disk part-way leaves the
+    earlier bundle (or nothing), never a new .pth beside an old or missing .yaml."""
+    from .errors import DiskFullError
+    from .fsutil import disk_full_error
+
+    staged = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in files}
+    try:
+        for path, write in files.items():
+            try:
+                _write_atomic(staged[path], write)
+            except DiskFullError as exc:  # name the file the user asked for, not the staging name
+                raise disk_full_error(path, exc.__cause__ or exc) from exc
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
 
 
 def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[str, Path],
@@ -259,10 +285,10 @@ def export_easyocr(source: Union[str, LoadedModel], name: str, out_dir: Union[st
         "lang_list": list(lang_list),
         "character_list": loaded.charset.chars,
     }
-    _write_atomic(paths["pth"], lambda fh: torch.save(state, fh))
-    _write_atomic(paths["yaml"], lambda fh: fh.write(
-        yaml.safe_dump(recog, sort_keys=False, allow_unicode=True).encode("utf-8")))
-    _write_atomic(paths["py"], lambda fh: fh.write(MODEL_SOURCE.encode("utf-8")))
+    _write_bundle({
+        paths["pth"]: lambda fh: torch.save(state, fh),
+        paths["yaml"]: lambda fh: fh.write(yaml.safe_dump(recog, sort_keys=False, allow_unicode=True).encode("utf-8")),
+        paths["py"]: lambda fh: fh.write(MODEL_SOURCE.encode("utf-8"))})
     info = {k: v for k, v in loaded.info.items() if k in ("spec", "kind", "file", "run", "version", "step")}
     return {
         "name": name,
@@ -336,7 +362,8 @@ def export_dtrb(source: Union[str, LoadedModel], name: str, out_dir: Union[str, 
     summary = {"name": name, "arch": config.arch, "options": config.to_dict(), "character": character,
                "num_class": loaded.family.num_classes(loaded.charset), "demo_command": demo, "test_command": test,
                "notes": notes, "source": {"spec": spec, **info}}
-    _write_atomic(paths["pth"], lambda fh: torch.save(state, fh))
-    _write_atomic(paths["opt"], lambda fh: fh.write(options_file_text(config, character).encode("utf-8")))
-    _write_atomic(paths["json"], lambda fh: fh.write(json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8")))
+    _write_bundle({
+        paths["pth"]: lambda fh: torch.save(state, fh),
+        paths["opt"]: lambda fh: fh.write(options_file_text(config, character).encode("utf-8")),
+        paths["json"]: lambda fh: fh.write(json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))})
     return {**summary, "dir": str(out_dir.resolve()), "files": {k: str(p) for k, p in paths.items()}}
