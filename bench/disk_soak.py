@@ -273,11 +273,11 @@ def _run_whole(run: Path) -> Optional[str]:
     try:
         st = runfolder.read_status(run)
     except Exception as exc:  # noqa: BLE001
-        return f"status.json does not read: {exc}"[:200]
+        return f"run status does not read: {exc}"[:200]
     if runfolder.files(run).status.is_file() and st.state in ("queued", "running", "created"):
-        return f"status.json left {st.state!r} (error: {st.error!r})"
+        return f"run status left {st.state!r} (error: {st.error!r})"
     if st.state == "failed" and "disk full" not in (st.error or "").lower():
-        return f"status.json failed without saying disk full: {st.error!r}"[:200]
+        return f"run status failed without saying disk full: {st.error!r}"[:200]
     problems = []
     for path in sorted(runfolder.files(run).checkpoints.glob("*.pt")):
         try:
@@ -286,10 +286,10 @@ def _run_whole(run: Path) -> Optional[str]:
             problems.append(f"{path.name} does not load: {str(exc)[:80]}")
     try:
         versions = runfolder.read_versions(run)
-        problems += [f"versions.json lists missing {v.file}" for v in versions.versions
+        problems += [f"run versions lists missing {v.file}" for v in versions.versions
                      if not (runfolder.files(run).checkpoints / v.file).is_file()]
     except Exception as exc:  # noqa: BLE001
-        problems.append(f"versions.json does not read: {exc}"[:120])
+        problems.append(f"run versions does not read: {exc}"[:120])
     return "; ".join(problems) or None
 
 
