@@ -100,8 +100,9 @@ class RunWriter:
         try:
             fn(*args)
         except DiskFullError as exc:
-            raise RunError(f"could not {action}: the disk is full ({exc}); earlier checkpoints are intact; "
-                           f"then `ocrtrain resume {self.run_dir}`") from exc
+            # One fix, not two: the write's own "then run again" becomes the resume command.
+            text = str(exc).replace("then run again", f"then `ocrtrain resume {self.run_dir}`")
+            raise RunError(f"could not {action}, the disk is full: {text}; earlier checkpoints are intact") from exc
         except OSError as exc:
             reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise RunError(

@@ -256,6 +256,7 @@ def test_out_of_memory_halves_the_batch(tiny_dataset, tmp_path, monkeypatch):
 
 def test_disk_full_on_save_fails_cleanly_and_keeps_earlier_files(tiny_dataset, tmp_path, monkeypatch):
     import ocrtrain.checkpoint as checkpoint
+    from ocrtrain.fsutil import disk_full_error
 
     real = checkpoint.save_checkpoint
     calls = []
@@ -263,7 +264,8 @@ def test_disk_full_on_save_fails_cleanly_and_keeps_earlier_files(tiny_dataset, t
     def filling_disk(path, *args, **kwargs):
         calls.append(path)
         if len(calls) >= 3:  # step-2.pt and last.pt fit, then the disk is full
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            # what fsutil's atomic writers raise on a real full disk
+            raise disk_full_error(path, OSError(errno.ENOSPC, "No space left on device", str(path)))
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", filling_disk)
@@ -272,6 +274,7 @@ def test_disk_full_on_save_fails_cleanly_and_keeps_earlier_files(tiny_dataset, t
     run = Run(tmp_path / "full")
     st = run.status()
     assert st["state"] == "failed" and "disk is full" in st["error"] and "resume" in st["error"]
+    assert "run again" not in st["error"] and st["error"].count("ocrtrain resume") == 1  # one fix, not two
     assert checkpoint.load_checkpoint(run.checkpoint_path("last"))["step"] == 2
     assert checkpoint.load_checkpoint(run.checkpoint_path("best"))["step"] == 2
     assert [v["step"] for v in run.versions()] == [2]
