@@ -116,8 +116,11 @@ class LineBatches:
     """Map-style source of ready batches (a DataLoader with batch_size=None): item i = batch i of a plan."""
 
     def __init__(self, sets: Sequence[LineSet], batches: Sequence[list[int]],
-                 augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor):
+                 augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor,
+                 group_sources: bool = True):
         self.sets = list(sets)
+        # Under torchrun every rank must run the same forward passes per step (DDP): no groups there.
+        self.group_sources = group_sources
         self.offsets = np.cumsum([0] + [len(s.indices) for s in self.sets]).tolist()
         self.batches = list(batches)
         self.augment_config = augment_config
@@ -159,7 +162,8 @@ class LineBatches:
             grays.append(gray)
             targets.append(s.targets[local])
             labels.append(s.labels[local])
-        groups = padding_groups(sources, [g.shape[1] / max(1, g.shape[0]) for g in grays])
+        aspects = [g.shape[1] / max(1, g.shape[0]) for g in grays]
+        groups = padding_groups(sources, aspects) if self.group_sources else None
         if groups is None:
             images = self.to_tensor(grays)
         else:  # one tensor per source, each padded to its own widest line (see padding_groups)

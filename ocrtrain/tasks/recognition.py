@@ -171,8 +171,11 @@ class RecognitionTask(Task):
 
     def batch_source(self, batches: Sequence[list[int]], epoch: int, seed: int):
         cfg = self.ctx.config
+        import torch.distributed as dist
+
+        ddp = dist.is_available() and dist.is_initialized()
         return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
-                           seed, epoch, self._to_tensor)
+                           seed, epoch, self._to_tensor, group_sources=not ddp)
 
     def _to_tensor(self, grays):
         return self.family.batch_tensor(grays, self.options)
