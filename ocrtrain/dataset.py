@@ -170,7 +170,7 @@ class DatasetWriter:
                 w.abort()
             shutil.rmtree(self._tmp, ignore_errors=True)
             if isinstance(exc, DatasetError):
-                raise
+                raise self._lmdb_error(exc) from None
             raise self._os_error(exc) from None
         self._rng = random.Random(split.split_seed)
         self._seen: set[bytes] = set()
@@ -201,7 +201,11 @@ class DatasetWriter:
             return False
         self._seen.add(digest)
         self._hash.update(digest)
-        self._writers[chosen].add(image, label)
+        try:
+            self._writers[chosen].add(image, label)
+        except DatasetError as exc:
+            self.abort()  # before the message, so its free space counts the room the partial folder held
+            raise self._lmdb_error(exc) from None
         self.counts[chosen] += 1
         self._chars.update(label)
         return True
@@ -217,8 +221,16 @@ class DatasetWriter:
     def _os_error(self, exc: OSError) -> DatasetError:
         if is_disk_full(exc):  # the folder the user named (the partial one is gone by now), said once
             return DatasetError(disk_full_message(self.out, exc, "writing the dataset"))
-        return DatasetError(f"cannot write {self._tmp} ({exc}): check the folder's permissions and the disk, "
-                            "then run again; nothing was kept")
+        return DatasetError(f"cannot write the dataset {self.out} ({exc}): check the folder's permissions and "
+                            "the disk, then run again; nothing was kept")
+
+    def _lmdb_error(self, exc: DatasetError) -> DatasetError:
+        """`exc` naming the dataset folder the user asked for, not the hidden ``.partial`` one the
+        LMDBs were written in (an implementation detail, and deleted by the time they read it)."""
+        cause = exc.__context__  # the OSError or lmdb.Error LmdbWriter raised from
+        if cause is not None and is_disk_full(cause):
+            return DatasetError(disk_full_message(self.out, cause, "writing the dataset"))
+        return DatasetError(str(exc).replace(str(self._tmp), str(self.out)))
 
     def close(self, extra: Optional[dict] = None) -> Path:
         """Finish: write rejected.csv and manifest, then swap the folder into place."""
@@ -242,7 +254,7 @@ class DatasetWriter:
         except (OSError, DatasetError) as exc:
             self.abort()
             if isinstance(exc, DatasetError):
-                raise
+                raise self._lmdb_error(exc) from None
             raise self._os_error(exc) from None
         self._closed = True
         return self.out

@@ -116,3 +116,26 @@ def test_dataset_full_at_its_last_write_names_the_folder_once(tmp_path, capsys):
         assert err.lower().count("disk full") == 1, err  # was: "disk full while writing X (disk full while ...)"
         assert str(disk) in err and "free space" in err and "Traceback" not in err
         assert list(disk.iterdir()) == [], "the failed import left a folder behind"
+
+
+def test_dataset_full_in_its_lmdb_names_the_dataset_folder_not_the_hidden_partial_one(tmp_path, capsys):
+    """The soak's 'import' at half the room: the LMDB commit fails inside ``.ds.partial-PID/train``,
+    a folder the user never asked for and that is gone by the time they read the message."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(60):
+        Image.effect_noise((200, 32), 80 + i).save(src / f"{i}.png")  # noise: PNGs that do not shrink
+    (src / "labels.txt").write_text("".join(f"{i}.png\tVare {i}\n" for i in range(60)), encoding="utf-8")
+    with small_disk(tmp_path / "big", 64 << 20) as disk:
+        assert main(["import", str(src), "--out", str(disk / "ds")]) == 0
+        need = _used(disk)
+    capsys.readouterr()
+    with small_disk(tmp_path / "small", need // 2 // PAGE * PAGE) as disk:
+        assert main(["import", str(src), "--out", str(disk / "ds")]) == 1
+        err = capsys.readouterr().err
+        assert "disk full while writing the dataset" in err and str(disk / "ds") in err, err
+        assert ".partial" not in err, err  # was: "disk full while writing DISK/.ds.partial-PID/train (...)"
+        assert "free space" in err and "Traceback" not in err, err
+        assert list(disk.iterdir()) == [], "the failed import left a folder behind"
