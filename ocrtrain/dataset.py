@@ -228,9 +228,11 @@ class DatasetWriter:
         """`exc` naming the dataset folder the user asked for, not the hidden ``.partial`` one the
         LMDBs were written in (an implementation detail, and deleted by the time they read it)."""
         cause = exc.__context__  # the OSError or lmdb.Error LmdbWriter raised from
-        if cause is not None and is_disk_full(cause):
-            return DatasetError(disk_full_message(self.out, cause, "writing the dataset"))
-        return DatasetError(str(exc).replace(str(self._tmp), str(self.out)))
+        text = disk_full_message(self.out, cause, "writing the dataset") \
+            if cause is not None and is_disk_full(cause) else str(exc)
+        # lmdb.Error's words start with the LMDB's path ("DIR/.NAME.partial-PID/val: No space left").
+        text = re.sub(re.escape(str(self._tmp)) + r"[^\s:]*: ", "", text)
+        return DatasetError(text.replace(str(self._tmp), str(self.out)))
 
     def close(self, extra: Optional[dict] = None) -> Path:
         """Finish: write rejected.csv and manifest, then swap the folder into place."""

@@ -132,10 +132,15 @@ def test_dataset_full_in_its_lmdb_names_the_dataset_folder_not_the_hidden_partia
         assert main(["import", str(src), "--out", str(disk / "ds")]) == 0
         need = _used(disk)
     capsys.readouterr()
-    with small_disk(tmp_path / "small", need // 2 // PAGE * PAGE) as disk:
-        assert main(["import", str(src), "--out", str(disk / "ds")]) == 1
-        err = capsys.readouterr().err
-        assert "disk full while writing the dataset" in err and str(disk / "ds") in err, err
-        assert ".partial" not in err, err  # was: "disk full while writing DISK/.ds.partial-PID/train (...)"
-        assert "free space" in err and "Traceback" not in err, err
-        assert list(disk.iterdir()) == [], "the failed import left a folder behind"
+    # Half the room: the commit at close fails; four pages: opening the third LMDB fails, and lmdb's
+    # own words start with its path ("DISK/.ds.partial-PID/val: No space left on device").
+    for name, size in (("half", need // 2 // PAGE * PAGE), ("tiny", 4 * PAGE)):
+        with small_disk(tmp_path / name, size) as disk:
+            assert main(["import", str(src), "--out", str(disk / "ds")]) == 1
+            err = capsys.readouterr().err
+            assert "disk full while writing the dataset" in err and str(disk / "ds") in err, err
+            assert ".partial" not in err, err  # was: "disk full while writing DISK/.ds.partial-PID/train (...)"
+            assert err.count(str(disk / "ds")) == 1, err  # the folder once, then the OS's words
+            assert "(No space left on device;" in err or "(mdb_txn_commit: Input/output error;" in err, err
+            assert "free space" in err and "Traceback" not in err, err
+            assert list(disk.iterdir()) == [], "the failed import left a folder behind"
