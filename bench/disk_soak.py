@@ -8,11 +8,16 @@ filesystems are tmpfs mounts (``mount -t tmpfs -o size=N``, needs root; unmounte
 so a write past the limit gets a real ENOSPC, as on a full disk. Commands:
 
 - ``ocrtrain synth --out`` (a dataset), ``ocrtrain import`` of a labels folder and of a zip (out on
-  the small disk) and of a zip with TMPDIR on the small disk (the extraction runs out)
-- ``ocrtrain train`` (quick-cpu, a few steps; the run folder on the small disk: config, status,
-  metrics, step checkpoints, best.pt, last.pt)
+  the small disk) and of a zip with TMPDIR on the small disk (the extraction runs out). The
+  extraction folder is deleted when the import ends, so the control's disk is empty again after
+  it and measures nothing: that case's ladder is taken from the zip's unpacked size instead (each
+  member rounded up to a page, as tmpfs stores it), so its small disks fail both at the up-front
+  free-space check and part-way through the extraction (the last rung)
 - ``ocrtrain export english_g2 --out`` (a bundle: NAME.pth, NAME.yaml, NAME.py)
 - ``ocrtrain pages import`` (ICDAR box files; a document set)
+- ``ocrtrain train`` (quick-cpu, a few steps; the run folder on the small disk: config, status,
+  metrics, step checkpoints, best.pt, last.pt). Last, and with its own shorter ladder
+  (``--train-fractions``): each run starts torch and trains, so it costs ten times a data case
 
 Checked for every failing case and counted:
 
@@ -27,7 +32,12 @@ Checked for every failing case and counted:
 - no tmp: no ``*.tmp`` file, ``.partial-PID`` or ``.old-PID`` folder is left on the small disk
 - no traceback: no Python traceback on stdout/stderr
 
-    python -m bench.disk_soak [--fractions 0.02,0.3,0.6,0.9] [--only synth,train] [--max-steps 9] [--json]
+The whole soak stops starting runs after ``--budget-s`` seconds (and on Ctrl-C or SIGTERM) and
+still prints its summary, listing what it skipped; a run past ``--case-timeout`` counts as failed
+(exit 124). Per command it prints the full-disk cases passed and failed.
+
+    python -m bench.disk_soak [--fractions 0.02,0.3,0.6,0.9] [--train-fractions 0.3,0.9] [--only synth,train]
+                              [--train-steps 6] [--budget-s 600] [--json]
 """
 from __future__ import annotations
 
@@ -37,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +57,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from bench.disk_soak_sources import make_sources
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 4096
 CHECKS = ("exit", "disk_full", "path", "fix", "whole", "no_tmp", "no_traceback")
+GRACE = 60.0  # seconds a run started before --budget-s may go on past it
 _LEFTOVER = re.compile(r"(\.tmp$)|(\.partial-\d+$)|(\.old-\d+$)")
 
 
@@ -106,84 +120,6 @@ def _used(path: Path) -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-# --------------------------------------------------------------------------- sources (on the big disk)
-
-def _line_png(text: str, font) -> bytes:
-    import io
-
-    from PIL import Image, ImageDraw
-
-    left, top, right, bottom = font.getbbox(text)
-    img = Image.new("L", (right + 8, 40), 255)
-    ImageDraw.Draw(img).text((4, 20 - (bottom - top) // 2 - top), text, fill=0, font=font)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    fonts = sorted((Path(__import__("trdg").__file__).parent / "fonts" / "latin").glob("*.ttf"))
-    return ImageFont.truetype(str(next((f for f in fonts if f.name == "Roboto-Regular.ttf"), fonts[0])), size)
-
-
-def _labels_folder(out: Path, lines: int) -> Path:
-    import random
-
-    rng = random.Random(3)
-    words = ["Melk", "Brød", "Smør", "Ost", "Kaffe", "Æbler", "Løk", "Blåbær", "Egg", "Rømme", "Kjøttdeig"]
-    font = _font(26)
-    out.mkdir(parents=True)
-    rows = []
-    for i in range(lines):
-        text = f"{rng.choice(words)} {rng.choice(words)} {rng.randint(1, 99)},{rng.randint(0, 99):02d}"
-        (out / f"l{i:04d}.png").write_bytes(_line_png(text, font))
-        rows.append(f"l{i:04d}.png\t{text}")
-    (out / "labels.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return out
-
-
-def _zip_of(folder: Path, out: Path) -> Path:
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:  # stored: extraction writes every byte
-        for p in sorted(folder.iterdir()):
-            zf.write(p, f"{folder.name}/{p.name}")
-    return out
-
-
-def _pages_folder(out: Path, pages: int) -> Path:
-    from PIL import Image, ImageDraw
-
-    font = _font(30)
-    out.mkdir(parents=True)
-    for n in range(pages):
-        img = Image.new("RGB", (900, 1200), (250, 250, 245))
-        draw, rows = ImageDraw.Draw(img), []
-        for i in range(12):
-            text, y = f"Vare {n}-{i} {10 + i},{i:02d}", 40 + i * 90
-            draw.text((60, y), text, fill=(0, 0, 0), font=font)
-            l, t, r, b = draw.textbbox((60, y), text, font=font)
-            rows.append(f"{l - 3},{t - 3},{r + 3},{t - 3},{r + 3},{b + 3},{l - 3},{b + 3},{text}")
-        img.save(out / f"page{n}.png")
-        (out / f"page{n}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return out
-
-
-def _sources(work: Path, args) -> dict:
-    from ocrtrain.synth import SynthConfig, generate_dataset
-
-    src = {"data": work / "data", "labels": work / "labels", "zip": work / "labels.zip", "pages": work / "pages"}
-    if not src["data"].is_dir():
-        generate_dataset(SynthConfig(count=args.lines, seed=1, workers=1), src["data"])
-    if not src["labels"].is_dir():
-        _labels_folder(src["labels"], args.lines)
-    if not src["zip"].is_file():
-        _zip_of(src["labels"], src["zip"])
-    if not src["pages"].is_dir():
-        _pages_folder(src["pages"], args.pages)
-    return src
-
-
 # --------------------------------------------------------------------------- cases
 
 @dataclass
@@ -196,27 +132,43 @@ class Case:
     env: Callable[[Path], dict] = field(default=lambda disk: {})
     timeout: float = 300.0
     outside: Optional[Path] = None  # output on the big disk (kind "temp"): removed before each run
+    peak: Optional[Callable[[], int]] = None  # most the command holds on the small disk at once, when
+    # its files there are gone after it (the control's measure is then 0)
+    fractions: Optional[str] = None  # its own ladder (else --fractions)
+
+
+def _unpacked_bytes(archive: Path) -> int:
+    """What extracting `archive` holds on a tmpfs: each member rounded up to a page, a page per folder."""
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+    folders = {i.filename.rsplit("/", 1)[0] for i in infos if "/" in i.filename}
+    return sum(-(-i.file_size // PAGE) * PAGE for i in infos if not i.is_dir()) + PAGE * (len(folders) + 1)
 
 
 def _cases(src: dict, work: Path, args) -> list[Case]:
     py = [sys.executable, "-m", "ocrtrain"]
-    train = ["--template", "quick-cpu", "--max-steps", str(args.max_steps), "--val-interval", str(args.val_interval),
+    train = ["--template", "quick-cpu", "--max-steps", str(args.train_steps), "--val-interval", str(args.val_interval),
              "--batch-size", "4", "--val-limit", "8", "--general-val", "0", "--no-baseline", "--device", "cpu",
              "--workers", "0", "--replay", "0", "--keep-checkpoints", "2"]
     outside = work / "outside"
+    timeout = args.case_timeout
     return [
         Case("synth", "dataset", lambda d: py + ["synth", "--out", str(d / "ds"), "--count", str(args.lines),
-                                                 "--workers", "1", "--seed", "2"]),
-        Case("import labels", "dataset", lambda d: py + ["import", str(src["labels"]), "--out", str(d / "ds")]),
-        Case("import zip", "dataset", lambda d: py + ["import", str(src["zip"]), "--out", str(d / "ds")]),
+                                                 "--workers", "1", "--seed", "2"], timeout=timeout),
+        Case("import labels", "dataset", lambda d: py + ["import", str(src["labels"]), "--out", str(d / "ds")],
+             timeout=timeout),
+        Case("import zip", "dataset", lambda d: py + ["import", str(src["zip"]), "--out", str(d / "ds")],
+             timeout=timeout),
         Case("import zip, TMPDIR full", "temp",
              lambda d: py + ["import", str(src["zip"]), "--out", str(outside / "ds")],
-             env=lambda d: {"TMPDIR": str(d)}, outside=outside / "ds"),
-        Case("train", "run", lambda d: py + ["train", "--data", str(src["data"]), "--run", str(d / "run")] + train,
-             timeout=600.0),
-        Case("export", "bundle", lambda d: py + ["export", "english_g2", "--name", "soaknet", "--out", str(d / "bundle")]),
+             env=lambda d: {"TMPDIR": str(d)}, outside=outside / "ds", timeout=timeout,
+             peak=lambda: _unpacked_bytes(src["zip"])),
+        Case("export", "bundle", lambda d: py + ["export", "english_g2", "--name", "soaknet", "--out", str(d / "bundle")],
+             timeout=timeout),
         Case("pages import", "docset", lambda d: py + ["pages", "import", str(src["pages"]), "--format", "icdar",
-                                                       "--out", str(d / "docs")]),
+                                                       "--out", str(d / "docs")], timeout=timeout),
+        Case("train", "run", lambda d: py + ["train", "--data", str(src["data"]), "--run", str(d / "run")] + train,
+             timeout=2 * timeout, fractions=args.train_fractions),
     ]
 
 
@@ -313,16 +265,18 @@ def _env(extra: dict) -> dict:
     return env
 
 
-def _run(case: Case, disk: Path) -> tuple[int, str, float]:
+def _run(case: Case, disk: Path, deadline: Optional[float] = None) -> tuple[int, str, float]:
+    """Run `case` once; it may take `case.timeout` seconds, and no more than GRACE past `deadline`."""
     if case.outside is not None:
         shutil.rmtree(case.outside, ignore_errors=True)
     started = time.monotonic()
+    limit = case.timeout if deadline is None else min(case.timeout, max(30.0, deadline + GRACE - started))
     try:
         done = subprocess.run(case.argv(disk), capture_output=True, text=True, env=_env(case.env(disk)),
-                              cwd=ROOT, timeout=case.timeout)
+                              cwd=ROOT, timeout=limit)
         code, text = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
-        code, text = 124, f"timed out after {case.timeout}s: {exc.stdout or ''}{exc.stderr or ''}"
+        code, text = 124, f"timed out after {limit:.0f}s: {exc.stdout or ''}{exc.stderr or ''}"
     return code, text, time.monotonic() - started
 
 
@@ -357,10 +311,10 @@ def _ladder(used: int, fractions: list[float]) -> list[int]:
     return sorted(s for s in sizes if s < used)
 
 
-def _control(case: Case, mounts: Mounts, base: Path, room: int) -> tuple[dict, int]:
+def _control(case: Case, mounts: Mounts, base: Path, room: int, deadline: float) -> tuple[dict, int]:
     with mounts.small(base / "control", room) as disk:
         start = _used(disk)
-        code, text, secs = _run(case, disk)
+        code, text, secs = _run(case, disk, deadline)
         used = _used(disk) - start
         whole = _whole(case, disk)
         if case.kind == "run" and code == 0:
@@ -369,15 +323,17 @@ def _control(case: Case, mounts: Mounts, base: Path, room: int) -> tuple[dict, i
             state = runfolder.read_status(disk / "run").state
             whole = whole or (None if state == "finished" else f"control run reads {state}")
         ok = code == 0 and whole is None and "Traceback" not in text
+    if case.peak is not None:
+        used = max(used, case.peak())
     row = {"case": case.name, "size": f"{room // 2**20} MiB", "used": used, "exit": code, "seconds": round(secs, 1),
            "control": True, "failed": [] if ok else ["control"],
            "notes": [] if ok else [f"control failed: exit {code}; {whole or ''}; {_message(text)[:200]}"]}
     return row, used
 
 
-def _one(case: Case, mounts: Mounts, base: Path, size: int) -> dict:
+def _one(case: Case, mounts: Mounts, base: Path, size: int, deadline: float) -> dict:
     with mounts.small(base / "small", size) as disk:
-        code, text, secs = _run(case, disk)
+        code, text, secs = _run(case, disk, deadline)
         checks = check_failure(case, disk, code, text)
     if code == 0:  # it fitted after all (the control's measure was loose): nothing to check
         return {"case": case.name, "size": f"{size // 1024} KiB", "exit": 0, "seconds": round(secs, 1),
@@ -388,6 +344,46 @@ def _one(case: Case, mounts: Mounts, base: Path, size: int) -> dict:
             "said": checks["disk_full"][1]}
 
 
+class Stopped(Exception):
+    """SIGTERM (a wrapper's timeout): stop, unmount, and still print what was done."""
+
+
+def _stop(signum, frame):
+    raise Stopped(f"signal {signum}")
+
+
+def _run_cases(cases: list[Case], mounts: Mounts, base: Path, args, deadline: float) -> tuple[list, list, str]:
+    """Controls and ladders of `cases` until `deadline`; the rows, the case names skipped, why stopped."""
+    rows: list[dict] = []
+    skipped: list[str] = []
+    stopped = ""
+    for case in cases:
+        if stopped or time.monotonic() > deadline:
+            stopped = stopped or f"--budget-s {args.budget_s} reached"
+            skipped.append(f"{case.name} (all)")
+            continue
+        try:
+            control, used = _control(case, mounts, base, args.room_mib * 2**20, deadline)
+            rows.append(control)
+            if args.verbose:
+                print(_table_line(rows[-1]), flush=True)
+            if control["failed"]:
+                continue
+            sizes = _ladder(used, [float(f) for f in (case.fractions or args.fractions).split(",")])
+            for n, size in enumerate(sizes):
+                if time.monotonic() > deadline:
+                    stopped = f"--budget-s {args.budget_s} reached"
+                    skipped.append(f"{case.name} ({len(sizes) - n} of {len(sizes)} sizes)")
+                    break
+                rows.append(_one(case, mounts, base, size, deadline))
+                if args.verbose:
+                    print(_table_line(rows[-1]), flush=True)
+        except (Stopped, KeyboardInterrupt) as exc:  # the mounts' finally blocks have unmounted by now
+            stopped = f"interrupted ({exc or 'Ctrl-C'})"
+            skipped.append(f"{case.name} (the rest)")
+    return rows, skipped, stopped
+
+
 def soak(args) -> dict:
     work = Path(args.work or tempfile.mkdtemp(prefix="disk-soak-"))
     os.environ.setdefault("OCRTRAIN_HOME", str(work / "home"))
@@ -395,21 +391,26 @@ def soak(args) -> dict:
     if mounts.probe(work / "mnt" / "probe") not in ("tmpfs", "fill"):
         return {"method": mounts.method, "error": mounts.method}
     started = time.monotonic()
-    src = _sources(work, args)
-    only = {s.strip() for s in args.only.split(",")} if args.only else None
-    rows = []
-    for case in _cases(src, work, args):
-        if only and case.name.split(" ")[0] not in only and case.name not in only:
-            continue
-        control, used = _control(case, mounts, work / "mnt", args.room_mib * 2**20)
-        rows.append(control)
-        if control["failed"]:
-            continue
-        for size in _ladder(used, [float(f) for f in args.fractions.split(",")]):
-            rows.append(_one(case, mounts, work / "mnt", size))
-            if args.verbose:
-                print(_table_line(rows[-1]), flush=True)
-    return _summary(rows, mounts.method, work, time.monotonic() - started)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        src = make_sources(work, args.lines, args.pages)
+        only = {s.strip() for s in args.only.split(",")} if args.only else None
+        cases = [c for c in _cases(src, work, args)
+                 if not only or any(c.name.startswith(o) for o in only)]
+        rows, skipped, stopped = _run_cases(cases, mounts, work / "mnt", args, started + args.budget_s)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    result = _summary(rows, mounts.method, work, time.monotonic() - started)
+    result.update(skipped=skipped, stopped=stopped)
+    return result
+
+
+def _per_command(cases: list[dict]) -> dict:
+    out: dict = {}
+    for r in cases:
+        done = out.setdefault(r["case"], {"passed": 0, "failed": 0})
+        done["failed" if r["failed"] else "passed"] += 1
+    return out
 
 
 def _summary(rows: list[dict], method: str, work: Path, seconds: float) -> dict:
@@ -419,6 +420,7 @@ def _summary(rows: list[dict], method: str, work: Path, seconds: float) -> dict:
             "controls_failed": sum(bool(r.get("control") and r["failed"]) for r in rows),
             "cases": len(cases), "cases_passed": sum(not r["failed"] for r in cases),
             "fitted": sum(bool(r.get("fitted")) for r in rows), "failed_checks": per_check,
+            "per_command": _per_command(cases), "timed_out": sum(r["exit"] == 124 for r in rows),
             "seconds": round(seconds, 1), "work": str(work), "rows": rows}
 
 
@@ -432,11 +434,18 @@ def _table_line(r: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fractions", default="0.02,0.3,0.6,0.9", help="sizes as shares of the control's use")
-    p.add_argument("--only", help="comma-separated case names or first words (synth, import, train, export, pages)")
+    p.add_argument("--only", help="comma-separated starts of case names (synth, import, import zip, train, export, pages)")
     p.add_argument("--lines", type=int, default=120, help="lines of the synthetic dataset and the labels folder")
     p.add_argument("--pages", type=int, default=3, help="pages of the page import")
-    p.add_argument("--max-steps", type=int, default=9, help="training steps")
+    p.add_argument("--train-fractions", default="0.3,0.9",
+                   help="the train case's sizes (each run trains: keep it short); plus the control less a page")
+    p.add_argument("--train-steps", "--max-steps", dest="train_steps", type=int, default=6, help="training steps")
     p.add_argument("--val-interval", type=int, default=3, help="validation/checkpoint every N steps")
+    p.add_argument("--case-timeout", type=float, default=180.0,
+                   help="seconds one run may take (train: twice that); past it the run counts as failed")
+    p.add_argument("--budget-s", type=float, default=600.0,
+                   help=f"start no run after this many seconds (one already running gets {GRACE:.0f} s more); "
+                        "the summary lists what was skipped")
     p.add_argument("--room-mib", type=int, default=512, help="size of the control's filesystem")
     p.add_argument("--fill-dir", help="without mount rights: a folder on a disk of its own, filled up instead")
     p.add_argument("--work", help="working folder (default: a new temporary folder)")
@@ -457,12 +466,21 @@ def main(argv=None) -> int:
         for r in result["rows"]:
             for note in r["notes"]:
                 print(f"note: {r['case']} at {r['size']}: {note}")
-        bad = ", ".join(f"{k} {v}" for k, v in result["failed_checks"].items() if v) or "none"
-        print(f"disk soak ({result['method']}): {result['cases_passed']}/{result['cases']} full-disk cases passed "
-              f"every check, {result['controls'] - result['controls_failed']}/{result['controls']} controls ok, "
-              f"{result['fitted']} fitted; failed checks: {bad}; {result['seconds']}s")
-    ok = not result["controls_failed"] and result["cases_passed"] == result["cases"]
+        _print_summary(result)
+    ok = not result["controls_failed"] and result["cases_passed"] == result["cases"] and not result["skipped"]
     return 0 if ok else 1
+
+
+def _print_summary(result: dict) -> None:
+    for name, done in result["per_command"].items():
+        print(f"  {name:24s} {done['passed']} passed, {done['failed']} failed")
+    if result["skipped"]:
+        print(f"stopped: {result['stopped']}; skipped: {', '.join(result['skipped'])}")
+    bad = ", ".join(f"{k} {v}" for k, v in result["failed_checks"].items() if v) or "none"
+    print(f"disk soak ({result['method']}): {result['cases_passed']}/{result['cases']} full-disk cases passed "
+          f"every check, {result['controls'] - result['controls_failed']}/{result['controls']} controls ok, "
+          f"{result['fitted']} fitted, {result['timed_out']} timed out; failed checks: {bad}; "
+          f"{result['seconds']}s" + ("; INCOMPLETE" if result["skipped"] else ""))
 
 
 if __name__ == "__main__":
