@@ -3,7 +3,9 @@
 page actions every walk uses (open a tab, fill a form field, wait, take a screenshot).
 
 The server runs in its own process group, so stopping it stops its kernels too; jobs the page
-launched outlive the server and are canceled by :func:`cancel_active_runs`. Screenshots go to
+launched outlive the server and are canceled by :func:`cancel_active_runs`. Chromium is started by
+playwright (:func:`chromium_page`) or, for a test that kills it like a crash, as a process of its
+own that playwright attaches to (:func:`chromium_process`). Screenshots go to
 docs/screenshots/ unless ``OCRTRAIN_TEST_SHOTS`` names another folder (a run that should leave the
 committed pictures alone).
 """
@@ -22,8 +24,8 @@ from typing import Iterator, Optional, Sequence
 import pytest
 
 __all__ = ["ROOT", "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "VOILA", "needs_chromium", "free_port", "wait_for_port",
-           "serving", "serve_dashboard", "serve_voila", "cancel_active_runs", "chromium_page", "open_tab",
-           "set_field", "set_text", "wait_until", "shot"]
+           "server_group", "serving", "dashboard_server", "serve_dashboard", "serve_voila", "cancel_active_runs",
+           "chromium_page", "chromium_process", "open_tab", "set_field", "set_text", "wait_until", "shot"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,38 +58,64 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60, what: 
     raise TimeoutError(f"{what} did not open port {port} in {timeout} s")
 
 
+def _stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to the process group of `proc`, SIGKILL after `timeout` s; a group already gone is fine
+    (a server that died on start must fail the test with its own error, not ProcessLookupError)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
-def serving(command: Sequence[str], port: int, log_path: Path, env: dict, cwd: Optional[Path] = None,
-            timeout: float = 60, what: str = "voila") -> Iterator[str]:
+def server_group(command: Sequence[str], port: int, log_path: Path, env: dict, cwd: Optional[Path] = None,
+                 timeout: float = 60, what: str = "voila") -> Iterator[subprocess.Popen]:
     """Run the server `command` (listening on `port`) in its own process group with its output in
-    `log_path`; yield its URL once the port is open; then stop the group (SIGKILL after 20 s)."""
+    `log_path`; yield the process once the port is open; then stop the group (SIGKILL after 20 s)."""
     log = open(log_path, "wb")
     proc = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         wait_for_port(port, proc, timeout, what)
-        yield f"http://127.0.0.1:{port}/"
+        yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop_group(proc)
         log.close()
+
+
+@contextlib.contextmanager
+def serving(command: Sequence[str], port: int, log_path: Path, env: dict, cwd: Optional[Path] = None,
+            timeout: float = 60, what: str = "voila") -> Iterator[str]:
+    """:func:`server_group`, yielding the server's URL instead of its process."""
+    with server_group(command, port, log_path, env, cwd=cwd, timeout=timeout, what=what):
+        yield f"http://127.0.0.1:{port}/"
+
+
+@contextlib.contextmanager
+def dashboard_server(home: Optional[Path], log_path: Path, ocrtrain: Sequence[str] = (sys.executable, "-m", "ocrtrain"),
+                     env: Optional[dict] = None, cwd: Optional[Path] = None, timeout: float = 90,
+                     options: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``ocrtrain dashboard --port PORT [--home HOME] OPTIONS`` as a user starts it (its voila.py,
+    template and served downloads), yielding its URL and process (whose children are the kernels);
+    `home` None leaves the home to `env` (``OCRTRAIN_HOME``). The kernels' download settings come
+    from the dashboard, not from this process's environment."""
+    port = free_port()
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_DOWNLOADS")}
+    command = [*ocrtrain, "dashboard", "--port", str(port), *(["--home", str(home)] if home else []), *options]
+    with server_group(command, port, log_path, env, cwd=cwd, timeout=timeout, what="ocrtrain dashboard") as proc:
+        yield f"http://127.0.0.1:{port}/", proc
 
 
 @contextlib.contextmanager
 def serve_dashboard(home: Optional[Path], log_path: Path, ocrtrain: Sequence[str] = (sys.executable, "-m", "ocrtrain"),
                     env: Optional[dict] = None, cwd: Optional[Path] = None, timeout: float = 90,
                     options: Sequence[str] = ()) -> Iterator[str]:
-    """``ocrtrain dashboard --port PORT [--home HOME] OPTIONS`` as a user starts it (its voila.py,
-    template and served downloads); `home` None leaves the home to `env` (``OCRTRAIN_HOME``).
-    The kernels' download settings come from the dashboard, not from this process's environment."""
-    port = free_port()
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_DOWNLOADS")}
-    command = [*ocrtrain, "dashboard", "--port", str(port), *(["--home", str(home)] if home else []), *options]
-    with serving(command, port, log_path, env, cwd=cwd, timeout=timeout, what="ocrtrain dashboard") as url:
+    """:func:`dashboard_server`, yielding only the URL."""
+    with dashboard_server(home, log_path, ocrtrain, env=env, cwd=cwd, timeout=timeout, options=options) as (url, _):
         yield url
 
 
@@ -128,6 +156,25 @@ def chromium_page(width: int = 1360, height: int = 1000, timeout_ms: int = 60_00
             yield page
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def chromium_process(user_data_dir: Path, timeout: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Headless Chromium as a process of its own (its own group, so a test can SIGKILL it like a
+    crash), yielding its DevTools URL (for playwright's ``connect_over_cdp``) and the process, which
+    is killed afterwards if it is still alive."""
+    cdp = free_port()
+    proc = subprocess.Popen([str(CHROMIUM), *CHROMIUM_ARGS, f"--remote-debugging-port={cdp}",
+                             f"--user-data-dir={user_data_dir}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_port(cdp, proc, timeout, what="chromium")
+        yield f"http://127.0.0.1:{cdp}", proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def shot(page, name: str) -> None:

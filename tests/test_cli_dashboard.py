@@ -5,55 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
-import pytest
-
+from browser_support import ROOT, free_port, serve_dashboard, serving
 from ocrtrain.cli.dashboard import CULL_IDLE, voila_command
 from ocrtrain.notebooks import NOTEBOOK_DIR, list_notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    out = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", "ocrtrain", *args], stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=log.parent)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_voila_command_has_the_culling_and_loopback_flags():
@@ -68,16 +28,11 @@ def test_voila_command_has_the_culling_and_loopback_flags():
 
 
 def test_dashboard_serves_the_workbench(tmp_path):
-    port = _free_port()
     log = tmp_path / "dashboard.log"
-    proc = _start(["dashboard", "--port", str(port), "--home", str(tmp_path / "home")], log)
-    try:
-        _wait_for_port(port, proc)
+    with serve_dashboard(tmp_path / "home", log, env=dict(os.environ), cwd=tmp_path) as url:
         # A GET renders the notebook in a kernel: the page carries the Workbench's widget view.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=180) as resp:
+        with urllib.request.urlopen(url, timeout=180) as resp:
             status, html = resp.status, resp.read().decode("utf-8", "replace")
-    finally:
-        _stop(proc)
     assert status == 200
     assert "application/vnd.jupyter.widget-view+json" in html, log.read_text()[-2000:]
     assert "Traceback" not in html and "There was an error when executing cell" not in html
@@ -86,17 +41,13 @@ def test_dashboard_serves_the_workbench(tmp_path):
 
 
 def test_lab_opens_on_the_home_with_the_notebooks(tmp_path):
-    home, port, token = tmp_path / "home", _free_port(), "ocrtrain-test"
-    log = tmp_path / "lab.log"
-    proc = _start(["lab", "--no-browser", "--port", str(port), "--home", str(home), "--",
-                   f"--IdentityProvider.token={token}", *(["--allow-root"] if os.geteuid() == 0 else [])], log)
-    try:
-        _wait_for_port(port, proc)
-        url = f"http://127.0.0.1:{port}/api/contents/notebooks?token={token}"
-        with urllib.request.urlopen(url, timeout=60) as resp:
+    home, port, token = tmp_path / "home", free_port(), "ocrtrain-test"
+    command = [sys.executable, "-m", "ocrtrain", "lab", "--no-browser", "--port", str(port), "--home", str(home),
+               "--", f"--IdentityProvider.token={token}", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    with serving(command, port, tmp_path / "lab.log", dict(os.environ), cwd=tmp_path, timeout=90,
+                 what="ocrtrain lab") as url:
+        with urllib.request.urlopen(f"{url}api/contents/notebooks?token={token}", timeout=60) as resp:
             listing = json.loads(resp.read())
-    finally:
-        _stop(proc)
     names = sorted(item["name"] for item in listing["content"])
     assert names == sorted(f"{n}.ipynb" for n in list_notebooks())
     assert (home / "notebooks" / "dashboard.ipynb").read_bytes() == (NOTEBOOK_DIR / "dashboard.ipynb").read_bytes()

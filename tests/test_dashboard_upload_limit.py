@@ -8,33 +8,17 @@ from __future__ import annotations
 import io
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from browser_support import chromium_page, needs_chromium, serve_dashboard
 from conftest import draw_line, png_bytes, sample_labels
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                 "--disable-background-networking"]
 MIB = 1024 * 1024
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
-    pytest.mark.timeout(600),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [needs_chromium, pytest.mark.timeout(600)]
 
 
 def _padded_zip(path: Path, size: int, labels: list[str]) -> Path:
@@ -53,28 +37,10 @@ def _padded_zip(path: Path, size: int, labels: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     home = tmp_path_factory.mktemp("upload-home")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_UPLOAD")}
-    log = open(home.parent / f"{home.name}-dashboard.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ocrtrain", "dashboard", "--port", str(port), "--home", str(home),
-                             "--max-upload-mb", "12"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/", home
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with serve_dashboard(home, home.parent / f"{home.name}-dashboard.log", env=env,
+                         options=["--max-upload-mb", "12"]) as url:
+        yield url, home
 
 
 def _choose(page, path: Path) -> None:
@@ -84,31 +50,24 @@ def _choose(page, path: Path) -> None:
 
 
 def test_an_upload_over_the_limit_is_refused_in_the_page_and_one_over_10_mib_arrives(dashboard, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, home = dashboard
     too_big = _padded_zip(tmp_path / "too-big.zip", 13 * MIB, ["Melk"])
     fits = _padded_zip(tmp_path / "fits.zip", 11 * MIB, sample_labels(6, seed=4))
     assert 10 * MIB < fits.stat().st_size < 12 * MIB < too_big.stat().st_size
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.set_default_timeout(120_000)
-            page.goto(url, timeout=240_000)
-            page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
-            page.locator(".ocrtrain-source button", has_text="Labelled images (zip)").click()
-            assert "Uploads up to 12 MiB" in page.locator(".ocrtrain-dataset").inner_text()
-            _choose(page, too_big)
-            status = page.locator(".ocrtrain-dataset .ocrtrain-error", has_text="upload limit of 12 MiB")
-            status.wait_for()
-            text = status.inner_text()
-            assert "too-big.zip is 13.0 MiB" in text and "path on the server" in text and "--max-upload-mb" in text
-            assert not (home / "uploads").exists()
-            _choose(page, fits)  # the kernel is still there: this upload arrives and imports
-            page.locator(".ocrtrain-import-name input").fill("by-page")
-            page.locator(".ocrtrain-import").click()
-            page.locator(".ocrtrain-dataset", has_text="imported by-page").wait_for()
-        finally:
-            browser.close()
+    with chromium_page(timeout_ms=120_000) as page:
+        page.goto(url, timeout=240_000)
+        page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
+        page.locator(".ocrtrain-source button", has_text="Labelled images (zip)").click()
+        assert "Uploads up to 12 MiB" in page.locator(".ocrtrain-dataset").inner_text()
+        _choose(page, too_big)
+        status = page.locator(".ocrtrain-dataset .ocrtrain-error", has_text="upload limit of 12 MiB")
+        status.wait_for()
+        text = status.inner_text()
+        assert "too-big.zip is 13.0 MiB" in text and "path on the server" in text and "--max-upload-mb" in text
+        assert not (home / "uploads").exists()
+        _choose(page, fits)  # the kernel is still there: this upload arrives and imports
+        page.locator(".ocrtrain-import-name input").fill("by-page")
+        page.locator(".ocrtrain-import").click()
+        page.locator(".ocrtrain-dataset", has_text="imported by-page").wait_for()
     assert (home / "uploads" / "fits.zip").read_bytes() == fits.read_bytes()
     assert (home / "datasets" / "by-page" / "manifest.json").is_file()

@@ -12,48 +12,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As tests/test_browser.py launches it (KNOWN-TRAPS), plus a DevTools port to attach Playwright.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+from browser_support import chromium_process, dashboard_server, needs_chromium
+
 # Seconds; the CLI checks every min(60, cull_idle) s. Above the page load (the kernel has no page then).
 CULL_IDLE = 40
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make browser-deps installs it)"),
-    pytest.mark.timeout(600),
-]
+pytestmark = [needs_chromium, pytest.mark.timeout(600)]
 
 LONG_RUN = {"max_steps": 2000, "warmup_steps": 0, "batch_size": 2, "device": "cpu", "val_interval": 1000,
             "val_limit": 2, "workers": 0, "freeze_feature_extractor": True, "keep_checkpoints": 1}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    # The TCP port, not a GET: a GET of the page would start a kernel (KNOWN-TRAPS).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing opened port {port} in {timeout} s")
 
 
 def _kernels(server_pid: int) -> list[int]:
@@ -74,16 +46,6 @@ def _kernels(server_pid: int) -> list[int]:
     return found
 
 
-def _stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout)
-
-
 @pytest.fixture
 def running(tmp_path, tiny_dataset):
     """A work folder with a real run in progress and `ocrtrain dashboard` serving it with a short cull."""
@@ -93,19 +55,11 @@ def running(tmp_path, tiny_dataset):
     home = tmp_path / "home"
     shutil.copytree(tiny_dataset, home / "datasets" / "tiny")
     run = launch(TrainConfig.from_dict(LONG_RUN), home / "datasets" / "tiny", runs_root=home / "runs", name="busy")
-    port = _free_port()
     log_path = tmp_path / "dashboard.log"
-    log = open(log_path, "wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRTRAIN_DOWNLOADS")}
-    server = subprocess.Popen([sys.executable, "-m", "ocrtrain", "dashboard", "--port", str(port), "--home", str(home),
-                               "--cull-idle", str(CULL_IDLE)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
     try:
-        _wait_for_port(port, server)
-        yield f"http://127.0.0.1:{port}/", server, Path(run.path), log_path
+        with dashboard_server(home, log_path, options=["--cull-idle", str(CULL_IDLE)]) as (url, server):
+            yield url, server, Path(run.path), log_path
     finally:
-        _stop_group(server)
-        log.close()
         if Run(run.path).is_active():
             cancel(run.path, wait=True, timeout=60)
 
@@ -113,14 +67,9 @@ def running(tmp_path, tiny_dataset):
 def test_a_killed_browser_leaves_no_kernel_behind(running, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     url, server, run, log_path = running
-    cdp = _free_port()
-    browser_proc = subprocess.Popen([str(CHROMIUM), *CHROMIUM_ARGS, f"--remote-debugging-port={cdp}",
-                                     f"--user-data-dir={tmp_path / 'chromium'}", "about:blank"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_for_port(cdp, browser_proc, timeout=60)
+    with chromium_process(tmp_path / "chromium") as (cdp_url, browser_proc):
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.connect_over_cdp(f"http://127.0.0.1:{cdp}")
+            browser = p.chromium.connect_over_cdp(cdp_url)
             page = browser.contexts[0].pages[0]
             page.set_default_timeout(120_000)
             page.goto(url, timeout=240_000)
@@ -139,9 +88,6 @@ def test_a_killed_browser_leaves_no_kernel_behind(running, tmp_path):
             os.killpg(browser_proc.pid, signal.SIGKILL)
             browser_proc.wait(timeout=30)
             killed_at = time.monotonic()
-    finally:
-        if browser_proc.poll() is None:
-            os.killpg(browser_proc.pid, signal.SIGKILL)
     from ocrtrain.runs import Run
 
     assert Run(run).state == "running"  # the run is still going, so the Monitor still had news to push
