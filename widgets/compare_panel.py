@@ -156,6 +156,8 @@ class ComparePanel(W.VBox):
         self.after.observe(self._on_run_changed, names="run")
         self.download_button.on_click(self._on_download)
         self.upload.observe(self._on_upload, names="value")
+        # The page refuses a file over the upload limit before sending it; the message arrives as `error`.
+        self.upload.observe(self._on_upload_refused, names="error")
 
         self.children = [
             W.HTML("<h3>Before / after on the test set</h3>"),
@@ -440,6 +442,12 @@ class ComparePanel(W.VBox):
         content = bytes(item["content"]) if not isinstance(item, dict) or "content" in item else b""
         name = item.get("name", "upload") if isinstance(item, dict) else "upload"
         self.read_image(content, name)
+
+    def _on_upload_refused(self, change) -> None:
+        """The page refused the file (over the upload limit): its message says the limit and the fix."""
+        if change["new"]:
+            self.try_result.value = ""  # the readings shown are an earlier file's
+            self.try_status.error(str(change["new"]))
 
     def read_image(self, content: bytes, name: str = "upload") -> Optional[BackgroundTask]:
         """Read one uploaded image with the before and after models (in a thread)."""
