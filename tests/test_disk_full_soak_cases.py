@@ -144,3 +144,36 @@ def test_dataset_full_in_its_lmdb_names_the_dataset_folder_not_the_hidden_partia
             assert "(No space left on device;" in err or "(mdb_txn_commit: Input/output error;" in err, err
             assert "free space" in err and "Traceback" not in err, err
             assert list(disk.iterdir()) == [], "the failed import left a folder behind"
+
+
+def _icdar_pages(src: Path, pages: int) -> Path:
+    from PIL import Image
+
+    src.mkdir()
+    for n in range(pages):
+        Image.effect_noise((300, 200), 60 + n).convert("RGB").save(src / f"page{n}.png")
+        boxes = [f"10,{y},200,{y},200,{y + 30},10,{y + 30},Vare {n}-{y}" for y in (10, 60, 110)]
+        (src / f"page{n}.txt").write_text("\n".join(boxes) + "\n", encoding="utf-8")
+    return src
+
+
+def test_pages_import_onto_a_full_disk_says_so_and_leaves_nothing(tmp_path, capsys):
+    """The soak's 'pages import': a full disk at a page image was a raw OSError traceback, and one at
+    the closing rejected.csv/manifest left the hidden ``.docs.partial-PID`` folder behind."""
+    src = _icdar_pages(tmp_path / "src", 3)
+
+    def pages_import(disk: Path) -> int:
+        return main(["pages", "import", str(src), "--format", "icdar", "--out", str(disk / "docs")])
+
+    with small_disk(tmp_path / "big", 64 << 20) as disk:
+        assert pages_import(disk) == 0
+        need = _used(disk)
+    capsys.readouterr()
+    for name, size in (("tiny", 4 * PAGE), ("half", need // 2 // PAGE * PAGE), ("last", need - PAGE)):
+        with small_disk(tmp_path / name, size) as disk:
+            assert pages_import(disk) == 1, name
+            err = capsys.readouterr().err
+            assert "Traceback" not in err and "disk full while writing the document set" in err, (name, err)
+            assert err.count(str(disk / "docs")) == 1 and ".partial" not in err, (name, err)
+            assert "free space" in err, (name, err)
+            assert list(disk.iterdir()) == [], f"{name}: left {[p.name for p in disk.iterdir()]}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
+from ..diskspace import disk_full_message, is_disk_full
 from ..errors import DatasetError
 from ..fsutil import now_iso, write_json_atomic, write_text_atomic
 from ..replace import partial_path, swap_into_place
@@ -284,10 +285,13 @@ class DocumentSetWriter:
         self.overwrite = overwrite
         self.source = dict(source or {})
         self._tmp = partial_path(self.out)
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
-        (self._tmp / "pages").mkdir(parents=True)
-        (self._tmp / "lines").mkdir()
+        try:
+            if self._tmp.exists():
+                shutil.rmtree(self._tmp)
+            (self._tmp / "pages").mkdir(parents=True)
+            (self._tmp / "lines").mkdir()
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.pages: dict[str, Page] = {}
         self.rejects: list[Reject] = []
         self._image_hashes: dict[str, str] = {}
@@ -309,9 +313,12 @@ class DocumentSetWriter:
         if page_id in self.pages:
             raise DatasetError(f"page id {page_id!r} is used twice: get ids from unique_id()")
         image = f"pages/{page_id}{suffix}"
-        (self._tmp / image).write_bytes(image_bytes)
         blob = _lines_blob(page_id, lines)
-        write_json_atomic(self._tmp / "lines" / f"{page_id}.json", blob)
+        try:
+            (self._tmp / image).write_bytes(image_bytes)
+            write_json_atomic(self._tmp / "lines" / f"{page_id}.json", blob)
+        except OSError as exc:
+            raise self._failed(exc) from None
         page = Page(page_id, image, int(size[0]), int(size[1]), document, tag, source, scale,
                     _status_counts(lines))
         self.pages[page_id] = page
@@ -335,14 +342,30 @@ class DocumentSetWriter:
         manifest = {"format": FORMAT, "created": now_iso(), "source": self.source,
                     "image_hashes": self._image_hashes, "lines_hashes": self._lines_hashes,
                     "rejected": len(self.rejects)}
-        write_json_atomic(self._tmp / MANIFEST, manifest)
-        _write_rejects(self._tmp / REJECTED, self.rejects)
-        docs = DocumentSet(self._tmp)
-        docs._pages = dict(self.pages)
-        docs._write_manifest()
-        swap_into_place(self._tmp, self.out)
+        try:
+            write_json_atomic(self._tmp / MANIFEST, manifest)
+            _write_rejects(self._tmp / REJECTED, self.rejects)
+            docs = DocumentSet(self._tmp)
+            docs._pages = dict(self.pages)
+            docs._write_manifest()
+            swap_into_place(self._tmp, self.out)
+        except OSError as exc:  # from __exit__ too, which would not abort: the partial folder stayed
+            raise self._failed(exc) from None
+        except DatasetError:
+            self.abort()
+            raise
         self._closed = True
         return self.out
+
+    def _failed(self, exc: OSError) -> DatasetError:
+        """A failed write, after removing the partial folder: the error names the document set the
+        user asked for (not the hidden ``.NAME.partial-PID`` it was built in) and the fix."""
+        self.abort()  # first, so the message's free space counts what the partial folder held
+        if is_disk_full(exc):
+            return DatasetError(disk_full_message(self.out, exc, "writing the document set"))
+        words = exc.strerror or str(exc)
+        return DatasetError(f"cannot write the document set {self.out} ({words}): check the folder's permissions "
+                            "and the disk, then run again; nothing was kept")
 
     def abort(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
