@@ -164,9 +164,16 @@ class Recognizer(FreezableFeatures, nn.Module):
 
     def forward(self, images: torch.Tensor, text: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits [B, T, num_class]; `text` is ignored (kept for EasyOCR's call signature)."""
+        return self.head(self.features(images))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The convolutional part: images [B,1,H,W] -> feature columns [B, T, output_channel]."""
         features = self.FeatureExtraction(images)
         # [B, C, H, W] -> [B, W, C, H], then average the remaining rows away.
-        features = self.AdaptiveAvgPool(features.permute(0, 3, 1, 2)).squeeze(3)
+        return self.AdaptiveAvgPool(features.permute(0, 3, 1, 2)).squeeze(3)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The BiLSTM and classifier: feature columns [B, T, C] -> logits [B, T, num_class]."""
         contextual = self.SequenceModeling(features)
         return self.Prediction(contextual.contiguous())
 

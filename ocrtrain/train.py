@@ -89,6 +89,9 @@ class TrainConfig(Config):
     cpu_recipe: bool = field(default=True, metadata={
         "help": "on a CPU, train only the BiLSTM and head of a pretrained origin (as freeze_feature_extractor; "
                 "~4x faster steps, bench/speed.py); on a GPU the whole model trains. false = as set"})
+    feature_cache_mb: int = field(default=2048, metadata={
+        "help": "with frozen features (CPU recipe), compute each line's convolutional features once and "
+                "reuse them, using up to N MB of memory (0 = off; off with augmentation, distill, compile, torchrun)"})
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "mixed precision on CUDA (bf16 or fp16); off on CPU"})
     channels_last: bool = field(default=False, metadata={
@@ -175,6 +178,7 @@ class TrainConfig(Config):
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
         _check_family(self.family)
+        check(self.feature_cache_mb >= 0, f"feature_cache_mb must be >= 0 (0 = off), got {self.feature_cache_mb}")
         check(0 <= self.train_last_convs <= 64, f"train_last_convs must be in 0..64, got {self.train_last_convs}")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")

@@ -62,6 +62,10 @@ class ModelFamily(abc.ABC):
     #: whether :func:`ocrtrain.export.export_easyocr` can write an easyocr.Reader bundle (see
     #: :meth:`easyocr_export_problem` for the reason when it cannot)
     exportable_to_easyocr: ClassVar[bool] = False
+    #: whether the model splits into :meth:`line_features` (convolutions, frozen by the CPU recipe)
+    #: and :meth:`head_forward` (sequence model + classifier), so training can keep each line's
+    #: frozen features instead of recomputing them (:mod:`ocrtrain.tasks.feature_cache`)
+    caches_features: ClassVar[bool] = False
 
     # ---- options and building
     def bind(self, options: Optional[Mapping[str, Any]] = None) -> "ModelFamily":
@@ -169,6 +173,14 @@ class ModelFamily(abc.ABC):
     @abc.abstractmethod
     def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
         """Mean loss of the batch, or one value per sample when `each`."""
+
+    def line_features(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Feature columns [B, T, C] of images (only when :attr:`caches_features`)."""
+        raise NotImplementedError(f"the {self.name} family does not split into features and head")
+
+    def head_forward(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """Outputs from feature columns (only when :attr:`caches_features`)."""
+        raise NotImplementedError(f"the {self.name} family does not split into features and head")
 
     def infer_forward(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Outputs for :meth:`decode` (call under eval mode / inference_mode)."""

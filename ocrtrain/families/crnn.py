@@ -37,6 +37,7 @@ class CrnnFamily(ModelFamily):
     options_type = ModelConfig
     special_classes = "with blank"
     exportable_to_easyocr = True
+    caches_features = True
 
     def build(self, options: Mapping[str, Any], num_classes: int) -> Recognizer:
         return Recognizer(self.options(options), num_classes)
@@ -85,6 +86,12 @@ class CrnnFamily(ModelFamily):
 
     def train_forward(self, model: nn.Module, images: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
         return model(images)
+
+    def line_features(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return model.features(images)
+
+    def head_forward(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        return model.head(features)
 
     def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
         return ctc_loss(outputs, targets, each)

@@ -117,8 +117,10 @@ class LineBatches:
 
     def __init__(self, sets: Sequence[LineSet], batches: Sequence[list[int]],
                  augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor,
-                 group_sources: bool = True):
+                 group_sources: bool = True, per_line: bool = False):
         self.sets = list(sets)
+        # per_line: each line as its own [1, C, H, W] tensor at its own width (for a feature cache).
+        self.per_line = per_line
         # Under torchrun every rank must run the same forward passes per step (DDP): no groups there.
         self.group_sources = group_sources
         self.offsets = np.cumsum([0] + [len(s.indices) for s in self.sets]).tolist()
@@ -143,18 +145,26 @@ class LineBatches:
         i = bisect_right(self.offsets, pos) - 1
         return i, pos - self.offsets[i]
 
-    def __getitem__(self, b: int) -> dict:
+    def _gray(self, i: int, local: int):
         from ..images import decode_image
         from ..preprocess import to_gray
 
+        s = self.sets[i]
+        index = s.indices[local]
+        return to_gray(decode_image(self._reader(i).image_bytes(index), f"{s.path} sample {index}"))
+
+    def line(self, pos: int):
+        """The line at mixture position `pos` alone, at its own width, not augmented: [1, C, H, W]."""
+        return self.to_tensor([self._gray(*self._locate(pos))])
+
+    def __getitem__(self, b: int) -> dict:
         grays, targets, labels, sources, positions = [], [], [], [], self.batches[b]
         for pos in positions:
             i, local = self._locate(pos)
             sources.append(i)
             s = self.sets[i]
             index = s.indices[local]
-            image = decode_image(self._reader(i).image_bytes(index), f"{s.path} sample {index}")
-            gray = to_gray(image)
+            gray = self._gray(i, local)
             if self.augment_config is not None:
                 # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
                 gray = np.asarray(augment(gray, self.augment_config,
@@ -164,18 +174,22 @@ class LineBatches:
             labels.append(s.labels[local])
         aspects = [g.shape[1] / max(1, g.shape[0]) for g in grays]
         groups = padding_groups(sources, aspects) if self.group_sources else None
-        if groups is None:
-            images = self.to_tensor(grays)
-        else:  # one tensor per source, each padded to its own widest line (see padding_groups)
+        if groups is not None:  # rows in group order (see padding_groups)
             order = [r for rows in groups for r in rows]
             grays, targets, labels, sources = ([seq[r] for r in order] for seq in (grays, targets, labels, sources))
             positions = [positions[r] for r in order]
-            images, start = [], 0
+        batch = {"targets": targets, "labels": labels, "positions": list(positions), "sources": sources}
+        if self.per_line:
+            batch["lines"] = [self.to_tensor([g]) for g in grays]
+            batch["groups"] = [len(rows) for rows in groups] if groups is not None else None
+        elif groups is None:
+            batch["images"] = self.to_tensor(grays)
+        else:  # one tensor per source, each padded to its own widest line
+            batch["images"], start = [], 0
             for rows in groups:
-                images.append(self.to_tensor(grays[start:start + len(rows)]))
+                batch["images"].append(self.to_tensor(grays[start:start + len(rows)]))
                 start += len(rows)
-        return {"images": images, "targets": targets, "labels": labels,
-                "positions": list(positions), "sources": sources}
+        return batch
 
 
 #: Split a mixed batch by source when that pads at most this share of the single tensor's pixels.

@@ -21,6 +21,7 @@ from ..datamix import describe, is_replay, val_split_path
 from ..errors import ConfigError, DatasetError
 from .anchor import OriginAnchor
 from .base import Task, TaskContext
+from .feature_cache import FeatureCache, chunk_positions, stack_rows
 from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
 
 __all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES", "label_codec"]
@@ -70,6 +71,7 @@ class RecognitionTask(Task):
                         f"({', '.join(thawed)})", "info")
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
+        self.features = self._feature_cache(cfg, frozen and not cfg.train_last_convs)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
         if self.anchor is not None or self.replay_sources:
             ctx.message(self._lever_text(), "info")
@@ -93,6 +95,26 @@ class RecognitionTask(Task):
                              "info")
             return True
         return False
+
+    def _feature_cache(self, cfg, frozen: bool) -> Optional[FeatureCache]:
+        """A cache of the frozen features when they are the same at every pass, else None (and why)."""
+        import torch.distributed as dist
+
+        if cfg.feature_cache_mb <= 0 or not frozen or not self.family.caches_features:
+            return None
+        why = ("augmentation changes the lines at every pass" if cfg.augment.enabled else
+               "distillation runs the origin on the images" if cfg.distill > 0 else
+               "torch.compile compiles the whole model" if cfg.compile else
+               "torchrun ranks run the whole model" if dist.is_available() and dist.is_initialized() else "")
+        if why:
+            self.ctx.message(f"feature cache off: {why}", "info")
+            return None
+        self.ctx.message(f"feature cache: each line's frozen convolutional features are computed once and "
+                         f"reused (up to {cfg.feature_cache_mb} MB of memory; feature_cache_mb 0 turns it off)",
+                         "info")
+        loader = LineBatches(self.train_sets, [], None, cfg.seed, 0, self._to_tensor, per_line=True)
+        return FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
+                            chunk_positions(self.train_sets, self.height), loader.line)
 
     def _adapt(self, loaded, chars: str, adapt_charset):
         mode = self.ctx.config.charset_mode
@@ -175,13 +197,15 @@ class RecognitionTask(Task):
 
         ddp = dist.is_available() and dist.is_initialized()
         return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
-                           seed, epoch, self._to_tensor, group_sources=not ddp)
+                           seed, epoch, self._to_tensor, group_sources=not ddp, per_line=self.features is not None)
 
     def _to_tensor(self, grays):
         return self.family.batch_tensor(grays, self.options)
 
     def slice_batch(self, batch: dict, start: int, stop: int) -> dict:
         """Rows start..stop of a batch (after an out-of-memory halving), padding groups included."""
+        if "lines" in batch:  # per-line tensors slice as lists; the part is one group
+            return {**super().slice_batch(batch, start, stop), "groups": None}
         if not isinstance(batch["images"], list):
             return super().slice_batch(batch, start, stop)
         part = super().slice_batch({k: v for k, v in batch.items() if k != "images"}, start, stop)
@@ -201,6 +225,8 @@ class RecognitionTask(Task):
             images = _channels(images.to(device, non_blocking=True), self.ctx.config.channels_last)
             return self.family.train_forward(net, images, targets)
 
+        if "lines" in batch:
+            return self._forward_cached(net, batch, device)
         if not isinstance(batch["images"], list):
             return run(batch["images"], batch["targets"])
         outputs, start = [], 0
@@ -208,6 +234,17 @@ class RecognitionTask(Task):
             outputs.append(run(images, batch["targets"][start:start + images.shape[0]]))
             start += images.shape[0]
         return outputs
+
+    def _forward_cached(self, net, batch: dict, device: str):
+        """The head on the cached features (:mod:`ocrtrain.tasks.feature_cache`), one pass per group."""
+        rows = self.features.rows(self.model, batch["positions"], batch["lines"])
+        sizes = batch["groups"] or [len(rows)]
+        outputs, start = [], 0
+        for n in sizes:
+            feats = stack_rows(rows[start:start + n]).to(device, non_blocking=True)
+            outputs.append(self.family.head_forward(net, feats))
+            start += n
+        return outputs if batch["groups"] else outputs[0]
 
     def loss(self, outputs, batch: dict):
         """The batch-mean loss (groups weighted by their rows: the mean a single tensor gives), plus
@@ -260,10 +297,14 @@ class RecognitionTask(Task):
         labels: list[str] = []
         losses: list[float] = []
         with torch.no_grad():
-            for batch in self._val_batches(name):
+            for i, batch in enumerate(self._val_batches(name)):
                 images = batch["images"].to(self.ctx.device)
                 with autocast():
-                    outputs = self.family.infer_forward(model, images)
+                    if self.features is not None:  # the same numbers as infer_forward, VGG run once
+                        feats = self.features.val_features(model, (name, i), images)
+                        outputs = self.family.head_forward(model, feats)
+                    else:
+                        outputs = self.family.infer_forward(model, images)
                 per_sample = self.family.loss(outputs, batch["targets"], each=True)
                 lengths = torch.tensor([max(1, len(t)) for t in batch["targets"]], dtype=torch.float32)
                 losses.extend((per_sample.float().cpu() / lengths).tolist())
@@ -297,11 +338,12 @@ def _channels(images, channels_last: bool):
 def _groups(outputs, batch: dict) -> list[tuple]:
     """(outputs, images, first row, end row) per padding group of a batch (one when not grouped)."""
     if not isinstance(outputs, list):
-        return [(outputs, batch["images"], 0, len(batch["targets"]))]
+        return [(outputs, batch.get("images"), 0, len(batch["targets"]))]
+    images = batch["images"] if "images" in batch else [None] * len(outputs)
     groups, start = [], 0
-    for out, images in zip(outputs, batch["images"]):
-        groups.append((out, images, start, start + images.shape[0]))
-        start += images.shape[0]
+    for out, part in zip(outputs, images):
+        groups.append((out, part, start, start + out.shape[0]))
+        start += out.shape[0]
     return groups
 
 

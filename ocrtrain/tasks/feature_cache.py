@@ -1,0 +1,175 @@
+"""Frozen convolutional features of training and validation lines, computed once and kept in memory.
+
+With the CPU recipe the VGG features of a pretrained origin stay fixed and only the BiLSTM and head
+train, yet every step ran the VGG forward again: about two thirds of a step's time on this CPU
+(`python -m bench.feature_cache`). Without augmentation a line's features are the same at every
+pass, so :class:`FeatureCache` computes them the first time a line is drawn and reuses them.
+
+What a batch then feeds the head: each line's features at its own width (what ``easyocr.Reader``
+computes reading the line alone, its default), continued to the batch's widest line by the feature
+column of the line's padding (the image path pads by repeating the last pixel column; far from the
+text that gives one constant column, computed once per distinct last column). The only difference
+from running the VGG on the padded batch: the few columns just after a shorter line's end see the
+image border there, as when the line is read alone, instead of more padding. Validation batches are
+kept whole, so validation metrics are exactly those of the full model.
+
+>>> cache = FeatureCache(budget_bytes=0)
+>>> cache.describe()
+'feature cache: 0 lines kept (0 MB), 0 reused'
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+
+__all__ = ["FeatureCache", "stack_rows", "chunk_positions"]
+
+
+class FeatureCache:
+    """Features per training position (float16, CPU) and per validation batch (float32, exact)."""
+
+    def __init__(self, budget_bytes: int, family=None, message: Optional[Callable[[str, str], None]] = None,
+                 chunks: Optional[dict] = None, load: Optional[Callable[[int], torch.Tensor]] = None):
+        self.family = family
+        # position -> the positions computed with it in one pass (fixed by the data: see chunk_positions)
+        self.chunks = chunks or {}
+        self.load = load
+        self.budget = int(budget_bytes)
+        self.used = 0
+        self.lines: dict[int, torch.Tensor] = {}
+        self.pads: dict[bytes, torch.Tensor] = {}
+        self.val: dict[tuple, torch.Tensor] = {}
+        self.reused = 0
+        self._message = message
+        self._full_said = False
+
+    def describe(self) -> str:
+        return (f"feature cache: {len(self.lines)} lines kept ({self.used / 2 ** 20:.0f} MB), "
+                f"{self.reused} reused")
+
+    def _keep(self, nbytes: int) -> bool:
+        if self.used + nbytes <= self.budget:
+            self.used += nbytes
+            return True
+        if not self._full_said and self._message is not None:
+            self._message(f"feature cache full at {self.budget / 2 ** 20:.0f} MB ({len(self.lines)} lines): the "
+                          "other lines' features are computed at every pass; raise feature_cache_mb to keep "
+                          "more (memory permitting)", "warning")
+        self._full_said = True
+        return False
+
+    # ---- training lines
+    def rows(self, model, positions: Sequence[int], lines: Sequence[torch.Tensor]) -> list[tuple]:
+        """(features [T, C], padding column [C]) per row, float32 (features rounded to float16);
+        `lines` are [1, 1, H, W] tensors of each line at its own width, `positions` their stable
+        keys in the run's mixture."""
+        given = dict(zip(positions, lines))
+        fresh: dict[int, torch.Tensor] = {}
+        for pos in positions:
+            if pos not in self.lines and pos not in fresh:
+                fresh.update(self._compute_chunk(model, pos, given))
+        out = []
+        for pos, line in zip(positions, lines):
+            if pos in fresh:
+                kept = fresh[pos]
+            else:
+                kept = self.lines[pos]
+                self.reused += 1
+            out.append((kept.to(torch.float32), self._pad(model, line)))
+        return out
+
+    def _compute_chunk(self, model, pos: int, given: dict) -> dict[int, torch.Tensor]:
+        """Features of `pos` and its chunk, rounded to float16 (kept when they fit).
+
+        Which lines share a forward pass is fixed by the data, not by the batch that first needs
+        them, and float16 rounding happens whether a line is kept or not: a line's numbers are the
+        same at every pass and in a resumed run (a batched convolution's last bits depend on what
+        else is in the batch). Once the budget is full, a line is computed alone."""
+        chunk = [p for p in self.chunks.get(pos, (pos,)) if p not in self.lines] if not self._full_said else [pos]
+        if pos not in chunk:
+            chunk = [pos]
+        lines = [given[p] if p in given else self.load(p) for p in chunk]
+        out = {}
+        for p, feats in zip(chunk, self._compute(model, lines)):
+            kept = feats.to(torch.float16)
+            if self._keep(kept.numel() * 2):
+                self.lines[p] = kept
+            out[p] = kept
+        return out
+
+    def _compute(self, model, lines: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Features of each line at its own width, lines of equal width in one forward pass."""
+        by_width: dict[int, list[int]] = {}
+        for i, line in enumerate(lines):
+            by_width.setdefault(int(line.shape[-1]), []).append(i)
+        out: list[Optional[torch.Tensor]] = [None] * len(lines)
+        device = _device(model)
+        with torch.no_grad():
+            for rows in by_width.values():
+                images = torch.cat([lines[i] for i in rows]).to(device)
+                feats = self.family.line_features(model, images).float().cpu()
+                for k, i in enumerate(rows):
+                    out[i] = feats[k]
+        return out
+
+    def _pad(self, model, line: torch.Tensor) -> torch.Tensor:
+        column = line[..., -1:]
+        key = column.numpy().tobytes()
+        pad = self.pads.get(key)
+        if pad is None:
+            height = int(line.shape[-2])
+            with torch.no_grad():
+                wide = column.expand(1, 1, height, max(128, 2 * height)).contiguous().to(_device(model))
+                feats = self.family.line_features(model, wide)[0].float().cpu()
+            pad = feats[feats.shape[0] // 2].clone()  # far from both borders: the constant column
+            self.pads[key] = pad
+            self.used += pad.numel() * 4
+        return pad
+
+    # ---- validation batches
+    def val_features(self, model, key: tuple, images: torch.Tensor) -> torch.Tensor:
+        """Features of a whole validation batch (as the full model computes them), kept when they fit."""
+        feats = self.val.get(key)
+        if feats is not None:
+            return feats
+        with torch.no_grad():
+            feats = self.family.line_features(model, images)
+        if self._keep(feats.numel() * feats.element_size()):
+            self.val[key] = feats
+        return feats
+
+
+def chunk_positions(sets: Sequence, height: int, size: int = 16) -> dict[int, tuple[int, ...]]:
+    """position -> its chunk: up to `size` lines of the same set and padded width (ceil(width /
+    height)), in LMDB order, whose features are computed in one forward pass."""
+    chunks: dict[int, tuple[int, ...]] = {}
+    offset = 0
+    for s in sets:
+        order = sorted(range(len(s.widths)), key=lambda k: (-(-s.widths[k] // height), k))
+        run: list[int] = []
+        for k in order + [None]:
+            if run and (k is None or len(run) == size or
+                        -(-s.widths[k] // height) != -(-s.widths[run[0]] // height)):
+                chunk = tuple(offset + r for r in run)
+                chunks.update((p, chunk) for p in chunk)
+                run = []
+            if k is not None:
+                run.append(k)
+        offset += len(s.widths)
+    return chunks
+
+
+def stack_rows(rows: Sequence[tuple]) -> torch.Tensor:
+    """[B, T, C] from (features, padding column) rows: each padded to the widest by its own column."""
+    width = max(f.shape[0] for f, _ in rows)
+    channels = rows[0][0].shape[1]
+    out = torch.empty(len(rows), width, channels, dtype=torch.float32)
+    for i, (feats, pad) in enumerate(rows):
+        out[i, :feats.shape[0]] = feats
+        out[i, feats.shape[0]:] = pad
+    return out
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device

@@ -1,0 +1,112 @@
+"""The frozen-feature cache of the CPU recipe: what it feeds the head, when it is on, and that it is reused."""
+import threading
+
+import numpy as np
+import torch
+
+from conftest import draw_line
+from ocrtrain.augment import AugmentConfig
+from ocrtrain.families import get_family
+from ocrtrain.model import ModelConfig, Recognizer
+from ocrtrain.preprocess import batch_tensor, resize_to_height
+from ocrtrain.tasks.feature_cache import FeatureCache, stack_rows
+from ocrtrain.train import TrainConfig, fit
+
+FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
+            freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
+            augment=AugmentConfig(probability=0.0))
+BORDER = 6  # feature columns next to an image border that see it (VGG receptive field)
+
+
+def _lines(texts):
+    grays = [resize_to_height(np.asarray(draw_line(t, height=40, font_size=28))) for t in texts]
+    return grays, [batch_tensor([g]) for g in grays]
+
+
+def _model():
+    torch.manual_seed(0)
+    return Recognizer(ModelConfig(), num_class=20).eval()
+
+
+def test_rows_are_each_line_alone_continued_by_its_padding_column():
+    model, family = _model(), get_family("easyocr-crnn")
+    grays, lines = _lines(["Melk 12,50", "Ost", "Kjøttdeig 2 x 45,00 90,00"])
+    cache = FeatureCache(2 ** 30, family)
+    rows = cache.rows(model, [10, 11, 12], lines)
+    with torch.no_grad():
+        for (feats, _), line in zip(rows, lines):  # each line as read alone (kept as float16)
+            assert torch.equal(feats, model.features(line)[0].half().float())
+        batched = model.features(batch_tensor(grays))  # the image path: all padded to the widest
+    stacked = stack_rows(rows)
+    widest = max(range(3), key=lambda i: rows[i][0].shape[0])
+    assert stacked.shape == batched.shape
+    assert torch.allclose(stacked[widest], batched[widest], rtol=1e-3, atol=1e-3)
+    for i, (feats, _) in enumerate(rows):
+        if i == widest:
+            continue
+        own = feats.shape[0]
+        assert torch.allclose(stacked[i, :own - BORDER], batched[i, :own - BORDER], rtol=1e-3, atol=1e-3)
+        # Past the line, the batch's padding columns are the line's own constant padding column.
+        far = slice(own + BORDER, stacked.shape[1] - BORDER)
+        assert torch.allclose(stacked[i, far], batched[i, far], atol=1e-4)
+
+
+def test_a_line_is_computed_once_then_reused_and_the_budget_is_kept():
+    model, family = _model(), get_family("easyocr-crnn")
+    _, lines = _lines(["Melk 12,50", "Ost 3,00"])
+    cache = FeatureCache(2 ** 30, family)
+    first = cache.rows(model, [1, 2], lines)
+    calls = []
+    original = family.line_features
+    family.line_features = lambda m, x: calls.append(x.shape) or original(m, x)
+    try:
+        again = cache.rows(model, [2, 1], lines[::-1])
+    finally:
+        del family.line_features
+    assert calls == [] and cache.reused == 2
+    for (a, _), (b, _) in zip(first, again[::-1]):
+        assert torch.equal(a, b)
+    said = []
+    small = FeatureCache(first[0][0].numel() * 2, family, message=lambda text, level: said.append((level, text)))
+    small.rows(model, [1, 2], lines)
+    small.rows(model, [1, 2], lines)
+    assert list(small.lines) == [1] and small.reused == 1
+    assert len(said) == 1 and said[0][0] == "warning" and "raise feature_cache_mb" in said[0][1]
+
+
+def test_training_uses_the_cache_with_frozen_features_and_validates_exactly(tiny_dataset, tmp_path):
+    notes = []
+    cached = fit(TrainConfig(**FAST), tiny_dataset, tmp_path / "cached",
+                 callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert any(n.startswith("feature cache: each line") for n in notes)
+    plain = fit(TrainConfig(**{**FAST, "feature_cache_mb": 0}), tiny_dataset, tmp_path / "plain")
+    rows = [run.metrics("val") for run in (cached, plain)]
+    numbers = ("cer", "accuracy", "val_loss")
+    step0 = [[[r[k] for k in numbers] for r in rs if r["step"] == 0] for rs in rows]
+    assert step0[0] and step0[0] == step0[1]  # the origin's validation: the same numbers
+    assert [r["step"] for r in rows[0]] == [r["step"] for r in rows[1]] == [0, 3, 6]
+    assert all(abs(a["val_loss"] - b["val_loss"]) < 0.5 for a, b in zip(*rows))
+    assert cached.status()["state"] == plain.status()["state"] == "finished"
+
+
+def test_the_cache_is_off_when_lines_change_between_passes(tiny_dataset, tmp_path):
+    notes = []
+    cfg = TrainConfig(**{**FAST, "max_steps": 2, "augment": AugmentConfig()})
+    fit(cfg, tiny_dataset, tmp_path / "aug", callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert "feature cache off: augmentation changes the lines at every pass" in notes
+    notes.clear()
+    fit(TrainConfig(**{**FAST, "max_steps": 2, "freeze_feature_extractor": False, "cpu_recipe": False}),
+        tiny_dataset, tmp_path / "full", callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert not any(n.startswith("feature cache") for n in notes)
+
+
+def test_a_cached_run_stopped_and_resumed_repeats_the_uninterrupted_one(tiny_dataset, tmp_path):
+    cfg = TrainConfig(**{**FAST, "replay": 0.25, "replay_lines": 12, "max_steps": 8, "val_interval": 4})
+    straight = fit(cfg, tiny_dataset, tmp_path / "straight")
+    stop = threading.Event()
+    stopper = lambda e: stop.set() if getattr(e, "step", 0) == 5 else None  # noqa: E731
+    assert fit(cfg, tiny_dataset, tmp_path / "half", callback=stopper, stop_event=stop).status()["state"] == \
+        "canceled"
+    resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
+    losses = [[(r["step"], r["train_loss"]) for r in run.metrics("train")] for run in (straight, resumed)]
+    assert len(losses[0]) == 8 and losses[0] == losses[1]
