@@ -84,6 +84,11 @@ class TrainConfig(Config):
         "help": "stop early after N validations without a CER improvement of min_delta (0 = never)"})
     min_delta: float = field(default=0.0, metadata={"help": "smallest validation CER decrease that counts as better"})
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "training-image augmentation"})
+    augment_variants: int = field(default=-1, metadata={
+        "help": "0 = a new augmentation of every line at every pass; N = N fixed augmented variants per "
+                "line, used in turn by the epochs (so the CPU recipe's feature cache can reuse them); "
+                "-1 = auto: 2 where the feature cache is on, else 0 (bench/levers.py: with 1 the "
+                "receipt-printer preset read 8 points worse)"})
     freeze_feature_extractor: bool = field(default=False, metadata={
         "help": "train only the BiLSTM and head (faster on CPU, keeps the pretrained VGG features)"})
     cpu_recipe: bool = field(default=True, metadata={
@@ -178,6 +183,8 @@ class TrainConfig(Config):
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
         _check_family(self.family)
+        check(-1 <= self.augment_variants <= 64, f"augment_variants must be in -1..64 (0 = new at every pass, "
+                                                 f"-1 = auto), got {self.augment_variants}")
         check(self.feature_cache_mb >= 0, f"feature_cache_mb must be >= 0 (0 = off), got {self.feature_cache_mb}")
         check(0 <= self.train_last_convs <= 64, f"train_last_convs must be in 0..64, got {self.train_last_convs}")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")

@@ -34,8 +34,8 @@ def test_rows_are_each_line_alone_continued_by_its_padding_column():
     cache = FeatureCache(2 ** 30, family)
     rows = cache.rows(model, [10, 11, 12], lines)
     with torch.no_grad():
-        for (feats, _), line in zip(rows, lines):  # each line as read alone (kept as float16)
-            assert torch.equal(feats, model.features(line)[0].half().float())
+        for (feats, _), line in zip(rows, lines):  # each line as read alone (float16, channels-last)
+            assert torch.allclose(feats, model.features(line)[0], rtol=1e-3, atol=1e-3)
         batched = model.features(batch_tensor(grays))  # the image path: all padded to the widest
     stacked = stack_rows(rows)
     widest = max(range(3), key=lambda i: rows[i][0].shape[0])
@@ -70,7 +70,7 @@ def test_a_line_is_computed_once_then_reused_and_the_budget_is_kept():
     small = FeatureCache(first[0][0].numel() * 2, family, message=lambda text, level: said.append((level, text)))
     small.rows(model, [1, 2], lines)
     small.rows(model, [1, 2], lines)
-    assert list(small.lines) == [1] and small.reused == 1
+    assert list(small.lines) == [(1, 0)] and small.reused == 1
     assert len(said) == 1 and said[0][0] == "warning" and "raise feature_cache_mb" in said[0][1]
 
 
@@ -89,11 +89,15 @@ def test_training_uses_the_cache_with_frozen_features_and_validates_exactly(tiny
     assert cached.status()["state"] == plain.status()["state"] == "finished"
 
 
-def test_the_cache_is_off_when_lines_change_between_passes(tiny_dataset, tmp_path):
+def test_the_cache_is_off_when_lines_change_between_passes_and_auto_fixes_one_variant(tiny_dataset, tmp_path):
     notes = []
-    cfg = TrainConfig(**{**FAST, "max_steps": 2, "augment": AugmentConfig()})
+    cfg = TrainConfig(**{**FAST, "max_steps": 2, "augment": AugmentConfig(), "augment_variants": 0})
     fit(cfg, tiny_dataset, tmp_path / "aug", callback=lambda e: notes.append(getattr(e, "text", "")))
-    assert "feature cache off: augmentation changes the lines at every pass" in notes
+    assert "feature cache off: augmentation changes the lines at every pass (augment_variants 0)" in notes
+    notes.clear()
+    fit(TrainConfig(**{**FAST, "max_steps": 2, "augment": AugmentConfig()}), tiny_dataset, tmp_path / "auto",
+        callback=lambda e: notes.append(getattr(e, "text", "")))  # augment_variants -1: auto
+    assert any(n.startswith("feature cache: each line") and "2 fixed variant(s) per line" in n for n in notes)
     notes.clear()
     fit(TrainConfig(**{**FAST, "max_steps": 2, "freeze_feature_extractor": False, "cpu_recipe": False}),
         tiny_dataset, tmp_path / "full", callback=lambda e: notes.append(getattr(e, "text", "")))
@@ -110,3 +114,17 @@ def test_a_cached_run_stopped_and_resumed_repeats_the_uninterrupted_one(tiny_dat
     resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
     losses = [[(r["step"], r["train_loss"]) for r in run.metrics("train")] for run in (straight, resumed)]
     assert len(losses[0]) == 8 and losses[0] == losses[1]
+
+
+def test_fixed_augmentation_variants_are_cached_and_repeat_every_n_epochs(tiny_dataset, tmp_path):
+    from ocrtrain.tasks.lines import LineBatches, LineSet
+
+    notes = []
+    cfg = TrainConfig(**{**FAST, "max_steps": 16, "val_interval": 8, "augment": AugmentConfig(probability=1.0),
+                         "augment_variants": 2})
+    run = fit(cfg, tiny_dataset, tmp_path / "aug2", callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert any(n.startswith("feature cache: each line") for n in notes) and run.status()["state"] == "finished"
+    s = LineSet(tiny_dataset / "train", [0, 1], ["a", "b"], [[1], [2]], [100, 100])
+    src = LineBatches([s], [], AugmentConfig(probability=1.0), 0, 0, lambda g: torch.tensor(g[0][None, None] * 1.0),
+                      per_line=True, variants=2)
+    assert torch.equal(src.line(0, 0), src.line(0, 2)) and not torch.equal(src.line(0, 0), src.line(0, 1))

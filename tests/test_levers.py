@@ -97,7 +97,7 @@ def test_l2sp_and_distill_change_the_loss_and_pull_toward_the_origin(tiny_datase
     from ocrtrain.checkpoint import load_checkpoint
     from ocrtrain.origins import load_origin
 
-    base = dict(FAST, lr=3e-3, replay=0.25, max_steps=4, val_interval=4)
+    base = dict(FAST, lr=3e-3, replay=0.25, max_steps=4, val_interval=4, feature_cache_mb=0)  # one path for both
     plain = fit(TrainConfig(**base), tiny_dataset, tmp_path / "plain")
     held = fit(TrainConfig(**base, l2sp=50.0, distill=1.0), tiny_dataset, tmp_path / "held")
     loss_plain = [r["train_loss"] for r in plain.metrics("train")]

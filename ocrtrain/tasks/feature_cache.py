@@ -3,7 +3,8 @@
 With the CPU recipe the VGG features of a pretrained origin stay fixed and only the BiLSTM and head
 train, yet every step ran the VGG forward again: about two thirds of a step's time on this CPU
 (`python -m bench.feature_cache`). Without augmentation a line's features are the same at every
-pass, so :class:`FeatureCache` computes them the first time a line is drawn and reuses them.
+pass, so :class:`FeatureCache` computes them the first time a line is drawn and reuses them; with
+``augment_variants N`` each line has N fixed augmentations, used in turn by the epochs, each cached.
 
 What a batch then feeds the head: each line's features at its own width (what ``easyocr.Reader``
 computes reading the line alone, its default), continued to the batch's widest line by the feature
@@ -19,28 +20,29 @@ kept whole, so validation metrics are exactly those of the full model.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 
-__all__ = ["FeatureCache", "stack_rows", "chunk_positions"]
+__all__ = ["FeatureCache", "stack_rows", "batch_chunks"]
 
 
 class FeatureCache:
     """Features per training position (float16, CPU) and per validation batch (float32, exact)."""
 
     def __init__(self, budget_bytes: int, family=None, message: Optional[Callable[[str, str], None]] = None,
-                 chunks: Optional[dict] = None, load: Optional[Callable[[int], torch.Tensor]] = None):
+                 chunks: Optional[dict] = None, load: Optional[Callable[[int, int], torch.Tensor]] = None):
         self.family = family
         # position -> the positions computed with it in one pass (fixed by the data: see chunk_positions)
         self.chunks = chunks or {}
         self.load = load
         self.budget = int(budget_bytes)
         self.used = 0
-        self.lines: dict[int, torch.Tensor] = {}
+        self.lines: dict[tuple, torch.Tensor] = {}  # (position, augmentation variant) -> features
         self.pads: dict[bytes, torch.Tensor] = {}
         self.val: dict[tuple, torch.Tensor] = {}
         self.reused = 0
+        self._fast = None  # a channels-last copy of the model for the training lines (see _compute)
         self._message = message
         self._full_said = False
 
@@ -60,42 +62,43 @@ class FeatureCache:
         return False
 
     # ---- training lines
-    def rows(self, model, positions: Sequence[int], lines: Sequence[torch.Tensor]) -> list[tuple]:
+    def rows(self, model, positions: Sequence[int], lines: Sequence[torch.Tensor], variant: int = 0) -> list[tuple]:
         """(features [T, C], padding column [C]) per row, float32 (features rounded to float16);
         `lines` are [1, 1, H, W] tensors of each line at its own width, `positions` their stable
-        keys in the run's mixture."""
+        keys in the run's mixture, `variant` which fixed augmentation of them (0 without)."""
         given = dict(zip(positions, lines))
-        fresh: dict[int, torch.Tensor] = {}
+        fresh: dict[tuple, torch.Tensor] = {}
         for pos in positions:
-            if pos not in self.lines and pos not in fresh:
-                fresh.update(self._compute_chunk(model, pos, given))
+            if (pos, variant) not in self.lines and (pos, variant) not in fresh:
+                fresh.update(self._compute_chunk(model, pos, variant, given))
         out = []
         for pos, line in zip(positions, lines):
-            if pos in fresh:
-                kept = fresh[pos]
+            key = (pos, variant)
+            if key in fresh:
+                kept = fresh[key]
             else:
-                kept = self.lines[pos]
+                kept = self.lines[key]
                 self.reused += 1
             out.append((kept.to(torch.float32), self._pad(model, line)))
         return out
 
-    def _compute_chunk(self, model, pos: int, given: dict) -> dict[int, torch.Tensor]:
+    def _compute_chunk(self, model, pos: int, variant: int, given: dict) -> dict[tuple, torch.Tensor]:
         """Features of `pos` and its chunk, rounded to float16 (kept when they fit).
 
         Which lines share a forward pass is fixed by the data, not by the batch that first needs
         them, and float16 rounding happens whether a line is kept or not: a line's numbers are the
         same at every pass and in a resumed run (a batched convolution's last bits depend on what
         else is in the batch). Once the budget is full, a line is computed alone."""
-        chunk = [p for p in self.chunks.get(pos, (pos,)) if p not in self.lines] if not self._full_said else [pos]
-        if pos not in chunk:
+        chunk = [p for p in self.chunks.get(pos, (pos,)) if (p, variant) not in self.lines]
+        if self._full_said or pos not in chunk:
             chunk = [pos]
-        lines = [given[p] if p in given else self.load(p) for p in chunk]
+        lines = [given[p] if p in given else self.load(p, variant) for p in chunk]
         out = {}
         for p, feats in zip(chunk, self._compute(model, lines)):
             kept = feats.to(torch.float16)
             if self._keep(kept.numel() * 2):
-                self.lines[p] = kept
-            out[p] = kept
+                self.lines[(p, variant)] = kept
+            out[(p, variant)] = kept
         return out
 
     def _compute(self, model, lines: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -105,13 +108,25 @@ class FeatureCache:
             by_width.setdefault(int(line.shape[-1]), []).append(i)
         out: list[Optional[torch.Tensor]] = [None] * len(lines)
         device = _device(model)
+        fast = self._fast_copy(model)
         with torch.no_grad():
             for rows in by_width.values():
                 images = torch.cat([lines[i] for i in rows]).to(device)
-                feats = self.family.line_features(model, images).float().cpu()
+                images = images.contiguous(memory_format=torch.channels_last)
+                feats = self.family.line_features(fast, images).float().cpu()
                 for k, i in enumerate(rows):
                     out[i] = feats[k]
         return out
+
+    def _fast_copy(self, model):
+        """The frozen model with channels-last weights: its convolutions run ~1.35x faster on this
+        CPU (oneDNN's NHWC kernels; `python -m bench.feature_cache --split`). A copy, so the trained
+        model and its checkpoints keep their layout; the features it gives are frozen anyway."""
+        if self._fast is None:
+            import copy
+
+            self._fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+        return self._fast
 
     def _pad(self, model, line: torch.Tensor) -> torch.Tensor:
         column = line[..., -1:]
@@ -140,23 +155,22 @@ class FeatureCache:
         return feats
 
 
-def chunk_positions(sets: Sequence, height: int, size: int = 16) -> dict[int, tuple[int, ...]]:
-    """position -> its chunk: up to `size` lines of the same set and padded width (ceil(width /
-    height)), in LMDB order, whose features are computed in one forward pass."""
+def batch_chunks(plans: Iterable[Sequence[Sequence[int]]], width: Callable[[int], int],
+                 height: int) -> dict[int, tuple[int, ...]]:
+    """position -> its chunk: the lines of equal padded width (ceil(width / height)) in the batch
+    where the position first appears, over the epoch plans the run will train. A batch then computes
+    just its own new lines (no waiting for lines of later batches), and the chunks are fixed by the
+    config and data, so a resumed run computes each line in the same company."""
     chunks: dict[int, tuple[int, ...]] = {}
-    offset = 0
-    for s in sets:
-        order = sorted(range(len(s.widths)), key=lambda k: (-(-s.widths[k] // height), k))
-        run: list[int] = []
-        for k in order + [None]:
-            if run and (k is None or len(run) == size or
-                        -(-s.widths[k] // height) != -(-s.widths[run[0]] // height)):
-                chunk = tuple(offset + r for r in run)
-                chunks.update((p, chunk) for p in chunk)
-                run = []
-            if k is not None:
-                run.append(k)
-        offset += len(s.widths)
+    for plan in plans:
+        for batch in plan:
+            groups: dict[int, list[int]] = {}
+            for pos in batch:
+                if pos not in chunks:
+                    groups.setdefault(-(-width(pos) // height), []).append(pos)
+            for group in groups.values():
+                chunk = tuple(dict.fromkeys(group))
+                chunks.update((pos, chunk) for pos in chunk)
     return chunks
 
 

@@ -117,10 +117,12 @@ class LineBatches:
 
     def __init__(self, sets: Sequence[LineSet], batches: Sequence[list[int]],
                  augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor,
-                 group_sources: bool = True, per_line: bool = False):
+                 group_sources: bool = True, per_line: bool = False, variants: int = 0):
         self.sets = list(sets)
         # per_line: each line as its own [1, C, H, W] tensor at its own width (for a feature cache).
         self.per_line = per_line
+        # variants N > 0: a line's augmentation repeats every N epochs (N fixed variants per line).
+        self.variants = variants
         # Under torchrun every rank must run the same forward passes per step (DDP): no groups there.
         self.group_sources = group_sources
         self.offsets = np.cumsum([0] + [len(s.indices) for s in self.sets]).tolist()
@@ -153,9 +155,18 @@ class LineBatches:
         index = s.indices[local]
         return to_gray(decode_image(self._reader(i).image_bytes(index), f"{s.path} sample {index}"))
 
-    def line(self, pos: int):
-        """The line at mixture position `pos` alone, at its own width, not augmented: [1, C, H, W]."""
-        return self.to_tensor([self._gray(*self._locate(pos))])
+    def _augmented(self, i: int, local: int, epoch: int):
+        gray = self._gray(i, local)
+        if self.augment_config is None:
+            return gray
+        # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
+        rng = sample_rng(self.seed + 104729 * i, epoch % self.variants if self.variants else epoch,
+                         self.sets[i].indices[local])
+        return np.asarray(augment(gray, self.augment_config, rng))
+
+    def line(self, pos: int, epoch: int = 0):
+        """The line at mixture position `pos` alone, at its own width, as in `epoch`: [1, C, H, W]."""
+        return self.to_tensor([self._augmented(*self._locate(pos), epoch)])
 
     def __getitem__(self, b: int) -> dict:
         grays, targets, labels, sources, positions = [], [], [], [], self.batches[b]
@@ -163,13 +174,7 @@ class LineBatches:
             i, local = self._locate(pos)
             sources.append(i)
             s = self.sets[i]
-            index = s.indices[local]
-            gray = self._gray(i, local)
-            if self.augment_config is not None:
-                # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
-                gray = np.asarray(augment(gray, self.augment_config,
-                                          sample_rng(self.seed + 104729 * i, self.epoch, index)))
-            grays.append(gray)
+            grays.append(self._augmented(i, local, self.epoch))
             targets.append(s.targets[local])
             labels.append(s.labels[local])
         aspects = [g.shape[1] / max(1, g.shape[0]) for g in grays]
@@ -182,6 +187,7 @@ class LineBatches:
         if self.per_line:
             batch["lines"] = [self.to_tensor([g]) for g in grays]
             batch["groups"] = [len(rows) for rows in groups] if groups is not None else None
+            batch["variant"] = self.epoch % self.variants if self.variants and self.augment_config else 0
         elif groups is None:
             batch["images"] = self.to_tensor(grays)
         else:  # one tensor per source, each padded to its own widest line

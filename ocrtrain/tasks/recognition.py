@@ -21,7 +21,7 @@ from ..datamix import describe, is_replay, val_split_path
 from ..errors import ConfigError, DatasetError
 from .anchor import OriginAnchor
 from .base import Task, TaskContext
-from .feature_cache import FeatureCache, chunk_positions, stack_rows
+from .feature_cache import FeatureCache, batch_chunks, stack_rows
 from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
 
 __all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES", "label_codec"]
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MIN_TRAIN_SAMPLES = 2
 #: Decoded validation batches are kept in memory when they fit in this many bytes.
 VAL_CACHE_BYTES = 256 * 1024 * 1024
+#: Fixed augmentations per line when the feature cache is on and augment_variants is -1 (auto).
+AUTO_VARIANTS = 2
 
 
 class RecognitionTask(Task):
@@ -100,21 +102,44 @@ class RecognitionTask(Task):
         """A cache of the frozen features when they are the same at every pass, else None (and why)."""
         import torch.distributed as dist
 
+        self.variants = max(0, cfg.augment_variants)
         if cfg.feature_cache_mb <= 0 or not frozen or not self.family.caches_features:
             return None
-        why = ("augmentation changes the lines at every pass" if cfg.augment.enabled else
+        if cfg.augment_variants < 0 and cfg.augment.enabled:
+            self.variants = AUTO_VARIANTS
+        why = ("augmentation changes the lines at every pass (augment_variants 0)"
+               if cfg.augment.enabled and not self.variants else
                "distillation runs the origin on the images" if cfg.distill > 0 else
                "torch.compile compiles the whole model" if cfg.compile else
                "torchrun ranks run the whole model" if dist.is_available() and dist.is_initialized() else "")
         if why:
+            self.variants = max(0, cfg.augment_variants)
             self.ctx.message(f"feature cache off: {why}", "info")
             return None
+        variants = (f"; augmentation: {self.variants} fixed variant(s) per line, used in turn (augment_variants)"
+                    if cfg.augment.enabled else "")
         self.ctx.message(f"feature cache: each line's frozen convolutional features are computed once and "
-                         f"reused (up to {cfg.feature_cache_mb} MB of memory; feature_cache_mb 0 turns it off)",
-                         "info")
-        loader = LineBatches(self.train_sets, [], None, cfg.seed, 0, self._to_tensor, per_line=True)
+                         f"reused (up to {cfg.feature_cache_mb} MB of memory; feature_cache_mb 0 turns it off)"
+                         + variants, "info")
+        loader = LineBatches(self.train_sets, [], cfg.augment if cfg.augment.enabled else None, cfg.seed, 0,
+                             self._to_tensor, per_line=True, variants=self.variants)
         return FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
-                            chunk_positions(self.train_sets, self.height), loader.line)
+                            batch_chunks(self._plans(cfg), self._width, self.height), loader.line)
+
+    def _plans(self, cfg):
+        """The epoch plans of the whole run (the trainer plans each epoch the same way)."""
+        first = self.plan_epoch(0, cfg.batch_size, cfg.seed)
+        epochs = -(-cfg.max_steps // max(1, len(first))) if cfg.max_steps else cfg.max_epochs
+        yield first
+        for epoch in range(1, min(epochs, 100)):
+            yield self.plan_epoch(epoch, cfg.batch_size, cfg.seed)
+
+    def _width(self, pos: int) -> int:
+        for s in self.train_sets:
+            if pos < len(s.widths):
+                return s.widths[pos]
+            pos -= len(s.widths)
+        raise IndexError(pos)
 
     def _adapt(self, loaded, chars: str, adapt_charset):
         mode = self.ctx.config.charset_mode
@@ -197,7 +222,8 @@ class RecognitionTask(Task):
 
         ddp = dist.is_available() and dist.is_initialized()
         return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
-                           seed, epoch, self._to_tensor, group_sources=not ddp, per_line=self.features is not None)
+                           seed, epoch, self._to_tensor, group_sources=not ddp, per_line=self.features is not None,
+                           variants=self.variants)
 
     def _to_tensor(self, grays):
         return self.family.batch_tensor(grays, self.options)
@@ -237,7 +263,7 @@ class RecognitionTask(Task):
 
     def _forward_cached(self, net, batch: dict, device: str):
         """The head on the cached features (:mod:`ocrtrain.tasks.feature_cache`), one pass per group."""
-        rows = self.features.rows(self.model, batch["positions"], batch["lines"])
+        rows = self.features.rows(self.model, batch["positions"], batch["lines"], batch.get("variant", 0))
         sizes = batch["groups"] or [len(rows)]
         outputs, start = [], 0
         for n in sizes:
