@@ -58,7 +58,8 @@ def test_an_upload_over_the_limit_is_refused_in_the_page_and_one_over_10_mib_arr
         page.goto(url, timeout=240_000)
         page.wait_for_selector(".ocrtrain-workbench", timeout=240_000)
         page.locator(".ocrtrain-source button", has_text="Labelled images (zip)").click()
-        assert "Uploads up to 12 MiB" in page.locator(".ocrtrain-dataset").inner_text()
+        # The kernel redraws the form after the click: wait for it (an immediate read raced it under load).
+        page.locator(".ocrtrain-dataset", has_text="Uploads up to 12 MiB").wait_for()
         _choose(page, too_big)
         status = page.locator(".ocrtrain-dataset .ocrtrain-error", has_text="upload limit of 12 MiB")
         status.wait_for()
