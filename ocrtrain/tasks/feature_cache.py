@@ -33,7 +33,7 @@ class FeatureCache:
     def __init__(self, budget_bytes: int, family=None, message: Optional[Callable[[str, str], None]] = None,
                  chunks: Optional[dict] = None, load: Optional[Callable[[int, int], torch.Tensor]] = None):
         self.family = family
-        # position -> the positions computed with it in one pass (fixed by the data: see chunk_positions)
+        # position -> the positions computed with it in one pass (fixed by config and data: batch_chunks)
         self.chunks = chunks or {}
         self.load = load
         self.budget = int(budget_bytes)
@@ -89,9 +89,8 @@ class FeatureCache:
         them, and float16 rounding happens whether a line is kept or not: a line's numbers are the
         same at every pass and in a resumed run (a batched convolution's last bits depend on what
         else is in the batch). Once the budget is full, a line is computed alone."""
-        chunk = [p for p in self.chunks.get(pos, (pos,)) if (p, variant) not in self.lines]
-        if self._full_said or pos not in chunk:
-            chunk = [pos]
+        chunk = [pos] if self._full_said else \
+            [p for p in self.chunks.get(pos, (pos,)) if (p, variant) not in self.lines]
         lines = [given[p] if p in given else self.load(p, variant) for p in chunk]
         out = {}
         for p, feats in zip(chunk, self._compute(model, lines)):

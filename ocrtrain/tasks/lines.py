@@ -143,7 +143,8 @@ class LineBatches:
             self._readers = [LmdbReader(s.path) for s in self.sets]
         return self._readers[i]
 
-    def _locate(self, pos: int) -> tuple[int, int]:
+    def locate(self, pos: int) -> tuple[int, int]:
+        """(set index, position within the set) of mixture position `pos`."""
         i = bisect_right(self.offsets, pos) - 1
         return i, pos - self.offsets[i]
 
@@ -160,18 +161,21 @@ class LineBatches:
         if self.augment_config is None:
             return gray
         # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
-        rng = sample_rng(self.seed + 104729 * i, epoch % self.variants if self.variants else epoch,
-                         self.sets[i].indices[local])
+        rng = sample_rng(self.seed + 104729 * i, self.variant(epoch), self.sets[i].indices[local])
         return np.asarray(augment(gray, self.augment_config, rng))
+
+    def variant(self, epoch: int) -> int:
+        """Which augmentation of its lines `epoch` draws (the epoch itself unless variants repeat)."""
+        return epoch % self.variants if self.variants else epoch
 
     def line(self, pos: int, epoch: int = 0):
         """The line at mixture position `pos` alone, at its own width, as in `epoch`: [1, C, H, W]."""
-        return self.to_tensor([self._augmented(*self._locate(pos), epoch)])
+        return self.to_tensor([self._augmented(*self.locate(pos), epoch)])
 
     def __getitem__(self, b: int) -> dict:
         grays, targets, labels, sources, positions = [], [], [], [], self.batches[b]
         for pos in positions:
-            i, local = self._locate(pos)
+            i, local = self.locate(pos)
             sources.append(i)
             s = self.sets[i]
             grays.append(self._augmented(i, local, self.epoch))
@@ -187,7 +191,7 @@ class LineBatches:
         if self.per_line:
             batch["lines"] = [self.to_tensor([g]) for g in grays]
             batch["groups"] = [len(rows) for rows in groups] if groups is not None else None
-            batch["variant"] = self.epoch % self.variants if self.variants and self.augment_config else 0
+            batch["variant"] = self.variant(self.epoch) if self.augment_config is not None else 0
         elif groups is None:
             batch["images"] = self.to_tensor(grays)
         else:  # one tensor per source, each padded to its own widest line

@@ -105,26 +105,30 @@ class RecognitionTask(Task):
         self.variants = max(0, cfg.augment_variants)
         if cfg.feature_cache_mb <= 0 or not frozen or not self.family.caches_features:
             return None
-        if cfg.augment_variants < 0 and cfg.augment.enabled:
-            self.variants = AUTO_VARIANTS
+        variants = AUTO_VARIANTS if cfg.augment_variants < 0 and cfg.augment.enabled else self.variants
         why = ("augmentation changes the lines at every pass (augment_variants 0)"
-               if cfg.augment.enabled and not self.variants else
+               if cfg.augment.enabled and not variants else
                "distillation runs the origin on the images" if cfg.distill > 0 else
                "torch.compile compiles the whole model" if cfg.compile else
                "torchrun ranks run the whole model" if dist.is_available() and dist.is_initialized() else "")
         if why:
-            self.variants = max(0, cfg.augment_variants)
             self.ctx.message(f"feature cache off: {why}", "info")
             return None
-        variants = (f"; augmentation: {self.variants} fixed variant(s) per line, used in turn (augment_variants)"
-                    if cfg.augment.enabled else "")
+        self.variants = variants
+        said = (f"; augmentation: {variants} fixed variant(s) per line, used in turn (augment_variants)"
+                if cfg.augment.enabled else "")
         self.ctx.message(f"feature cache: each line's frozen convolutional features are computed once and "
                          f"reused (up to {cfg.feature_cache_mb} MB of memory; feature_cache_mb 0 turns it off)"
-                         + variants, "info")
+                         + said, "info")
         loader = LineBatches(self.train_sets, [], cfg.augment if cfg.augment.enabled else None, cfg.seed, 0,
-                             self._to_tensor, per_line=True, variants=self.variants)
+                             self._to_tensor, per_line=True, variants=variants)
+
+        def width(pos: int) -> int:
+            i, local = loader.locate(pos)
+            return self.train_sets[i].widths[local]
+
         return FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
-                            batch_chunks(self._plans(cfg), self._width, self.height), loader.line)
+                            batch_chunks(self._plans(cfg), width, self.height), loader.line)
 
     def _plans(self, cfg):
         """The epoch plans of the whole run (the trainer plans each epoch the same way)."""
@@ -133,13 +137,6 @@ class RecognitionTask(Task):
         yield first
         for epoch in range(1, min(epochs, 100)):
             yield self.plan_epoch(epoch, cfg.batch_size, cfg.seed)
-
-    def _width(self, pos: int) -> int:
-        for s in self.train_sets:
-            if pos < len(s.widths):
-                return s.widths[pos]
-            pos -= len(s.widths)
-        raise IndexError(pos)
 
     def _adapt(self, loaded, chars: str, adapt_charset):
         mode = self.ctx.config.charset_mode
