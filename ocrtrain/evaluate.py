@@ -25,7 +25,7 @@ from .images import decode_image
 from .lmdb_io import LmdbReader, is_lmdb
 from .metrics import (VERDICT_MODE, char_confusions, confusions_to_json, edit_distance, metric_key, normalize,
                       summarize, top_confusions)
-from .readconfig import ReadConfig
+from .readconfig import ReadConfig, resolve_read_device
 
 __all__ = [
     "EvalReport",
@@ -223,15 +223,17 @@ class EvalReport:
         return save_report(run_dir, "eval", self.to_dict())
 
 
-def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
+def evaluate(source, data: Union[str, Path], limit: Optional[int] = None, device: str = ReadConfig.device,
              batch_size: int = ReadConfig.batch_size, reader_compatible: bool = False,
              callback: Optional[Callback] = None, worst_k: int = 20) -> EvalReport:
     """Run `source` over the first `limit` samples of `data` and score it (see module doc).
 
     `reader_compatible` applies EasyOCR Reader's low-confidence contrast retry; it is ignored
-    when `source` is already a Predictor. Emits ``Progress("evaluate", done, total)``.
+    when `source` is already a Predictor. `device` ``auto`` reads on a GPU when torch sees one (the
+    report's ``info`` names the device used). Emits ``Progress("evaluate", done, total)``.
     """
     started = time.time()
+    device = resolve_read_device(device)
     reader, split = open_split(data)
     try:
         predictor, spec = _make_predictor(source, device, batch_size, reader_compatible)
@@ -341,7 +343,7 @@ class CompareReport:
         return save_report(run_dir, "compare", self.to_dict())
 
 
-def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, device: str = "cpu",
+def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, device: str = ReadConfig.device,
             batch_size: int = ReadConfig.batch_size, reader_compatible: bool = False,
             callback: Optional[Callback] = None, worst_k: int = 20, mode: str = VERDICT_MODE) -> CompareReport:
     """Evaluate `before` (e.g. the origin) and `after` (e.g. the fine-tuned run) on the same samples.
@@ -351,6 +353,7 @@ def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, 
     Emits ``Progress("compare", done, total)``; images are decoded once for both models.
     """
     started = time.time()
+    device = resolve_read_device(device)
     reader, split = open_split(data)
     try:
         p_before, spec_before = _make_predictor(before, device, batch_size, reader_compatible)
@@ -371,8 +374,17 @@ def compare(before, after, data: Union[str, Path], limit: Optional[int] = None, 
     return CompareReport.from_reports(rep_b, rep_a, info, mode=mode)
 
 
+def _bundle_folder(bundle_dir: Union[str, Path], name: str) -> Path:
+    bundle_dir = Path(bundle_dir)
+    for suffix in (".pth", ".yaml", ".py"):
+        if not (bundle_dir / f"{name}{suffix}").is_file():
+            raise InputError(f"{bundle_dir / (name + suffix)} is missing: export the bundle first "
+                             "(ocrtrain export) and pass its folder and name")
+    return bundle_dir
+
+
 def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path],
-                 limit: Optional[int] = ReadConfig.parity_limit, device: str = "cpu",
+                 limit: Optional[int] = ReadConfig.parity_limit, device: str = ReadConfig.device,
                  batch_size: int = ReadConfig.batch_size, callback: Optional[Callback] = None, show: int = 20,
                  stop_event=None) -> dict:
     """Our evaluator on an exported EasyOCR bundle vs the real ``easyocr.Reader.recognize``.
@@ -381,20 +393,18 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
     in percentage points (ours - reader), the share of identical predictions, up to `show`
     disagreeing samples, and ``ok = |diff| <= PARITY_TOLERANCE_POINTS``. Progress comes every
     `batch_size` lines; `stop_event` ends it early: ``canceled: True``, counts over the lines read.
+    Both read on `device` (``auto``: a GPU when torch sees one).
     """
     from .easyocr_interop import make_reader, read_lines
 
     started = time.time()
-    bundle_dir = Path(bundle_dir)
-    for suffix in (".pth", ".yaml", ".py"):
-        if not (bundle_dir / f"{name}{suffix}").is_file():
-            raise InputError(f"{bundle_dir / (name + suffix)} is missing: export the bundle first "
-                             "(ocrtrain export) and pass its folder and name")
+    device = resolve_read_device(device)
+    bundle_dir = _bundle_folder(bundle_dir, name)
     reader, split = open_split(data)
     try:
         spec = f"easyocr:{bundle_dir / name}"
         ours_predictor, _ = _make_predictor(spec, device, batch_size, reader_compatible=True)
-        easy_reader = make_reader(bundle_dir, name, gpu=device != "cpu")
+        easy_reader = make_reader(bundle_dir, name, gpu=False if device == "cpu" else device)
 
         class _ReaderPredictor:
             def predict(self, images):

@@ -31,7 +31,7 @@ from .families.ctc import custom_mean, decode_logits
 from .model import Recognizer
 from .originspec import DEFAULT_ORIGIN
 from .preprocess import ImageLike, to_gray
-from .readconfig import ReadConfig
+from .readconfig import ReadConfig, resolve_read_device
 
 __all__ = ["Prediction", "custom_mean", "decode_logits", "Predictor"]
 
@@ -79,9 +79,13 @@ class Predictor:
     tensor it gets, so those layers then run one line at a time: a line's reading must not depend
     on its batch-mates, and this is what makes it equal to Reader's. On CUDA it is an error
     (PyTorch's dynamic quantization has CPU kernels only, and Reader ignores it on a GPU).
+
+    `device` ``None`` reads where `model` is (a model you hold is not moved; ``quantize=True`` reads
+    on the CPU); a device name (``auto``, ``cpu``, ``cuda:N``) moves it there. :meth:`from_origin`,
+    which loads the model, defaults to ``ReadConfig.device`` (``auto``: a GPU when torch sees one).
     """
 
-    def __init__(self, model: torch.nn.Module, charset: Charset, device: Union[str, torch.device] = "cpu",
+    def __init__(self, model: torch.nn.Module, charset: Charset, device: Union[str, torch.device, None] = None,
                  batch_size: int = ReadConfig.batch_size, height: Optional[int] = None, reader_compatible: bool = False,
                  contrast_ths: float = 0.1, adjust_contrast: float = 0.5, quantize: bool = False,
                  family: Union[str, ModelFamily, None] = None, family_options: Optional[dict] = None):
@@ -94,12 +98,14 @@ class Predictor:
             raise ConfigError(f"model has {self.family.head_size(model)} classes but the charset needs {needed} "
                               f"({self.family.special_classes}, {self.family.name}): pass the charset the model "
                               "was trained with")
-        self.device = torch.device(device)
+        if device is None:
+            device = "cpu" if quantize else next((p.device for p in model.parameters()), "cpu")
+        self.device = torch.device(resolve_read_device(device, quantize))
         _check_quantize_device(quantize, self.device)
         self.quantize = bool(quantize)
         if self.quantize:
             model = _quantize_dynamic(model)
-        self.model = model.to(device)
+        self.model = model.to(self.device)
         self.charset = charset
         # The staged forward (_logits) knows Recognizer's layers; other families run infer_forward.
         self._staged = isinstance(model, Recognizer)
@@ -111,10 +117,12 @@ class Predictor:
         self.adjust_contrast = adjust_contrast
 
     @classmethod
-    def from_origin(cls, spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "cpu", **kwargs) -> "Predictor":
+    def from_origin(cls, spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = ReadConfig.device,
+                    **kwargs) -> "Predictor":
         """A Predictor for an origin spec (``english_g2``, ``run:PATH@best``, ``easyocr:DIR/NAME`` ...)."""
         from .origins import load_origin
 
+        device = resolve_read_device(device, kwargs.get("quantize", False))
         _check_quantize_device(kwargs.get("quantize", False), torch.device(device))
         loaded = load_origin(spec, device=device)
         return cls(loaded.model, loaded.charset, device=device, family=loaded.family,

@@ -1,13 +1,16 @@
 """How a trained model reads lines outside training: one frozen config for ``eval``, ``predict`` and
 the parity check, so their defaults live in one place (the CLI options come from its fields, and the
-library's ``batch_size=`` and parity ``limit=`` defaults are ``ReadConfig.batch_size`` and
-``ReadConfig.parity_limit``). The library's ``device=`` stays ``"cpu"``: a function call takes a GPU
-only when asked, while the CLI's ``--device`` is ``auto``, and so is the dashboard's Compare tab, whose
-device choices are :data:`DEVICE_CHOICES` and whose sample count is ``ReadConfig.compare_limit``.
+library's ``device=``, ``batch_size=`` and parity ``limit=`` defaults are ``ReadConfig.device``,
+``ReadConfig.batch_size`` and ``ReadConfig.parity_limit``). The device is ``auto`` everywhere, as in
+training: a GPU when torch sees one, else the CPU (:func:`resolve_read_device`; a qint8 quantized
+reading stays on the CPU). The dashboard's Compare tab offers :data:`DEVICE_CHOICES` and reads
+``ReadConfig.compare_limit`` samples.
 
 >>> ReadConfig().device, ReadConfig().batch_size
 ('auto', 32)
 >>> ReadConfig(device="cpu").resolved_device()
+'cpu'
+>>> resolve_read_device("auto", quantize=True)
 'cpu'
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .config import Config, check
 
-__all__ = ["ReadConfig", "DEVICE_CHOICES"]
+__all__ = ["ReadConfig", "DEVICE_CHOICES", "resolve_read_device"]
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 #: The devices a form offers (``cuda:N`` is typed on the CLI).
@@ -46,6 +49,17 @@ class ReadConfig(Config):
 
     def resolved_device(self) -> str:
         """The torch device to use ("auto" -> "cuda:0" when available, else "cpu")."""
-        from .train import resolve_device
+        return resolve_read_device(self.device)
 
-        return resolve_device(self.device)
+
+def resolve_read_device(device, quantize: bool = False) -> str:
+    """The device a reading runs on: ``auto`` is ``cuda:0`` when torch sees a GPU, else ``cpu``; a
+    requested CUDA device is checked. With `quantize`, ``auto`` is ``cpu`` (qint8 dynamic quantization
+    has CPU kernels only) and any other device is kept for the Predictor to name the conflict.
+    `device` may be a ``torch.device``."""
+    from .train import resolve_device
+
+    device = str(device)
+    if quantize:
+        return "cpu" if device == "auto" else device
+    return resolve_device(device)

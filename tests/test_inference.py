@@ -25,14 +25,15 @@ def crops():
     return images
 
 
+# On the CPU like the Reader these are compared with (the default device is auto: a GPU when torch sees one).
 @pytest.fixture(scope="module")
 def plain(crops):
-    return Predictor.from_origin("english_g2").predict(crops)
+    return Predictor.from_origin("english_g2", device="cpu").predict(crops)
 
 
 @pytest.fixture(scope="module")
 def compatible(crops):
-    return Predictor.from_origin("english_g2", reader_compatible=True).predict(crops)
+    return Predictor.from_origin("english_g2", device="cpu", reader_compatible=True).predict(crops)
 
 
 def test_english_g2_reads_drawn_receipt_lines():
@@ -51,7 +52,7 @@ def test_quantized_predictions_equal_the_default_quantized_reader(crops):
     # its per-line sequence layers make each line's reading independent of its batch-mates.
     from ocrtrain.model import Recognizer
 
-    g2 = Predictor.from_origin("english_g2")
+    g2 = Predictor.from_origin("english_g2", device="cpu")
     ours = Predictor(g2.model, g2.charset, quantize=True, reader_compatible=True)
     assert isinstance(g2.model.SequenceModeling[0].rnn, torch.nn.LSTM)  # the given model is not touched
     assert isinstance(ours.model.SequenceModeling[0].rnn, torch.ao.nn.quantized.dynamic.LSTM)
@@ -70,7 +71,7 @@ def test_quantize_needs_the_cpu():
 
 def test_batching_keeps_input_order_and_results(crops, plain):
     order = list(np.random.default_rng(1).permutation(len(crops)))
-    batched = Predictor.from_origin("english_g2", batch_size=3).predict([crops[i] for i in order])
+    batched = Predictor.from_origin("english_g2", device="cpu", batch_size=3).predict([crops[i] for i in order])
     assert [batched[order.index(i)].text for i in range(len(crops))] == [p.text for p in plain]
     assert Predictor.from_origin("english_g2").predict([]) == []
 

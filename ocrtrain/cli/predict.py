@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import add_config_arguments, config_from_args
 from ..errors import InputError
 from ..originspec import DEFAULT_ORIGIN, is_origin_spec
-from ..readconfig import ReadConfig
+from ..readconfig import ReadConfig, resolve_read_device
 
 __all__ = ["register", "run", "IMAGE_SUFFIXES"]
 
@@ -76,10 +76,7 @@ def run(args) -> int:
     paths = _image_paths(inputs)
     read = config_from_args(ReadConfig, args, ReadConfig())
     # qint8 dynamic quantization has CPU kernels only: "auto" then means the CPU.
-    if args.quantize:
-        device = "cpu" if read.device == "auto" else read.device  # Predictor names the conflict
-    else:
-        device = read.resolved_device()
+    device = resolve_read_device(read.device, args.quantize)  # Predictor names a conflict
     with EventBars() as bars:  # on stderr: stdout stays the readings
         images = []
         for path in paths:

@@ -18,6 +18,7 @@ import numpy as np
 from ..config import Config, check
 from ..events import Callback, Message, Progress, emit
 from ..originspec import DEFAULT_ORIGIN
+from ..readconfig import ReadConfig
 from .crop import CropConfig, crop_lines
 from .docset import DocumentSet, Line
 
@@ -29,12 +30,14 @@ class PrereadConfig(Config):
     """Which model pre-reads which lines."""
 
     model: str = field(default=DEFAULT_ORIGIN, metadata={"help": "origin spec: english_g2, run:PATH, easyocr:DIR/NAME"})
-    device: str = field(default="cpu", metadata={"help": "torch device to read on"})
+    device: str = field(default=ReadConfig.device, metadata={
+        "help": "device to read on: auto (a GPU when torch sees one, else cpu), cpu, cuda or cuda:N"})
     all_lines: bool = field(default=False, metadata={"help": "also read verified lines (to compare with their text)"})
     prefill: bool = field(default=True, metadata={"help": "copy the reading into lines that have no text yet"})
 
     def validate(self) -> None:
         check(bool(self.model.strip()), "model must name an origin spec such as english_g2")
+        ReadConfig(device=self.device)  # the same device names as eval and predict
 
 
 def page_gray(docs: DocumentSet, page_id: str) -> np.ndarray:
