@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import re
 import threading
 from pathlib import Path
 from typing import Optional
@@ -25,7 +26,7 @@ from .pickers import DatasetPicker, RunVersionPicker, run_dataset, run_versions
 from .tasks import BackgroundTask, Throttle
 from .workspace import Workspace
 
-__all__ = ["ComparePanel", "highlight_errors"]
+__all__ = ["ComparePanel", "highlight_errors", "try_it_refusal", "TRY_IT_FIX"]
 
 # Raw and whitespace-normalised figures side by side (ocrtrain.metrics: "_ws" = runs of spaces
 # collapsed, "_ci" = any case); the first five are also drawn as bars.
@@ -35,6 +36,18 @@ METRICS = [("accuracy", "line accuracy", True), ("accuracy_ws", "line accuracy (
            ("wer", "WER", False), ("ned", "NED", False), ("mean_confidence", "mean confidence", True)]
 GALLERY_ROWS = 40
 _MODE_NAMES = {"raw": "as read", "ws": "spaces collapsed", "ci": "any case", "ci_ws": "any case, spaces collapsed"}
+# The page's refusal (ocrtrain/cli/dashboard.py) names the file, its size and the limit, then the
+# Dataset tab's fix (import it by its path on the server), which a try-it image cannot take.
+_REFUSED = re.compile(r"^(?P<what>.*?, over the dashboard's upload limit of [\d.]+ MiB): ", re.S)
+#: What helps a try-it image over the upload limit.
+TRY_IT_FIX = ("try a smaller image (crop the line, or scale the page down), or restart the dashboard with "
+              "`ocrtrain dashboard --max-upload-mb N`")
+
+
+def try_it_refusal(message: str) -> str:
+    """The page's upload refusal with the fix for a try-it image (other messages unchanged)."""
+    found = _REFUSED.match(message)
+    return f"{found['what']}: {TRY_IT_FIX}" if found else message
 
 
 def highlight_errors(prediction: str, label: str) -> str:
@@ -444,10 +457,10 @@ class ComparePanel(W.VBox):
         self.read_image(content, name)
 
     def _on_upload_refused(self, change) -> None:
-        """The page refused the file (over the upload limit): its message says the limit and the fix."""
+        """The page refused the file (over the upload limit): say the limit and the fix for a try-it image."""
         if change["new"]:
             self.try_result.value = ""  # the readings shown are an earlier file's
-            self.try_status.error(str(change["new"]))
+            self.try_status.error(try_it_refusal(str(change["new"])))
 
     def read_image(self, content: bytes, name: str = "upload") -> Optional[BackgroundTask]:
         """Read one uploaded image with the before and after models (in a thread)."""
