@@ -19,11 +19,13 @@ so a write past the limit gets a real ENOSPC, as on a full disk. Commands:
   metrics, step checkpoints, best.pt, last.pt). Last, and with its own shorter ladder
   (``--train-fractions``): each run starts torch and trains, so it costs ten times a data case
 
-Checked for every failing case and counted:
+Checked for every failing case and counted (bench/disk_soak_checks.py):
 
 - exit: the exit code is not 0
 - disk full: the message says "disk full" (or "no space")
-- path: the message names the full filesystem (a path on it)
+- path: the message names the full filesystem (a path on it), and no hidden or temporary path the
+  user never asked for: a ``.NAME.partial-PID`` or ``.NAME.old-PID`` folder, a ``*.tmp`` file or
+  any other hidden (dot) name on the small disk (gone by the time they read it)
 - fix: the message says what to do ("free space")
 - whole: nothing half-written is presented as good: a dataset or document set is complete (its
   LMDB counts match the manifest) or absent; an export leaves the whole bundle or none of it; a
@@ -45,7 +47,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -57,13 +58,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from bench.disk_soak_checks import check_failure, message, whole_problem
 from bench.disk_soak_sources import make_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 4096
 CHECKS = ("exit", "disk_full", "path", "fix", "whole", "no_tmp", "no_traceback")
 GRACE = 60.0  # seconds a run started before --budget-s may go on past it
-_LEFTOVER = re.compile(r"(\.tmp$)|(\.partial-\d+$)|(\.old-\d+$)")
 
 
 # --------------------------------------------------------------------------- small filesystems
@@ -171,91 +172,6 @@ def _cases(src: dict, work: Path, args) -> list[Case]:
     ]
 
 
-# --------------------------------------------------------------------------- checks
-
-def _leftovers(disk: Path) -> list[str]:
-    return [str(p.relative_to(disk)) for p in disk.rglob("*") if _LEFTOVER.search(p.name)]
-
-
-def _dataset_whole(out: Path) -> Optional[str]:
-    """None when `out` is absent or a complete dataset; else what is wrong."""
-    from ocrtrain.dataset import Dataset, is_dataset_folder
-
-    if not out.exists():
-        return None
-    if not is_dataset_folder(out):
-        return f"{out.name} exists but is not a dataset: {sorted(p.name for p in out.iterdir())[:6]}"
-    try:
-        ds = Dataset(out)
-        want, got = ds.manifest.get("counts") or {}, ds.counts()
-    except Exception as exc:  # noqa: BLE001 - any failure to open it is the finding
-        return f"{out.name} reads as a dataset but does not open: {exc}"[:200]
-    return None if {k: v for k, v in want.items() if v} == {k: v for k, v in got.items() if v} else \
-        f"{out.name}: manifest counts {want} but LMDBs hold {got}"
-
-
-def _docset_whole(out: Path) -> Optional[str]:
-    from ocrtrain.documents.docset import DocumentSet, is_document_set
-
-    if not out.exists():
-        return None
-    if not is_document_set(out):
-        return f"{out.name} exists but is not a document set: {sorted(p.name for p in out.iterdir())[:6]}"
-    try:
-        docs = DocumentSet(out)
-        for page in docs.pages:  # a property
-            docs.lines(page.id)
-    except Exception as exc:  # noqa: BLE001
-        return f"{out.name} reads as a document set but does not open: {exc}"[:200]
-    return None
-
-
-def _bundle_whole(out: Path) -> Optional[str]:
-    there = sorted(p.name for p in out.glob("soaknet.*")) if out.is_dir() else []
-    return None if there in ([], ["soaknet.pth", "soaknet.py", "soaknet.yaml"]) else f"half a bundle: {there}"
-
-
-def _run_whole(run: Path) -> Optional[str]:
-    from ocrtrain import runfolder
-    from ocrtrain.checkpoint import load_checkpoint
-
-    if not run.exists():
-        return None
-    try:
-        st = runfolder.read_status(run)
-    except Exception as exc:  # noqa: BLE001
-        return f"run status does not read: {exc}"[:200]
-    if runfolder.files(run).status.is_file() and st.state in ("queued", "running", "created"):
-        return f"run status left {st.state!r} (error: {st.error!r})"
-    if st.state == "failed" and "disk full" not in (st.error or "").lower():
-        return f"run status failed without saying disk full: {st.error!r}"[:200]
-    problems = []
-    for path in sorted(runfolder.files(run).checkpoints.glob("*.pt")):
-        try:
-            load_checkpoint(path)
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"{path.name} does not load: {str(exc)[:80]}")
-    try:
-        versions = runfolder.read_versions(run)
-        problems += [f"run versions lists missing {v.file}" for v in versions.versions
-                     if not (runfolder.files(run).checkpoints / v.file).is_file()]
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"run versions does not read: {exc}"[:120])
-    return "; ".join(problems) or None
-
-
-def _whole(case: Case, disk: Path) -> Optional[str]:
-    if case.kind == "dataset":
-        return _dataset_whole(disk / "ds")
-    if case.kind == "docset":
-        return _docset_whole(disk / "docs")
-    if case.kind == "bundle":
-        return _bundle_whole(disk / "bundle")
-    if case.kind == "run":
-        return _run_whole(disk / "run")
-    return _dataset_whole(case.outside)  # temp: the dataset goes to the big disk
-
-
 def _env(extra: dict) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -279,29 +195,6 @@ def _run(case: Case, disk: Path, deadline: Optional[float] = None) -> tuple[int,
     return code, text, time.monotonic() - started
 
 
-def _message(text: str) -> str:
-    """The error line(s) the user reads: the last lines that say error or disk full."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    hits = [ln for ln in lines if re.search(r"error|disk full|no space", ln, re.I)]
-    return (hits or lines or [""])[-1]
-
-
-def check_failure(case: Case, disk: Path, code: int, text: str) -> dict:
-    """The checks of one run that was meant to run out of space: name -> (ok, detail)."""
-    low = text.lower()
-    whole = _whole(case, disk)
-    left = _leftovers(disk)
-    return {
-        "exit": (code != 0, f"exit {code}"),
-        "disk_full": ("disk full" in low or "no space" in low, _message(text)[:160]),
-        "path": (str(disk) in text, f"{disk} not named"),
-        "fix": ("free space" in low, "no 'free space' fix"),
-        "whole": (whole is None, whole or ""),
-        "no_tmp": (not left, f"left {left[:4]}"),
-        "no_traceback": ("Traceback (most recent call last)" not in text, "traceback"),
-    }
-
-
 # --------------------------------------------------------------------------- the soak
 
 def _ladder(used: int, fractions: list[float]) -> list[int]:
@@ -315,7 +208,7 @@ def _control(case: Case, mounts: Mounts, base: Path, room: int, deadline: float)
         start = _used(disk)
         code, text, secs = _run(case, disk, deadline)
         used = _used(disk) - start
-        whole = _whole(case, disk)
+        whole = whole_problem(case, disk)
         if case.kind == "run" and code == 0:
             from ocrtrain import runfolder
 
@@ -326,7 +219,7 @@ def _control(case: Case, mounts: Mounts, base: Path, room: int, deadline: float)
         used = max(used, case.peak())
     row = {"case": case.name, "size": f"{room // 2**20} MiB", "used": used, "exit": code, "seconds": round(secs, 1),
            "control": True, "failed": [] if ok else ["control"],
-           "notes": [] if ok else [f"control failed: exit {code}; {whole or ''}; {_message(text)[:200]}"]}
+           "notes": [] if ok else [f"control failed: exit {code}; {whole or ''}; {message(text)[:200]}"]}
     return row, used
 
 
