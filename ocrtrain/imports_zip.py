@@ -4,7 +4,9 @@ Unsafe entries (absolute paths, ``..``, links, encryption) are skipped and repor
 checked before anything is written: the archive's declared total against the cap and the free
 space, each member against its own cap, and the bytes actually inflated are counted as they are
 written (headers can lie), stopping at the cap. A full disk stops the import with a "disk full"
-error: a partial extraction is never imported as if it were the whole archive.
+error: a partial extraction is never imported as if it were the whole archive. The error names
+the temporary folder (TMPDIR), not the extraction folder inside it, which is gone by the time it
+is read.
 
 >>> # rejected = extract_zip_safely("receipts.zip", make_temp_dir())
 """
@@ -39,6 +41,7 @@ MAX_LABELS_FILE_BYTES = 256_000_000
 MAX_RATIO = 200
 _RATIO_FLOOR = 10_000_000
 _TEMP_PREFIX = "ocrtrain-import-"
+_TMPDIR_FIX = "to extract on another disk, set TMPDIR to a folder on a disk with room"
 _CHUNK = 1 << 20
 
 
@@ -89,6 +92,15 @@ def _is_junk(name: str) -> bool:
     return "__MACOSX" in parts or parts[-1] == ".DS_Store" or parts[-1].startswith("._")
 
 
+class _WriteFailed(Exception):
+    """A member could not be written (`exc`); raised up to extract_zip_safely, which removes what
+    it extracted first, so the message's free space is the room the user has once it is gone."""
+
+    def __init__(self, name: str, exc: OSError):
+        super().__init__(name)
+        self.name, self.exc = name, exc
+
+
 class _Extraction:
     """State of one extraction: the running byte count and the caps."""
 
@@ -122,15 +134,26 @@ class _Extraction:
                     "store the real file")
         return self.too_big(name, size)
 
-    def write_error(self, dest: Path, exc: OSError) -> Exception:
-        if is_disk_full(exc):
-            return DatasetError(disk_full_message(
-                dest.parent, exc, doing=f"extracting {self.archive.name} into",
-                kept="nothing was imported (set TMPDIR to a folder on a disk with room)"))
-        return DatasetError(f"cannot write {dest} while extracting {self.archive.name} ({exc}): check the "
-                            "temporary folder (TMPDIR) and its permissions; nothing was imported")
+    def shown(self) -> tuple[Path, str]:
+        """The folder a message names, and what it is: the temporary folder (TMPDIR) for an
+        extraction folder of ours (the import deletes that before the user reads the message),
+        else the target itself."""
+        if self.root.name.startswith(_TEMP_PREFIX):
+            return self.root.parent, "the temporary folder "
+        return self.root, ""
 
-    def copy(self, src: BinaryIO, out: BinaryIO, dest: Path, name: str) -> Optional[str]:
+    def write_error(self, failed: _WriteFailed) -> Exception:
+        where, what = self.shown()
+        if is_disk_full(failed.exc):
+            return DatasetError(disk_full_message(
+                where, failed.exc, doing=f"extracting {self.archive.name} into {what}".rstrip(),
+                kept=f"nothing was imported ({_TMPDIR_FIX})"))
+        reason = failed.exc.strerror or failed.exc
+        return DatasetError(f"cannot write {failed.name!r} into {what}{where} while extracting {self.archive.name} "
+                            f"({reason}): check that folder and its permissions, or {_TMPDIR_FIX}; "
+                            "nothing was imported")
+
+    def copy(self, src: BinaryIO, out: BinaryIO, name: str) -> Optional[str]:
         """Copy one member, counting inflated bytes; the reason when it must be dropped, else None."""
         member = 0
         cap, _ = self.member_cap(name)
@@ -151,10 +174,11 @@ class _Extraction:
             try:
                 out.write(chunk)
             except OSError as exc:
-                raise self.write_error(dest, exc) from None
+                raise _WriteFailed(name, exc) from None
 
 
-def _check_totals(archive: Path, infos: list, target: Path, max_bytes: int, max_entries: int) -> None:
+def _check_totals(archive: Path, infos: list, state: _Extraction, max_entries: int) -> None:
+    max_bytes = state.max_bytes
     if len(infos) > max_entries:
         raise InputError(f"{archive} has {len(infos):,} entries, over the limit of {max_entries:,} "
                          "(a zip bomb?): split the archive or raise max_zip_entries")
@@ -162,9 +186,10 @@ def _check_totals(archive: Path, infos: list, target: Path, max_bytes: int, max_
     if declared > max_bytes:
         raise InputError(f"{archive} unpacks to {declared:,} bytes, over the limit of {max_bytes:,} "
                          "(a zip bomb?): split the archive or raise max_zip_bytes")
-    free = free_bytes(target)
+    where, what = state.shown()
+    free = free_bytes(where)
     if free is not None and declared > free:
-        raise DatasetError(f"disk full: {archive} unpacks to {declared:,} bytes but {target} has only "
+        raise DatasetError(f"disk full: {archive} unpacks to {declared:,} bytes but {what}{where} has only "
                            f"{free:,} bytes free: free space there or set TMPDIR to a folder on a disk with "
                            "room; nothing was imported")
 
@@ -183,33 +208,54 @@ def extract_zip_safely(archive: Union[str, Path], target: Union[str, Path],
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     state = _Extraction(archive, root, max_bytes, max_member_bytes or max_bytes)
-    rejected: list[Rejected] = []
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"{archive} is not a readable zip ({exc}): re-create the archive") from None
+    there = set(os.listdir(root))
     with zf:
         infos = zf.infolist()
-        _check_totals(archive, infos, target, max_bytes, max_entries)
-        seen: set[str] = set()
-        for info in infos:
-            name = info.filename
-            if _is_junk(name):
-                continue
-            clean = name.replace("\\", "/").strip("/")
-            problem = _zip_entry_problem(info)
-            if problem is None and clean in seen:
-                problem = "appears twice in the archive: keep one copy"
-            dest = (root / clean).resolve() if clean else root
-            if problem is None and dest != root and root not in dest.parents:
-                problem = "would be written outside the target folder: store paths inside the archive"
-            if problem is None and not info.is_dir():
-                problem = state.check_member(info, clean)  # before writing a byte
-            if problem is None:
-                seen.add(clean)
-                problem = _extract_one(zf, info, dest, clean, state)
-            if problem:
-                rejected.append(Rejected(name, "", f"zip entry {name!r} in {archive.name} {problem}"))
+        _check_totals(archive, infos, state, max_entries)
+        try:
+            return _extract_all(zf, infos, state)
+        except _WriteFailed as failed:
+            _remove_new(root, there)
+            raise state.write_error(failed) from None
+
+
+def _remove_new(root: Path, there: set) -> None:
+    """Remove what the extraction added to `root` (entries not in `there`): a partial extraction is
+    never used, and the free space a message reports is then the room the user really has."""
+    for name in set(os.listdir(root)) - there:
+        p = root / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _extract_all(zf: zipfile.ZipFile, infos: list, state: _Extraction) -> list[Rejected]:
+    archive, root = state.archive, state.root
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        if _is_junk(name):
+            continue
+        clean = name.replace("\\", "/").strip("/")
+        problem = _zip_entry_problem(info)
+        if problem is None and clean in seen:
+            problem = "appears twice in the archive: keep one copy"
+        dest = (root / clean).resolve() if clean else root
+        if problem is None and dest != root and root not in dest.parents:
+            problem = "would be written outside the target folder: store paths inside the archive"
+        if problem is None and not info.is_dir():
+            problem = state.check_member(info, clean)  # before writing a byte
+        if problem is None:
+            seen.add(clean)
+            problem = _extract_one(zf, info, dest, clean, state)
+        if problem:
+            rejected.append(Rejected(name, "", f"zip entry {name!r} in {archive.name} {problem}"))
     return rejected
 
 
@@ -222,7 +268,7 @@ def _extract_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, clean: 
         dest.parent.mkdir(parents=True, exist_ok=True)
         out = open(dest, "wb")
     except OSError as exc:
-        raise state.write_error(dest, exc) from None
+        raise _WriteFailed(clean, exc) from None
     try:
         src = zf.open(info)
     except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError, zlib.error, OSError) as exc:
@@ -231,10 +277,10 @@ def _extract_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, clean: 
         return f"cannot be read ({exc}): re-create the archive"
     try:
         with src, out:
-            problem = state.copy(src, out, dest, clean)
+            problem = state.copy(src, out, clean)
     except OSError as exc:  # closing (flushing) the file can be the write that hits a full disk
         dest.unlink(missing_ok=True)
-        raise state.write_error(dest, exc) from None
+        raise _WriteFailed(clean, exc) from None
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
