@@ -11,7 +11,8 @@ from typing import Optional
 
 __all__ = ["check_failure", "hidden_paths", "message", "whole_problem"]
 
-_LEFTOVER = re.compile(r"(\.tmp$)|(\.partial-\d+$)|(\.old-\d+$)")
+# Also an import's zip extraction folder (TMPDIR/ocrtrain-import-PID-XXXX): deleted when it ends.
+_LEFTOVER = re.compile(r"(\.tmp$)|(\.partial-\d+$)|(\.old-\d+$)|(^ocrtrain-import-\d+-)")
 
 
 def _leftovers(disk: Path) -> list[str]:
@@ -107,16 +108,16 @@ def message(text: str) -> str:
 
 def hidden_paths(text: str, disk: Path) -> list[str]:
     """Internal paths `text` names: anything under `disk` with a hidden (dot) or leftover-pattern
-    part (``.ds.partial-PID/train``, ``.last.pt.PID.tmp``), and a ``.partial-PID`` / ``.old-PID``
-    name anywhere (a relative one too)."""
+    part (``.ds.partial-PID/train``, ``.last.pt.PID.tmp``, ``ocrtrain-import-PID-XXXX``), and a
+    ``.partial-PID`` / ``.old-PID`` / ``ocrtrain-import-PID-`` name anywhere (a relative one too)."""
     found = []
     on_disk = re.compile(re.escape(str(disk)) + r"(/[^\s:;,'\"()\[\]]*)?")
     for m in on_disk.finditer(text):
         parts = [p for p in (m[1] or "").split("/") if p]
         if any(p.startswith(".") or _LEFTOVER.search(p) for p in parts):
             found.append(m[0])
-    return found + re.findall(r"[^\s:;,'\"()\[\]]*\.(?:partial|old)-\d+[^\s:;,'\"()\[\]]*",
-                              on_disk.sub("", text))
+    name = r"[^\s:;,'\"()\[\]]*"
+    return found + re.findall(rf"{name}(?:\.partial-|\.old-|ocrtrain-import-)\d+{name}", on_disk.sub("", text))
 
 
 def _path_check(text: str, disk: Path) -> tuple[bool, str]:
