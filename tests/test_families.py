@@ -317,7 +317,8 @@ def test_dtrb_checkpoint_predictor_and_exports(tmp_path):
         load_origin(f"dtrb:{path}:{LOWER}")
     loaded = load_origin(f"dtrb:{path}:{LOWER}ø")
     lines = [draw_line(t) for t in ("ost", "brød 2")]
-    ours = Predictor.from_origin(f"dtrb:{path}:{LOWER}ø").predict(lines)
+    # cpu, as `direct` below: the default (auto) would read on a GPU when torch sees one
+    ours = Predictor.from_origin(f"dtrb:{path}:{LOWER}ø", device="cpu").predict(lines)
     images = loaded.family.batch_tensor([to_gray(i) for i in lines], loaded.family_options)
     with torch.no_grad():
         direct = loaded.family.decode(loaded.family.infer_forward(loaded.model, images), loaded.charset)

@@ -22,8 +22,8 @@ OWNED = {
         "test_fraction": SplitConfig.test_fraction,
         "seed": TrainConfig.seed,
     },
-    "03_evaluate": {"limit": ReadConfig.compare_limit},
-    "04_export": {"parity_limit": ReadConfig.parity_limit},
+    "03_evaluate": {"device": ReadConfig.device, "limit": ReadConfig.compare_limit},
+    "04_export": {"device": ReadConfig.device, "parity_limit": ReadConfig.parity_limit},
 }
 # Left to the template chosen in the notebook (TrainConfig templates set them).
 FROM_TEMPLATE = {"pipeline": ("batch_size", "val_interval", "val_limit", "workers")}

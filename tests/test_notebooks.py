@@ -28,8 +28,10 @@ MAX_CELL_LINES = 12
 DATA = {"count": 48, "seed": 5, "val_fraction": 0.2, "test_fraction": 0.2}
 TRAIN = {"template": "quick-cpu", "max_steps": 3, "batch_size": 4, "val_interval": 3, "val_limit": 6,
          "seed": 5, "device": "cpu", "workers": 0, "overrides": {"warmup_steps": 1}}
-EVAL = {"limit": 6, "gallery_size": 3}
-EXPORT = {"parity_limit": 6}
+# cpu as TRAIN's: the pipeline reads on TRAIN's device and must equal these metrics (the default, auto,
+# would read on a GPU when torch sees one).
+EVAL = {"limit": 6, "gallery_size": 3, "device": "cpu"}
+EXPORT = {"parity_limit": 6, "device": "cpu"}
 
 
 def _code_cells(path: Path) -> list:
