@@ -9,7 +9,7 @@ pass, so :class:`FeatureCache` computes them the first time a line is drawn and 
 What a batch then feeds the head: each line's features at its own width (what ``easyocr.Reader``
 computes reading the line alone, its default), continued to the batch's widest line by the feature
 column of the line's padding (the image path pads by repeating the last pixel column; far from the
-text that gives one constant column, computed once per distinct last column). The only difference
+text that gives one constant column, computed and kept with the line's features). The only difference
 from running the VGG on the padded batch: the few columns just after a shorter line's end see the
 image border there, as when the line is read alone, instead of more padding. Validation batches are
 kept whole, so validation metrics are exactly those of the full model.
@@ -26,6 +26,9 @@ import torch
 
 __all__ = ["FeatureCache", "stack_rows", "batch_chunks"]
 
+#: Width in px of the constant image a padding column's features are read from (see _pad_images).
+PAD_WIDTH = 64
+
 
 class FeatureCache:
     """Features per training position (float16, CPU) and per validation batch (float32, exact)."""
@@ -38,8 +41,7 @@ class FeatureCache:
         self.load = load
         self.budget = int(budget_bytes)
         self.used = 0
-        self.lines: dict[tuple, torch.Tensor] = {}  # (position, augmentation variant) -> features
-        self.pads: dict[bytes, torch.Tensor] = {}
+        self.lines: dict[tuple, tuple] = {}  # (position, augmentation variant) -> (features, padding column)
         self.val: dict[tuple, torch.Tensor] = {}
         self.reused = 0
         self._fast = None  # a channels-last copy of the model for the training lines (see _compute)
@@ -67,23 +69,23 @@ class FeatureCache:
         `lines` are [1, 1, H, W] tensors of each line at its own width, `positions` their stable
         keys in the run's mixture, `variant` which fixed augmentation of them (0 without)."""
         given = dict(zip(positions, lines))
-        fresh: dict[tuple, torch.Tensor] = {}
+        fresh: dict[tuple, tuple] = {}
         for pos in positions:
             if (pos, variant) not in self.lines and (pos, variant) not in fresh:
                 fresh.update(self._compute_chunk(model, pos, variant, given))
         out = []
-        for pos, line in zip(positions, lines):
+        for pos in positions:
             key = (pos, variant)
             if key in fresh:
-                kept = fresh[key]
+                kept, pad = fresh[key]
             else:
-                kept = self.lines[key]
+                kept, pad = self.lines[key]
                 self.reused += 1
-            out.append((kept.to(torch.float32), self._pad(model, line)))
+            out.append((kept.to(torch.float32), pad))
         return out
 
-    def _compute_chunk(self, model, pos: int, variant: int, given: dict) -> dict[tuple, torch.Tensor]:
-        """Features of `pos` and its chunk, rounded to float16 (kept when they fit).
+    def _compute_chunk(self, model, pos: int, variant: int, given: dict) -> dict[tuple, tuple]:
+        """(features rounded to float16, padding column) of `pos` and its chunk, kept when they fit.
 
         Which lines share a forward pass is fixed by the data, not by the batch that first needs
         them, and float16 rounding happens whether a line is kept or not: a line's numbers are the
@@ -93,29 +95,32 @@ class FeatureCache:
             [p for p in self.chunks.get(pos, (pos,)) if (p, variant) not in self.lines]
         lines = [given[p] if p in given else self.load(p, variant) for p in chunk]
         out = {}
-        for p, feats in zip(chunk, self._compute(model, lines)):
-            kept = feats.to(torch.float16)
-            if self._keep(kept.numel() * 2):
+        for p, (feats, pad) in zip(chunk, self._compute(model, lines)):
+            kept = (feats.to(torch.float16), pad)
+            if self._keep(kept[0].numel() * 2 + pad.numel() * 4):
                 self.lines[(p, variant)] = kept
             out[(p, variant)] = kept
         return out
 
-    def _compute(self, model, lines: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Features of each line at its own width, lines of equal width in one forward pass."""
+    def _compute(self, model, lines: Sequence[torch.Tensor]) -> list[tuple]:
+        """(features, padding column) of each line at its own width: lines of equal width in one
+        forward pass, the padding columns of all in one more (see :meth:`_pad_images`)."""
         by_width: dict[int, list[int]] = {}
         for i, line in enumerate(lines):
             by_width.setdefault(int(line.shape[-1]), []).append(i)
-        out: list[Optional[torch.Tensor]] = [None] * len(lines)
+        feats: list[Optional[torch.Tensor]] = [None] * len(lines)
         device = _device(model)
         fast = self._fast_copy(model)
         with torch.no_grad():
             for rows in by_width.values():
                 images = torch.cat([lines[i] for i in rows]).to(device)
                 images = images.contiguous(memory_format=torch.channels_last)
-                feats = self.family.line_features(fast, images).float().cpu()
+                out = self.family.line_features(fast, images).float().cpu()
                 for k, i in enumerate(rows):
-                    out[i] = feats[k]
-        return out
+                    feats[i] = out[k]
+            pads = self.family.line_features(fast, _pad_images(lines).to(device))
+        middle = pads[:, pads.shape[1] // 2].float().cpu()
+        return [(f, middle[i].clone()) for i, f in enumerate(feats)]
 
     def _fast_copy(self, model):
         """The frozen model with channels-last weights: its convolutions run ~1.35x faster on this
@@ -126,20 +131,6 @@ class FeatureCache:
 
             self._fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
         return self._fast
-
-    def _pad(self, model, line: torch.Tensor) -> torch.Tensor:
-        column = line[..., -1:]
-        key = column.numpy().tobytes()
-        pad = self.pads.get(key)
-        if pad is None:
-            height = int(line.shape[-2])
-            with torch.no_grad():
-                wide = column.expand(1, 1, height, max(128, 2 * height)).contiguous().to(_device(model))
-                feats = self.family.line_features(model, wide)[0].float().cpu()
-            pad = feats[feats.shape[0] // 2].clone()  # far from both borders: the constant column
-            self.pads[key] = pad
-            self.used += pad.numel() * 4
-        return pad
 
     # ---- validation batches
     def val_features(self, model, key: tuple, images: torch.Tensor) -> torch.Tensor:
@@ -182,6 +173,15 @@ def stack_rows(rows: Sequence[tuple]) -> torch.Tensor:
         out[i, :feats.shape[0]] = feats
         out[i, feats.shape[0]:] = pad
     return out
+
+
+def _pad_images(lines: Sequence[torch.Tensor]) -> torch.Tensor:
+    """[N, C, H, PAD_WIDTH] images each of one line's last pixel column repeated (what the image
+    path pads a line with). Their middle feature column sees no image border: english_g2's VGG sees
+    46 px, and 64 px gives the same column as 128 and 256 px wide (checked)."""
+    height = int(lines[0].shape[-2])
+    columns = torch.cat([line[..., -1:] for line in lines])
+    return columns.expand(-1, -1, height, max(PAD_WIDTH, height)).contiguous(memory_format=torch.channels_last)
 
 
 def _device(model) -> torch.device:
