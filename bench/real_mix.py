@@ -41,6 +41,12 @@ VARIANTS = {
     "mixed-real3-lr1e-3": (["@real:3", "--lr", "1e-3"],
                            "real:3 and a 3x higher rate: the head underfits the real training lines (83% right "
                            "after 500 steps), so +4-8 points on real crops, general set -0.5"),
+    "mixed-real3-lr2e-3": (["@real:3", "--lr", "2e-3"],
+                           "real:3, 6x the rate: +0-2 points over lr 1e-3 (its val plateaued by step 300), or "
+                           "less if the head's updates get noisy"),
+    "mixed-real3-lr1e-3-v4": (["@real:3", "--lr", "1e-3", "--augment-variants", "4"],
+                              "four fixed augmentations per line instead of two: +1-3 points from the variety, "
+                              "~1 min more computing features"),
     "real-only-last2": (["--train-last-convs", "2", "@real-only"],
                         "real lines only: best on SROIE crops, forgets more on the general set"),
 }
