@@ -129,3 +129,72 @@ def test_fixed_augmentation_variants_are_cached_and_repeat_every_n_epochs(tiny_d
     src = LineBatches([s], [], AugmentConfig(probability=1.0), 0, 0, lambda g: torch.tensor(g[0][None, None] * 1.0),
                       per_line=True, variants=2)
     assert torch.equal(src.line(0, 0), src.line(0, 2)) and not torch.equal(src.line(0, 0), src.line(0, 1))
+
+
+def _source(path, **kw):
+    from ocrtrain.tasks.lines import LineBatches, LineSet
+
+    sets = [LineSet(path, [0, 1, 2], ["a", "b", "c"], [[1], [2], [3]], [100, 100, 100]),
+            LineSet(path, [3, 4], ["d", "e"], [[4], [5]], [100, 100])]
+    kw = {"variants": 2, **kw}
+    return LineBatches(sets, [[0, 1, 3], [2, 4, 1]], AugmentConfig(probability=1.0), 0, 0,
+                       lambda g: torch.tensor(g[0][None, None] * 1.0), per_line=True, **kw)
+
+
+def test_rows_the_cache_holds_are_not_decoded_again_and_group_as_before(tiny_dataset, monkeypatch):
+    from ocrtrain.tasks.lines import KnownRows
+
+    held = set()
+    plain, known = _source(tiny_dataset / "train"), _source(tiny_dataset / "train", known=KnownRows(
+        lambda pos, variant: (pos, variant) in held))
+    first = known[0]
+    assert all(line is not None for line in first["lines"]) and len(known.known.aspects) == 3
+    held.update((pos, 0) for pos in first["positions"])
+    decoded = []
+    original = type(known)._augmented
+    monkeypatch.setattr(type(known), "_augmented", lambda self, *a: decoded.append(a) or original(self, *a))
+    again, second = known[0], known[1]
+    assert decoded and all(a[0:2] != (0, 0) and a[0:2] != (0, 1) and a[0:2] != (1, 0) for a in decoded)
+    assert again["lines"] == [None, None, None]
+    for mine, theirs in ((again, plain[0]), (second, plain[1])):  # rows, order and groups as with pixels
+        assert [mine[k] for k in ("positions", "labels", "groups", "variant")] == \
+            [theirs[k] for k in ("positions", "labels", "groups", "variant")]
+    assert second["lines"][second["positions"].index(1)] is None  # position 1 was held from batch 0
+    assert all((line is None) == (pos in {0, 1, 3}) for pos, line in zip(second["positions"], second["lines"]))
+
+
+def test_fixed_sources_keep_one_augmentation_and_share_their_cache_key(tiny_dataset):
+    src = _source(tiny_dataset / "train", fixed_sources={1})
+    assert torch.equal(src.line(3, 0), src.line(3, 1))  # set 1 (e.g. replay): one augmentation all run
+    assert not torch.equal(src.line(0, 0), src.line(0, 1))  # set 0: its two variants in turn
+    assert [src.row_variant(p, 1) for p in (0, 2, 3, 4)] == [1, 1, 0, 0]
+    cache = FeatureCache(2 ** 30, get_family("easyocr-crnn"), row_variant=src.row_variant)
+    assert cache.key(3, 1) == (3, 0) and cache.key(2, 1) == (2, 1)
+    assert not _source(tiny_dataset / "train", fixed_sources={1}, variants=0).fixed_sources  # no cache: no fix
+
+
+def test_a_cached_augmented_run_with_replay_resumed_repeats_the_uninterrupted_one(tiny_dataset, tmp_path):
+    cfg = TrainConfig(**{**FAST, "replay": 0.25, "replay_lines": 12, "max_steps": 24, "val_interval": 12,
+                         "augment": AugmentConfig(probability=1.0), "augment_variants": 2})
+    notes = []
+    straight = fit(cfg, tiny_dataset, tmp_path / "straight", callback=lambda e: notes.append(getattr(e, "text", "")))
+    assert any("replay lines keep one" in n for n in notes)
+    stop = threading.Event()
+    stopper = lambda e: stop.set() if getattr(e, "step", 0) == 13 else None  # noqa: E731
+    fit(cfg, tiny_dataset, tmp_path / "half", callback=stopper, stop_event=stop)
+    resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
+    losses = [[(r["step"], r["train_loss"]) for r in run.metrics("train")] for run in (straight, resumed)]
+    assert len(losses[0]) == 24 and losses[0] == losses[1]
+    other = fit(TrainConfig(**{**cfg.__dict__, "workers": 1}), tiny_dataset, tmp_path / "workers")
+    # a loader process decodes every row (it cannot see the cache): the same numbers
+    assert [(r["step"], r["train_loss"]) for r in other.metrics("train")] == losses[0]
+
+
+def test_chunks_never_mix_lines_that_keep_one_augmentation_with_those_that_take_turns():
+    from ocrtrain.tasks.feature_cache import batch_chunks
+
+    plans = [[[0, 1, 5, 6], [2, 3, 7]], [[1, 6, 2], [0, 5, 3, 7]]]
+    mixed = batch_chunks(plans, lambda pos: 100, 64)
+    split = batch_chunks(plans, lambda pos: 100, 64, lambda pos: int(pos >= 5))
+    assert mixed[0] == (0, 1, 5, 6)  # one width: the whole first batch in one pass
+    assert split[0] == (0, 1) and split[5] == (5, 6) and split[7] == (7,) and split[2] == (2, 3)

@@ -34,11 +34,14 @@ class FeatureCache:
     """Features per training position (float16, CPU) and per validation batch (float32, exact)."""
 
     def __init__(self, budget_bytes: int, family=None, message: Optional[Callable[[str, str], None]] = None,
-                 chunks: Optional[dict] = None, load: Optional[Callable[[int, int], torch.Tensor]] = None):
+                 chunks: Optional[dict] = None, load: Optional[Callable[[int, int], torch.Tensor]] = None,
+                 row_variant: Optional[Callable[[int, int], int]] = None):
         self.family = family
         # position -> the positions computed with it in one pass (fixed by config and data: batch_chunks)
         self.chunks = chunks or {}
         self.load = load
+        # (position, the batch's variant) -> the variant the position is kept under (LineBatches.row_variant)
+        self.row_variant = row_variant or (lambda pos, variant: variant)
         self.budget = int(budget_bytes)
         self.used = 0
         self.lines: dict[tuple, tuple] = {}  # (position, augmentation variant) -> (features, padding column)
@@ -67,15 +70,17 @@ class FeatureCache:
     def rows(self, model, positions: Sequence[int], lines: Sequence[torch.Tensor], variant: int = 0) -> list[tuple]:
         """(features [T, C], padding column [C]) per row, float32 (features rounded to float16);
         `lines` are [1, 1, H, W] tensors of each line at its own width, `positions` their stable
-        keys in the run's mixture, `variant` which fixed augmentation of them (0 without)."""
-        given = dict(zip(positions, lines))
+        keys in the run's mixture, `variant` which fixed augmentation the batch draws (0 without); a
+        line may be None when its features are kept (:class:`ocrtrain.tasks.lines.KnownRows`)."""
+        given = {pos: line for pos, line in zip(positions, lines) if line is not None}
         fresh: dict[tuple, tuple] = {}
         for pos in positions:
-            if (pos, variant) not in self.lines and (pos, variant) not in fresh:
+            key = self.key(pos, variant)
+            if key not in self.lines and key not in fresh:
                 fresh.update(self._compute_chunk(model, pos, variant, given))
         out = []
         for pos in positions:
-            key = (pos, variant)
+            key = self.key(pos, variant)
             if key in fresh:
                 kept, pad = fresh[key]
             else:
@@ -92,15 +97,24 @@ class FeatureCache:
         same at every pass and in a resumed run (a batched convolution's last bits depend on what
         else is in the batch). Once the budget is full, a line is computed alone."""
         chunk = [pos] if self._full_said else \
-            [p for p in self.chunks.get(pos, (pos,)) if (p, variant) not in self.lines]
-        lines = [given[p] if p in given else self.load(p, variant) for p in chunk]
+            [p for p in self.chunks.get(pos, (pos,)) if self.key(p, variant) not in self.lines]
+        keys = [self.key(p, variant) for p in chunk]
+        lines = [given[p] if p in given else self.load(*key) for p, key in zip(chunk, keys)]
         out = {}
-        for p, (feats, pad) in zip(chunk, self._compute(model, lines)):
+        for key, (feats, pad) in zip(keys, self._compute(model, lines)):
             kept = (feats.to(torch.float16), pad)
             if self._keep(kept[0].numel() * 2 + pad.numel() * 4):
-                self.lines[(p, variant)] = kept
-            out[(p, variant)] = kept
+                self.lines[key] = kept
+            out[key] = kept
         return out
+
+    def key(self, pos: int, variant: int) -> tuple[int, int]:
+        """The cache key of position `pos` in a batch drawing `variant`."""
+        return pos, self.row_variant(pos, variant)
+
+    def holds(self, pos: int, variant: int) -> bool:
+        """Whether the features of `pos` under its own `variant` are kept (see KnownRows)."""
+        return (pos, variant) in self.lines
 
     def _compute(self, model, lines: Sequence[torch.Tensor]) -> list[tuple]:
         """(features, padding column) of each line at its own width: lines of equal width in one
@@ -146,18 +160,20 @@ class FeatureCache:
 
 
 def batch_chunks(plans: Iterable[Sequence[Sequence[int]]], width: Callable[[int], int],
-                 height: int) -> dict[int, tuple[int, ...]]:
+                 height: int, source: Callable[[int], int] = lambda pos: 0) -> dict[int, tuple[int, ...]]:
     """position -> its chunk: the lines of equal padded width (ceil(width / height)) in the batch
-    where the position first appears, over the epoch plans the run will train. A batch then computes
-    just its own new lines (no waiting for lines of later batches), and the chunks are fixed by the
-    config and data, so a resumed run computes each line in the same company."""
+    where the position first appears, over the epoch plans the run will train, of one `source` kind
+    (lines that keep one augmentation all run apart from those that take their variants in turn, so
+    a chunk is always computed whole). A batch then computes just its own new lines (no waiting for
+    lines of later batches), and the chunks are fixed by the config and data, so a resumed run
+    computes each line in the same company."""
     chunks: dict[int, tuple[int, ...]] = {}
     for plan in plans:
         for batch in plan:
             groups: dict[int, list[int]] = {}
             for pos in batch:
                 if pos not in chunks:
-                    groups.setdefault(-(-width(pos) // height), []).append(pos)
+                    groups.setdefault((source(pos), -(-width(pos) // height)), []).append(pos)
             for group in groups.values():
                 chunk = tuple(dict.fromkeys(group))
                 chunks.update((pos, chunk) for pos in chunk)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..datamix import batch_shares
 from ..errors import DatasetError
 from ..trainstate import plan_epoch
 
-__all__ = ["LineSet", "scan_split", "filter_lines", "LineBatches", "plan_mixture", "padding_groups"]
+__all__ = ["LineSet", "scan_split", "filter_lines", "LineBatches", "KnownRows", "plan_mixture", "padding_groups"]
 
 
 @dataclass
@@ -112,17 +112,33 @@ def plan_mixture(sets: Sequence[LineSet], weights: Sequence[float], batch_size: 
     return [b for b in batches if b]
 
 
+@dataclass
+class KnownRows:
+    """Rows a per-line batch need not decode: the feature cache holds them (`cached(position,
+    variant)`), and `aspects` remembers each decoded line's width / height by (position, variant),
+    so padding groups are decided exactly as with the pixels. Shared with the parent process only
+    (DataLoader workers 0): a worker would see a copy."""
+
+    cached: Callable[[int, int], bool]
+    aspects: dict = field(default_factory=dict)
+
+
 class LineBatches:
     """Map-style source of ready batches (a DataLoader with batch_size=None): item i = batch i of a plan."""
 
     def __init__(self, sets: Sequence[LineSet], batches: Sequence[list[int]],
                  augment_config: Optional[AugmentConfig], seed: int, epoch: int, to_tensor,
-                 group_sources: bool = True, per_line: bool = False, variants: int = 0):
+                 group_sources: bool = True, per_line: bool = False, variants: int = 0,
+                 fixed_sources: frozenset = frozenset(), known: Optional[KnownRows] = None):
         self.sets = list(sets)
         # per_line: each line as its own [1, C, H, W] tensor at its own width (for a feature cache).
         self.per_line = per_line
-        # variants N > 0: a line's augmentation repeats every N epochs (N fixed variants per line).
+        # variants N > 0: a line's augmentation repeats every N epochs (N fixed variants per line);
+        # the lines of `fixed_sources` (set indices) then keep one augmentation (variant 0) all run.
         self.variants = variants
+        self.fixed_sources = frozenset(fixed_sources) if variants else frozenset()
+        # per_line only: rows already in the feature cache come as None (no decode, no augmentation).
+        self.known = known if per_line else None
         # Under torchrun every rank must run the same forward passes per step (DDP): no groups there.
         self.group_sources = group_sources
         self.offsets = np.cumsum([0] + [len(s.indices) for s in self.sets]).tolist()
@@ -161,27 +177,47 @@ class LineBatches:
         if self.augment_config is None:
             return gray
         # Seeded by (seed, epoch, LMDB index): the first set keeps the single-dataset streams.
-        rng = sample_rng(self.seed + 104729 * i, self.variant(epoch), self.sets[i].indices[local])
+        rng = sample_rng(self.seed + 104729 * i, self.variant(epoch, i), self.sets[i].indices[local])
         return np.asarray(augment(gray, self.augment_config, rng))
 
-    def variant(self, epoch: int) -> int:
-        """Which augmentation of its lines `epoch` draws (the epoch itself unless variants repeat)."""
+    def variant(self, epoch: int, source: Optional[int] = None) -> int:
+        """Which augmentation of its lines `epoch` draws (the epoch itself unless variants repeat);
+        with `source`, of that set's lines (0 for a set of `fixed_sources`)."""
+        if source is not None and source in self.fixed_sources:
+            return 0
         return epoch % self.variants if self.variants else epoch
+
+    def row_variant(self, pos: int, variant: int) -> int:
+        """The variant position `pos` is kept under when its batch draws `variant` (a batch's epoch variant)."""
+        return 0 if self.fixed_sources and self.locate(pos)[0] in self.fixed_sources else variant
 
     def line(self, pos: int, epoch: int = 0):
         """The line at mixture position `pos` alone, at its own width, as in `epoch`: [1, C, H, W]."""
         return self.to_tensor([self._augmented(*self.locate(pos), epoch)])
 
+    def _row(self, pos: int, i: int, local: int, variant: int):
+        """(gray or None when the cache holds the row, its aspect width / height)."""
+        key = (pos, self.row_variant(pos, variant))
+        if self.known is not None and key in self.known.aspects and self.known.cached(*key):
+            return None, self.known.aspects[key]
+        gray = self._augmented(i, local, self.epoch)
+        aspect = gray.shape[1] / max(1, gray.shape[0])
+        if self.known is not None:
+            self.known.aspects[key] = aspect
+        return gray, aspect
+
     def __getitem__(self, b: int) -> dict:
-        grays, targets, labels, sources, positions = [], [], [], [], self.batches[b]
+        grays, aspects, targets, labels, sources, positions = [], [], [], [], [], self.batches[b]
+        variant = self.variant(self.epoch) if self.augment_config is not None else 0
         for pos in positions:
             i, local = self.locate(pos)
             sources.append(i)
             s = self.sets[i]
-            grays.append(self._augmented(i, local, self.epoch))
+            gray, aspect = self._row(pos, i, local, variant)
+            grays.append(gray)
+            aspects.append(aspect)
             targets.append(s.targets[local])
             labels.append(s.labels[local])
-        aspects = [g.shape[1] / max(1, g.shape[0]) for g in grays]
         groups = padding_groups(sources, aspects) if self.group_sources else None
         if groups is not None:  # rows in group order (see padding_groups)
             order = [r for rows in groups for r in rows]
@@ -189,9 +225,9 @@ class LineBatches:
             positions = [positions[r] for r in order]
         batch = {"targets": targets, "labels": labels, "positions": list(positions), "sources": sources}
         if self.per_line:
-            batch["lines"] = [self.to_tensor([g]) for g in grays]
+            batch["lines"] = [None if g is None else self.to_tensor([g]) for g in grays]
             batch["groups"] = [len(rows) for rows in groups] if groups is not None else None
-            batch["variant"] = self.variant(self.epoch) if self.augment_config is not None else 0
+            batch["variant"] = variant
         elif groups is None:
             batch["images"] = self.to_tensor(grays)
         else:  # one tensor per source, each padded to its own widest line

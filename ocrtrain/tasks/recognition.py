@@ -22,7 +22,7 @@ from ..errors import ConfigError, DatasetError
 from .anchor import OriginAnchor
 from .base import Task, TaskContext
 from .feature_cache import FeatureCache, batch_chunks, stack_rows
-from .lines import LineBatches, LineSet, filter_lines, plan_mixture, scan_split
+from .lines import KnownRows, LineBatches, LineSet, filter_lines, plan_mixture, scan_split
 
 __all__ = ["RecognitionTask", "MIN_TRAIN_SAMPLES", "label_codec"]
 
@@ -73,8 +73,8 @@ class RecognitionTask(Task):
                         f"({', '.join(thawed)})", "info")
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
-        self.features = self._feature_cache(cfg, frozen and not cfg.train_last_convs)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
+        self.features = self._feature_cache(cfg, frozen and not cfg.train_last_convs)
         if self.anchor is not None or self.replay_sources:
             ctx.message(self._lever_text(), "info")
 
@@ -103,6 +103,7 @@ class RecognitionTask(Task):
         import torch.distributed as dist
 
         self.variants = max(0, cfg.augment_variants)
+        self._known = None
         if cfg.feature_cache_mb <= 0 or not frozen or not self.family.caches_features:
             return None
         variants = AUTO_VARIANTS if cfg.augment_variants < 0 and cfg.augment.enabled else self.variants
@@ -116,19 +117,27 @@ class RecognitionTask(Task):
             return None
         self.variants = variants
         said = (f"; augmentation: {variants} fixed variant(s) per line, used in turn (augment_variants)"
+                + ("; replay lines keep one" if self.replay_sources and variants else "")
                 if cfg.augment.enabled else "")
         self.ctx.message(f"feature cache: each line's frozen convolutional features are computed once and "
                          f"reused (up to {cfg.feature_cache_mb} MB of memory; feature_cache_mb 0 turns it off)"
                          + said, "info")
         loader = LineBatches(self.train_sets, [], cfg.augment if cfg.augment.enabled else None, cfg.seed, 0,
-                             self._to_tensor, per_line=True, variants=variants)
+                             self._to_tensor, per_line=True, variants=variants, fixed_sources=self.replay_sources)
 
         def width(pos: int) -> int:
             i, local = loader.locate(pos)
             return self.train_sets[i].widths[local]
 
-        return FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
-                            batch_chunks(self._plans(cfg), width, self.height), loader.line)
+        def fixed(pos: int) -> int:
+            return int(loader.locate(pos)[0] in loader.fixed_sources)
+
+        cache = FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
+                             batch_chunks(self._plans(cfg), width, self.height, fixed), loader.line,
+                             loader.row_variant)
+        # rows the cache holds are not decoded again (workers 0 only: a worker sees a copy)
+        self._known = KnownRows(cache.holds) if cfg.workers == 0 else None
+        return cache
 
     def _plans(self, cfg):
         """The epoch plans of the whole run (the trainer plans each epoch the same way)."""
@@ -220,7 +229,8 @@ class RecognitionTask(Task):
         ddp = dist.is_available() and dist.is_initialized()
         return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
                            seed, epoch, self._to_tensor, group_sources=not ddp, per_line=self.features is not None,
-                           variants=self.variants)
+                           variants=self.variants, known=self._known,
+                           fixed_sources=self.replay_sources if self.features is not None else frozenset())
 
     def _to_tensor(self, grays):
         return self.family.batch_tensor(grays, self.options)
