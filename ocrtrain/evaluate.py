@@ -33,6 +33,7 @@ __all__ = [
     "evaluate",
     "compare",
     "parity_check",
+    "parity_device",
     "resolve_source",
     "run_folder",
     "run_version",
@@ -393,7 +394,8 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
     in percentage points (ours - reader), the share of identical predictions, up to `show`
     disagreeing samples, and ``ok = |diff| <= PARITY_TOLERANCE_POINTS``. Progress comes every
     `batch_size` lines; `stop_event` ends it early: ``canceled: True``, counts over the lines read.
-    Both read on `device` (``auto``: a GPU when torch sees one).
+    Both read on `device` (``auto``: a GPU when torch sees one); ``device`` names the one resolved
+    (``cpu``, ``cuda:0``), since a parity reading on a GPU is not a CPU user's reading.
     """
     from .easyocr_interop import make_reader, read_lines
 
@@ -430,6 +432,7 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
         "bundle": str(bundle_dir / name),
         "data": str(reader.path),
         "split": split,
+        "device": device,
         "n": n,
         "accuracy_ours": acc_ours,
         "accuracy_reader": acc_reader,
@@ -441,3 +444,11 @@ def parity_check(bundle_dir: Union[str, Path], name: str, data: Union[str, Path]
         "canceled": n < wanted,
         "info": {"created": _now(), "seconds": round(time.time() - started, 3), "device": device},
     }
+
+
+def parity_device(report: dict) -> Optional[str]:
+    """The device a parity report's readings ran on, or None for reports that do not say.
+
+    Reports written before ``device`` was a field of their own keep it in ``info`` (or nowhere).
+    """
+    return report.get("device") or (report.get("info") or {}).get("device")

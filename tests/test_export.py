@@ -17,6 +17,7 @@ from ocrtrain.export import export_easyocr
 from ocrtrain.inference import Predictor
 from ocrtrain.origins import adapt_charset, load_origin
 from ocrtrain.preprocess import prepare
+from ocrtrain.readconfig import ReadConfig
 
 LINES = ["Melk 42,90", "TOTAL 1234,56", "Kaffe 59,90", "SUM NOK 99,90"] + sample_labels(8, seed=11)
 NORDIC = "æøå"
@@ -153,6 +154,12 @@ def test_export_cli_parity_check(tmp_path, tiny_dataset, capsys):
                  "--parity-data", str(tiny_dataset), "--parity-limit", "4", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert result["parity"]["n"] == 4 and code == (0 if result["parity"]["ok"] else 1)
+    # #10: the readings' resolved device (auto -> cpu here, cuda:0 on a GPU), in the report and the summary.
+    device = ReadConfig().resolved_device()
+    assert result["parity"]["device"] == device
+    main(["export", "english_g2", "--name", "parity_export_test", "--out", str(tmp_path),
+          "--parity-data", str(tiny_dataset), "--parity-limit", "2"])
+    assert f"parity on 2 samples (read on {device}): ours" in capsys.readouterr().out
 
 
 def test_predict_cli(tmp_path, capsys):

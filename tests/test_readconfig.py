@@ -136,3 +136,33 @@ def test_default_reading_on_a_cpu_only_machine_is_unchanged(monkeypatch, tiny_da
     assert Predictor.from_origin("english_g2").device == torch.device("cpu")
     report = evaluate("english_g2", tiny_dataset, limit=2)
     assert report.info["device"] == "cpu" and report.metrics["n"] == 2
+
+
+def test_a_parity_report_names_the_device_it_read_on(cuda_seen, monkeypatch, tiny_dataset, tmp_path):
+    """#10: the parity report (returned and saved) says where both readings ran: cuda:0, not 'auto'."""
+    from ocrtrain import easyocr_interop, runfolder
+    from ocrtrain.evaluate import parity_check, parity_device
+    from ocrtrain.families import Prediction
+    from ocrtrain.inference import Predictor
+
+    class Reads:
+        def predict(self, images):
+            return [Prediction("x", 0.5) for _ in images]
+
+    asked = []
+    monkeypatch.setattr(Predictor, "from_origin", staticmethod(lambda spec, device, **kw: asked.append(device)
+                                                               or Reads()))
+    monkeypatch.setattr(easyocr_interop, "make_reader", lambda folder, name, gpu: asked.append(gpu) or Reads())
+    monkeypatch.setattr(easyocr_interop, "read_lines", lambda reader, images: reader.predict(images))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for suffix in (".pth", ".yaml", ".py"):
+        (bundle / f"fake{suffix}").write_text("")
+    report = parity_check(bundle, "fake", tiny_dataset, limit=2)
+    assert asked == ["cuda:0", "cuda:0"] and report["device"] == "cuda:0" and report["n"] == 2
+    run = tmp_path / "run"
+    runfolder.save_report(run, "parity", report)
+    assert parity_device(runfolder.read_latest_report(run, "parity")[1]) == "cuda:0"
+    # Older reports stay readable: the device from their info, or None when they never said.
+    assert parity_device({"kind": "parity", "info": {"device": "cpu"}}) == "cpu"
+    assert parity_device({"kind": "parity", "n": 3}) is None

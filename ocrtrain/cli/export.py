@@ -64,7 +64,7 @@ def _run(args) -> int:
         result["installed"] = install_bundle(result["dir"], args.name)
     parity = saved = None
     if args.parity_data:
-        from ..evaluate import parity_check, run_folder
+        from ..evaluate import parity_check, parity_device, run_folder
         from ..runfolder import save_report
 
         from ._progress import EventBars
@@ -94,7 +94,8 @@ def _run(args) -> int:
         print("\nload it from anywhere with:\n")
         print(installed["snippet"])
     if parity is not None:
-        print(f"\nparity on {parity.get('n')} samples: ours {parity.get('accuracy_ours')}, "
+        print(f"\nparity on {parity.get('n')} samples (read on {parity_device(parity) or 'an unknown device'}): "
+              f"ours {parity.get('accuracy_ours')}, "
               f"easyocr.Reader {parity.get('accuracy_reader')}, agreement {parity.get('agreement')}, "
               f"ok={parity.get('ok')}" + (f"\nreport saved to {saved}" if saved else ""))
         return 0 if parity.get("ok", True) else 1
