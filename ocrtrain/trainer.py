@@ -19,7 +19,8 @@ from . import distributed
 from .errors import ConfigError, RunError
 from .events import Callback, Event, Message, emit
 from .trainer_io import RunWriter
-from .trainstate import effective_warmup, lr_factor, rng_state, seed_everything, set_rng_state, shard_plan
+from .trainstate import (effective_warmup, lr_factor, rng_state, run_length, seed_everything, set_rng_state,
+                         shard_plan)
 
 __all__ = ["Trainer", "Stop", "MAX_NONFINITE_IN_A_ROW", "forward", "parse_select"]
 
@@ -169,7 +170,7 @@ class Trainer:
                            f"{self.dist.world_size} torchrun processes: lower batch_size or --nproc_per_node, "
                            "or add data")
         self.steps_per_epoch = steps_per_epoch
-        self.max_steps = cfg.max_steps or cfg.max_epochs * steps_per_epoch
+        self.max_steps = run_length(cfg.max_steps, cfg.max_epochs, steps_per_epoch)[0]
         if self.state is not None:
             self._restore(self.state) if exact else self._restore_inexact(self.state)
 

@@ -8,6 +8,7 @@ from typing import Optional
 from . import distributed
 from .errors import RunError
 from .fsutil import format_duration
+from .trainstate import run_length
 
 __all__ = ["run_loop"]
 
@@ -56,7 +57,7 @@ def _resumed_length(tr) -> None:
 
     if not tr.resume or tr.state is None or not length_edited(tr.config, tr.run_dir):
         return
-    wanted = tr.config.max_steps or tr.config.max_epochs * tr.steps_per_epoch
+    wanted = run_length(tr.config.max_steps, tr.config.max_epochs, tr.steps_per_epoch)[0]
     if wanted != tr.max_steps:
         tr.max_steps = wanted
         tr.set_status(max_steps=wanted)

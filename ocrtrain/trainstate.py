@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "effective_warmup",
+    "run_length",
     "lr_factor",
     "plan_epoch",
     "shard_plan",
@@ -24,6 +25,17 @@ __all__ = [
     "set_rng_state",
     "seed_everything",
 ]
+
+
+def run_length(max_steps: int, max_epochs: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(steps, epochs) a run trains: max_steps when set (0 = max_epochs whole epochs), and the
+    epochs those steps start (the last may be partial).
+
+    >>> run_length(500, 10, 167), run_length(0, 3, 167)
+    ((500, 3), (501, 3))
+    """
+    steps = max_steps or max_epochs * steps_per_epoch
+    return steps, -(-steps // max(1, steps_per_epoch))
 
 
 def effective_warmup(warmup_steps: int, total_steps: int) -> int:

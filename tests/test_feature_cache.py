@@ -179,6 +179,7 @@ def test_a_cached_augmented_run_with_replay_resumed_repeats_the_uninterrupted_on
     notes = []
     straight = fit(cfg, tiny_dataset, tmp_path / "straight", callback=lambda e: notes.append(getattr(e, "text", "")))
     assert any("replay lines keep one" in n for n in notes)
+    assert any(n.startswith("epoch 2: feature cache: ") and " reused" in n for n in notes)  # the log says its size
     stop = threading.Event()
     stopper = lambda e: stop.set() if getattr(e, "step", 0) == 13 else None  # noqa: E731
     fit(cfg, tiny_dataset, tmp_path / "half", callback=stopper, stop_event=stop)

@@ -147,13 +147,14 @@ class FeatureCache:
         return self._fast
 
     # ---- validation batches
-    def val_features(self, model, key: tuple, images: torch.Tensor) -> torch.Tensor:
-        """Features of a whole validation batch (as the full model computes them), kept when they fit."""
+    def val_features(self, model, key: tuple, images: Optional[torch.Tensor]) -> torch.Tensor:
+        """Features of a whole validation batch (as the full model computes them), kept when they fit
+        (`images` may be None once they are kept)."""
         feats = self.val.get(key)
         if feats is not None:
             return feats
         with torch.no_grad():
-            feats = self.family.line_features(model, images)
+            feats = self.family.line_features(model, images.to(_device(model)))
         if self._keep(feats.numel() * feats.element_size()):
             self.val[key] = feats
         return feats

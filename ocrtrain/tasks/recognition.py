@@ -141,8 +141,10 @@ class RecognitionTask(Task):
 
     def _plans(self, cfg):
         """The epoch plans of the whole run (the trainer plans each epoch the same way)."""
+        from ..trainstate import run_length
+
         first = self.plan_epoch(0, cfg.batch_size, cfg.seed)
-        epochs = -(-cfg.max_steps // max(1, len(first))) if cfg.max_steps else cfg.max_epochs
+        epochs = run_length(cfg.max_steps, cfg.max_epochs, len(first))[1]
         yield first
         for epoch in range(1, min(epochs, 100)):
             yield self.plan_epoch(epoch, cfg.batch_size, cfg.seed)
@@ -227,6 +229,8 @@ class RecognitionTask(Task):
         import torch.distributed as dist
 
         ddp = dist.is_available() and dist.is_initialized()
+        if self.features is not None and self.features.lines:
+            self.ctx.message(f"epoch {epoch + 1}: {self.features.describe()}", "info")
         return LineBatches(self.train_sets, batches, cfg.augment if cfg.augment.enabled else None,
                            seed, epoch, self._to_tensor, group_sources=not ddp, per_line=self.features is not None,
                            variants=self.variants, known=self._known,
@@ -312,8 +316,8 @@ class RecognitionTask(Task):
         source = LineBatches([lines], sorted_batches(lines.widths, max(self.ctx.config.batch_size, 16)),
                              None, self.ctx.config.seed, 0, self._to_tensor)
         batches = [source[i] for i in range(len(source))]
-        cached = sum(b["images"].numel() * 4 for batches_ in self._val_cache.values() for b in batches_)
-        if cached + sum(b["images"].numel() * 4 for b in batches) <= VAL_CACHE_BYTES:
+        cached = sum(_image_bytes(b) for batches_ in self._val_cache.values() for b in batches_)
+        if cached + sum(_image_bytes(b) for b in batches) <= VAL_CACHE_BYTES:
             self._val_cache[name] = batches
         return batches
 
@@ -331,13 +335,14 @@ class RecognitionTask(Task):
         losses: list[float] = []
         with torch.no_grad():
             for i, batch in enumerate(self._val_batches(name)):
-                images = batch["images"].to(self.ctx.device)
                 with autocast():
                     if self.features is not None:  # the same numbers as infer_forward, VGG run once
-                        feats = self.features.val_features(model, (name, i), images)
+                        feats = self.features.val_features(model, (name, i), batch["images"])
+                        if (name, i) in self.features.val:
+                            batch["images"] = None  # its features are kept: the pixels are not needed again
                         outputs = self.family.head_forward(model, feats)
                     else:
-                        outputs = self.family.infer_forward(model, images)
+                        outputs = self.family.infer_forward(model, batch["images"].to(self.ctx.device))
                 per_sample = self.family.loss(outputs, batch["targets"], each=True)
                 lengths = torch.tensor([max(1, len(t)) for t in batch["targets"]], dtype=torch.float32)
                 losses.extend((per_sample.float().cpu() / lengths).tolist())
@@ -360,6 +365,10 @@ class RecognitionTask(Task):
         from ..checkpoint import load_checkpoint
 
         return load_checkpoint(path)
+
+
+def _image_bytes(batch: dict) -> int:
+    return 0 if batch["images"] is None else batch["images"].numel() * 4
 
 
 def _channels(images, channels_last: bool):
