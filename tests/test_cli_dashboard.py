@@ -87,3 +87,37 @@ def test_wheel_ships_the_notebooks_where_the_engine_finds_them(tmp_path):
     assert Path(module).is_relative_to(site)
     assert Path(folder) == site / "ocrtrain" / "notebook_files"
     assert listed == list_notebooks()
+
+
+def test_lab_and_dashboard_refuse_a_home_they_cannot_write(tmp_path, monkeypatch, capsys):
+    """#13: a home that is a file, lies under a file or is read-only is an error naming it and the fix,
+    before any server starts (it used to be mkdir's traceback)."""
+    import pytest
+
+    from ocrtrain.cli import dashboard, main
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("a server was started")
+
+    monkeypatch.setattr(dashboard, "_serve", no_server)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for command in (["lab", "--no-browser"], ["dashboard"]):
+        assert main([*command, "--home", str(afile)]) == 1
+        assert f"the ocrtrain home {afile} is a file, not a folder: give a folder you can write: " \
+               f"`ocrtrain {command[0]} --home DIR`" in capsys.readouterr().err
+    assert main(["lab", "--no-browser", "--home", str(afile / "home")]) == 1
+    assert f"the ocrtrain home {afile / 'home'} cannot be created (Not a directory)" in capsys.readouterr().err
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(dashboard.os, "access", lambda path, mode: Path(path) != readonly and real_access(path, mode))
+    assert main(["lab", "--no-browser", "--home", str(readonly)]) == 1
+    assert f"the ocrtrain home {readonly} is not writable by this user" in capsys.readouterr().err
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notebooks").write_text("")
+    assert main(["lab", "--no-browser", "--home", str(home)]) == 1
+    assert "start with `ocrtrain lab --no-notebooks`" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="a server was started"):  # the same home is fine without the copy
+        main(["lab", "--no-browser", "--no-notebooks", "--home", str(home)])

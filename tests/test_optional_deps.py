@@ -72,3 +72,14 @@ def test_import_guard_returns_trdgs_generator():
 
     generator, fonts = _trdg()
     assert generator.__module__ == "trdg.data_generator" and fonts.is_dir()
+
+
+@pytest.mark.parametrize("hidden, command", [("jupyterlab", "lab"), ("voila", "dashboard")])
+def test_lab_and_dashboard_without_their_server_name_the_dashboard_extra(tmp_path, hidden, command):
+    """#13: a clear one-paragraph error and exit 1, not a traceback, and nothing is started or made."""
+    out = _cli(hidden, command, "--home", str(tmp_path / "home"), *(["--no-browser"] if command == "lab" else []))
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"ocrtrain {command}: error: {hidden} is not installed, and `ocrtrain {command}`")
+    assert "pip install 'ocrtrain[dashboard]'" in out.stderr and "make setup" in out.stderr
+    assert not (tmp_path / "home").exists()

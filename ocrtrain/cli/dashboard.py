@@ -263,7 +263,22 @@ def _require(module: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise InputError(f"{module} is not installed, and `ocrtrain {'dashboard' if module == 'voila' else 'lab'}` "
-                         f"needs it: run `{sys.executable} -m pip install 'ocrtrain[dashboard]'`")
+                         f"needs it: run `{sys.executable} -m pip install 'ocrtrain[dashboard]'` (the dashboard "
+                         "extra: Voila, JupyterLab, papermill; in a checkout: `make setup`)")
+
+
+def _make_home(root: Path, command: str) -> None:
+    """Create the home and check that it takes files, before a server starts on it (else a traceback
+    from mkdir, or a server whose kernels cannot save a dataset or a run)."""
+    fix = f"give a folder you can write: `ocrtrain {command} --home DIR` or $OCRTRAIN_HOME"
+    if root.exists() and not root.is_dir():
+        raise InputError(f"the ocrtrain home {root} is a file, not a folder: {fix}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"the ocrtrain home {root} cannot be created ({exc.strerror or exc}): {fix}") from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise InputError(f"the ocrtrain home {root} is not writable by this user: {fix}")
 
 
 def _serve(command: list[str], env: dict, what: str) -> int:
@@ -288,7 +303,7 @@ def _run_dashboard(args) -> int:
         raise InputError(f"the dashboard notebook {notebook} is missing: reinstall ocrtrain "
                          f"(`{sys.executable} -m pip install --force-reinstall --no-deps ocrtrain`)")
     env, root = _environment(args)
-    root.mkdir(parents=True, exist_ok=True)
+    _make_home(root, "dashboard")
     served, download_env = prepare_serving(root.resolve(), notebook, args.max_upload_mb)
     env.update(download_env)
     print(f"ocrtrain home: {root}; dashboard at http://{args.ip}:{args.port}/", file=sys.stderr)
@@ -299,9 +314,13 @@ def _run_dashboard(args) -> int:
 def _run_lab(args) -> int:
     _require("jupyterlab")
     env, root = _environment(args)
-    root.mkdir(parents=True, exist_ok=True)
+    _make_home(root, "lab")
     if not args.no_notebooks:
-        made = copy_notebooks(root / "notebooks")
+        try:
+            made = copy_notebooks(root / "notebooks")
+        except OSError as exc:
+            raise InputError(f"cannot copy the project's notebooks into {root / 'notebooks'} ({exc.strerror or exc}): "
+                             "make it a writable folder, or start with `ocrtrain lab --no-notebooks`") from exc
         if made:
             print(f"copied {len(made)} notebooks into {root / 'notebooks'}", file=sys.stderr)
     return _serve(lab_command(root, args.port, args.ip, not args.no_browser, _extra(args)), env, "jupyter lab")
