@@ -24,14 +24,18 @@ Checked for every failing case and counted (bench/disk_soak_checks.py):
 - exit: the exit code is not 0
 - disk full: the message says "disk full" (or "no space")
 - path: the message names the full filesystem (a path on it), and no hidden or temporary path the
-  user never asked for: a ``.NAME.partial-PID`` or ``.NAME.old-PID`` folder, a ``*.tmp`` file or
-  any other hidden (dot) name on the small disk (gone by the time they read it)
+  user never asked for: a ``.NAME.partial-PID`` or ``.NAME.old-PID`` folder, a ``*.tmp`` file, an
+  import's zip unpack folder (``TMPDIR/ocrtrain-import-PID-XXXX``, from ``tempfile.mkdtemp``) or any
+  other hidden (dot) name on the small disk (gone by the time they read it); a ``.partial-PID``,
+  ``.old-PID`` or ``ocrtrain-import-PID-`` name fails it off the small disk too (the real TMPDIR, or
+  a relative path)
 - fix: the message says what to do ("free space")
 - whole: nothing half-written is presented as good: a dataset or document set is complete (its
   LMDB counts match the manifest) or absent; an export leaves the whole bundle or none of it; a
   run's status.json is not left "queued"/"running" (and holds the error); every checkpoint that is
   there loads, and every version versions.json lists is there
-- no tmp: no ``*.tmp`` file, ``.partial-PID`` or ``.old-PID`` folder is left on the small disk
+- no tmp: no ``*.tmp`` file, ``.partial-PID``, ``.old-PID`` or ``ocrtrain-import-PID-`` folder is
+  left on the small disk
 - no traceback: no Python traceback on stdout/stderr
 
 The whole soak stops starting runs after ``--budget-s`` seconds (and on Ctrl-C or SIGTERM) and
