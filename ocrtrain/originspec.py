@@ -1,7 +1,7 @@
 """Origin spec names without loading anything: the default origin and what reads as a spec.
 
 The one spelling of ``english_g2`` (EasyOCR's English recognizer, the default base model) lives
-here, so configs, the CLI and widgets can name it without importing torch;
+here, so configs, the CLI and the workbench can name it without importing torch;
 :mod:`ocrtrain.origins` loads what a spec names.
 
 >>> DEFAULT_ORIGIN

@@ -69,7 +69,7 @@ def test_wheel_ships_the_notebooks_where_the_engine_finds_them(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for folder in ("ocrtrain", "widgets", "notebooks"):
+    for folder in ("ocrtrain", "notebooks"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
@@ -79,6 +79,9 @@ def test_wheel_ships_the_notebooks_where_the_engine_finds_them(tmp_path):
         names = zf.namelist()
         zf.extractall(site)
     assert {f"ocrtrain/notebook_files/{n}.ipynb" for n in list_notebooks()} <= set(names)
+    # The front end ships inside the package (#13), not as a top-level `widgets` a user's file shadows.
+    assert {"ocrtrain/workbench/__init__.py", "ocrtrain/workbench/app.py"} <= set(names)
+    assert not any(n.startswith("widgets/") for n in names)
     # From the unpacked wheel (no checkout next to it), the engine lists the packaged notebooks.
     code = ("import ocrtrain, ocrtrain.notebooks as n, json; "
             "print(json.dumps([ocrtrain.__file__, str(n.NOTEBOOK_DIR), n.list_notebooks()]))")

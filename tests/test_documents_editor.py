@@ -4,7 +4,7 @@ from __future__ import annotations
 from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
 from ocrtrain.documents.review import select_lines
 from test_documents_formats import _icdar_row, draw_page
-from widgets.transcribe_panel import TranscribePanel
+from ocrtrain.workbench.transcribe_panel import TranscribePanel
 
 
 def _docset(tmp_path):

@@ -1,4 +1,4 @@
-"""widgets.downloads without a browser: a served file (hard-linked, real name, old ones pruned)
+"""ocrtrain.workbench.downloads without a browser: a served file (hard-linked, real name, old ones pruned)
 under `ocrtrain dashboard`'s folder, a data URI without it (the browser side is in
 tests/test_browser_downloads.py)."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ pytest.importorskip("ipywidgets")
 
 from ocrtrain.cli.dashboard import DOWNLOADS_ENV, DOWNLOADS_URL_ENV, prepare_serving  # noqa: E402
 from ocrtrain.notebooks import NOTEBOOK_DIR  # noqa: E402
-from widgets.downloads import KEEP_SECONDS, download_link  # noqa: E402
+from ocrtrain.workbench.downloads import KEEP_SECONDS, download_link  # noqa: E402
 
 
 def _href(tag: str) -> str:

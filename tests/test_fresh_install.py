@@ -57,7 +57,7 @@ def test_fresh_venv_install_synth_and_dashboard(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for folder in ("ocrtrain", "widgets", "notebooks"):
+    for folder in ("ocrtrain", "notebooks"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
     _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)])

@@ -83,7 +83,7 @@ def _imports(folder: Path) -> set[str]:
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"ocrtrain", "widgets", "__future__"}
+    return found - set(sys.stdlib_module_names) - {"ocrtrain", "__future__"}
 
 
 def _distribution(module: str) -> str:
@@ -94,7 +94,7 @@ def _distribution(module: str) -> str:
 
 @pytest.mark.parametrize("folder,groups", [
     ("ocrtrain", ("runtime", "dashboard", "synth")),  # the engine: papermill/jupyter-client for run-notebook
-    ("widgets", ("runtime", "dashboard")),
+    ("ocrtrain/workbench", ("runtime", "dashboard")),  # the front end: no synth
 ])
 def test_every_import_is_declared(folder, groups):
     declared = _names(*groups)
@@ -144,7 +144,7 @@ def test_binder_gets_cpu_only_torch():
 
 def test_listed_packages_are_every_package_folder():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
-    folders = {".".join(p.parent.relative_to(ROOT).parts) for root in ("ocrtrain", "widgets")
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for root in ("ocrtrain",)
                for p in (ROOT / root).rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".yaml")
                and "__pycache__" not in p.parts}
     mapped = PYPROJECT["tool"]["setuptools"]["package-dir"]

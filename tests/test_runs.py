@@ -177,7 +177,7 @@ def test_cli_train_without_run_is_listed_under_the_home(tiny_dataset, _ocrtrain_
     assert rows[run_dir]["state"] == "finished" and rows[run_dir]["step"] == 1
     assert main(["runs"]) == 0 and Run(run_dir).name in capsys.readouterr().out
     W = pytest.importorskip("ipywidgets")  # noqa: F841 - the dashboard's Monitor sees it too
-    from widgets import MonitorPanel, Workspace
+    from ocrtrain.workbench import MonitorPanel, Workspace
 
     monitor = MonitorPanel(Workspace())
     row = next(r for r in monitor.rows if r["path"] == str(Path(run_dir).resolve()) or r["name"] == Run(run_dir).name)

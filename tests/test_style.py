@@ -1,5 +1,6 @@
-"""House style that can be checked mechanically: ocrtrain stays free of UI libraries, each heavy
-dependency is imported in one module, the library does not print, public modules declare __all__."""
+"""House style that can be checked mechanically: imports flow one way (notebooks -> ocrtrain.workbench ->
+the engine, the rest of ocrtrain), the engine stays free of UI libraries, each heavy dependency is imported
+in one module, the library does not print, public modules declare __all__."""
 from __future__ import annotations
 
 import ast
@@ -11,6 +12,8 @@ from pathlib import Path
 import ocrtrain
 
 PACKAGE = Path(ocrtrain.__file__).parent
+#: The ipywidgets front end: the one part of the package that may import UI libraries.
+WORKBENCH = "ocrtrain.workbench"
 FORBIDDEN = ("ipywidgets", "plotly", "IPython", "tqdm")
 #: heavy dependency -> the one module allowed to import it
 OWNERS = {"lmdb": "lmdb_io.py", "trdg": "synth.py", "easyocr": "easyocr_interop.py"}
@@ -24,7 +27,19 @@ FORBIDDEN = set(%r)
 import numpy, PIL.Image, torch, yaml
 baseline = sorted({m.split(".")[0] for m in sys.modules} & FORBIDDEN)
 failed, names, culprits = {}, [], {}
-for info in pkgutil.walk_packages(ocrtrain.__path__, "ocrtrain."):
+
+
+def walk(path, prefix):
+    # pkgutil.walk_packages imports each package to walk it: the workbench would load ipywidgets.
+    for info in pkgutil.iter_modules(path, prefix):
+        if info.name == %r:
+            continue  # the front end imports ipywidgets by design
+        yield info
+        if info.ispkg:
+            yield from walk([info.module_finder.path + "/" + info.name.rpartition(".")[2]], info.name + ".")
+
+
+for info in walk(ocrtrain.__path__, "ocrtrain."):
     if info.name.endswith("__main__"):
         continue  # running it would start the CLI
     names.append(info.name)
@@ -42,18 +57,78 @@ print(json.dumps({"names": names, "failed": failed, "culprits": culprits, "basel
 
 def test_importing_every_module_loads_no_ui_library():
     # A fresh interpreter, so modules other tests imported do not count.
-    proc = subprocess.run([sys.executable, "-c", _WALK % (FORBIDDEN,)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _WALK % (FORBIDDEN, WORKBENCH)], capture_output=True, text=True,
                           timeout=300, cwd=PACKAGE.parent)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "ocrtrain.imports" in result["names"] and "ocrtrain.cli.audit" in result["names"]
+    assert "ocrtrain.documents.review" in result["names"]  # subpackages are walked
+    assert not any(n.startswith(WORKBENCH) for n in result["names"])
     assert result["failed"] == {}, "modules that cannot be imported"
     assert set(result["baseline"]) <= {"tqdm"}, result["baseline"]
     assert result["culprits"] == {}, "import these lazily (inside the function that needs them) or not at all"
 
 
+def test_importing_the_package_and_its_cli_loads_no_ui_library():
+    # What `ocrtrain --help` and a script's `import ocrtrain` pay for: no front end, no ipywidgets.
+    code = ("import json, sys, ocrtrain, ocrtrain.cli; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r or m.startswith(%r))))"
+            % (tuple(m for m in FORBIDDEN if m != "tqdm"), WORKBENCH))  # tqdm: torch.hub's, see above
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=PACKAGE.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
 def _modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_workbench(name: str) -> bool:
+    return name == WORKBENCH or name.startswith(WORKBENCH + ".")
+
+
+def _imported_modules(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Every module `module`'s code names in an import, relative ones resolved (``from . import x``: both)."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[:len(base) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.add(node.args[0].value)
+    return found
+
+
+def test_imports_flow_one_way():
+    # notebooks -> ocrtrain.workbench -> the engine: the engine never imports the front end (not even
+    # lazily: the CLI and papermill runs have no ipywidgets), and the front end never imports the
+    # notebooks (they are its users; ocrtrain.notebooks, the engine's runner, is fine).
+    problems = []
+    for path in _modules():
+        module = _module_name(path)
+        imported = _imported_modules(ast.parse(path.read_text(encoding="utf-8"), str(path)), module,
+                                     path.name == "__init__.py")
+        if _is_workbench(module):
+            bad = {m for m in imported if m.split(".")[0] == "notebooks" or m.startswith("ocrtrain.notebook_files")}
+        else:
+            bad = {m for m in imported if _is_workbench(m)}
+        problems += [f"{path.relative_to(PACKAGE.parent)} imports {m}" for m in sorted(bad)]
+    assert any(_is_workbench(_module_name(p)) for p in _modules())
+    assert problems == []
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:
@@ -78,6 +153,8 @@ def test_heavy_dependencies_have_one_home_and_ui_libraries_none():
         for dep, owner in OWNERS.items():
             if dep in roots and rel != owner:
                 problems.append(f"{rel} imports {dep} (only {owner} may)")
+        if _is_workbench(_module_name(path)):
+            continue  # the front end is where the UI libraries live
         for ui in FORBIDDEN:
             if ui in roots and not (ui == "tqdm" and rel == "cli/_progress.py"):  # the terminal's view of events
                 problems.append(f"{rel} imports {ui} (ocrtrain never does)")
@@ -133,7 +210,7 @@ def test_only_runfolder_names_run_files():
     # Code, not prose: string literals (f-string parts included) that spell a run file; docstrings may
     # mention them. Go through ocrtrain.runfolder (files(run).status, read_status, ...) instead.
     root = PACKAGE.parent
-    sources = [p for folder in ("ocrtrain", "widgets", "bench") for p in sorted((root / folder).rglob("*.py"))
+    sources = [p for folder in ("ocrtrain", "bench") for p in sorted((root / folder).rglob("*.py"))
                if "__pycache__" not in p.parts]
     problems = []
     for path in sources:

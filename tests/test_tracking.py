@@ -199,7 +199,7 @@ def test_train_tab_checkbox_makes_the_job_log_to_tensorboard(tensorboard, tiny_d
     import shutil
 
     pytest.importorskip("ipywidgets")
-    from widgets import TrainPanel, Workspace
+    from ocrtrain.workbench import TrainPanel, Workspace
 
     monkeypatch.setenv("OCRTRAIN_HOME", str(tmp_path))
     shutil.copytree(tiny_dataset, tmp_path / "datasets" / "tiny")

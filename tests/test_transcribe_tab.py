@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
 from test_documents_formats import _icdar_row, draw_page
-from widgets.transcribe_panel import TranscribePanel, find_document_sets
+from ocrtrain.workbench.transcribe_panel import TranscribePanel, find_document_sets
 
 
 class _Workspace:
@@ -68,7 +68,7 @@ def test_enter_on_a_pages_last_line_goes_to_the_next_page(tmp_path):
 
 
 def test_workbench_has_the_transcribe_tab(tmp_path):
-    from widgets import Workbench
+    from ocrtrain.workbench import Workbench
 
     docs = _docset(tmp_path, pages=("a",))
     bench = Workbench(tmp_path, start_polling=False)

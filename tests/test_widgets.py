@@ -27,8 +27,8 @@ from ocrtrain.readconfig import DEVICE_CHOICES, ReadConfig  # noqa: E402
 from ocrtrain.runs import Run  # noqa: E402
 from ocrtrain.train import TrainConfig  # noqa: E402
 
-from widgets import ConfigForm, MonitorPanel, TrainPanel, Workspace  # noqa: E402
-from widgets.follow import MetricsFollower, downsample  # noqa: E402
+from ocrtrain.workbench import ConfigForm, MonitorPanel, TrainPanel, Workspace  # noqa: E402
+from ocrtrain.workbench.follow import MetricsFollower, downsample  # noqa: E402
 
 TINY_TRAIN = {"max_steps": 2, "warmup_steps": 0, "batch_size": 4, "device": "cpu"}
 TINY_ADVANCED = {"val_interval": 2, "val_limit": 4, "workers": 0, "freeze_feature_extractor": True,
@@ -205,7 +205,7 @@ def test_monitor_follows_a_finished_run(workspace, finished_run):
 
 
 def test_compare_shows_gallery_metrics_and_reads_an_upload(workspace, finished_run):
-    from widgets import ComparePanel
+    from ocrtrain.workbench import ComparePanel
 
     Run(finished_run).wait(timeout=300)
     panel = ComparePanel(workspace)
@@ -240,7 +240,7 @@ def test_compare_shows_gallery_metrics_and_reads_an_upload(workspace, finished_r
 
 
 def test_export_writes_a_bundle_checks_parity_and_rejects_bad_names(workspace, finished_run):
-    from widgets import ExportPanel
+    from ocrtrain.workbench import ExportPanel
 
     Run(finished_run).wait(timeout=300)
     panel = ExportPanel(workspace)
@@ -286,7 +286,7 @@ def labelled_zip(labels: list[str], with_bad: bool = True) -> bytes:
 
 
 def test_import_zip_makes_a_dataset_and_audits_it(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     panel = DatasetPanel(workspace)
     panel.zip_upload.value = upload_value("receipts.zip", labelled_zip(sample_labels(12, seed=3)))
@@ -316,7 +316,7 @@ def test_import_zip_makes_a_dataset_and_audits_it(workspace):
 
 
 def test_workbench_links_the_tabs(workspace):
-    from widgets import Workbench
+    from ocrtrain.workbench import Workbench
 
     bench = Workbench(workspace.root, start_polling=False)
     try:
@@ -341,7 +341,7 @@ def test_workbench_links_the_tabs(workspace):
 
 
 def test_generate_previews_writes_and_audits_a_dataset(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     panel = DatasetPanel(workspace)
     panel.synth_form.widget_for("count").value = 30
@@ -364,7 +364,7 @@ def test_generate_previews_writes_and_audits_a_dataset(workspace):
 
 
 def test_generate_can_be_canceled(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     panel = DatasetPanel(workspace)
     panel.synth_form.widget_for("count").value = 5000
@@ -380,7 +380,7 @@ def test_generate_can_be_canceled(workspace):
 
 
 def test_bad_text_sources_show_the_engines_errors(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     panel = DatasetPanel(workspace)
     panel.synth_form.widget_for("count").value = 10

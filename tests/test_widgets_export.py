@@ -16,7 +16,7 @@ from ocrtrain.dataset import DatasetWriter, SplitConfig  # noqa: E402
 from ocrtrain.lmdb_io import LmdbReader  # noqa: E402
 from ocrtrain.train import TrainConfig, fit  # noqa: E402
 
-from widgets import ExportPanel, Workspace  # noqa: E402
+from ocrtrain.workbench import ExportPanel, Workspace  # noqa: E402
 
 BATCH = 32  # parity_check reports once per ReadConfig.batch_size lines: 0, 32, 40 for 40 lines
 

@@ -18,7 +18,7 @@ from ocrtrain.cli.dashboard import (MAX_UPLOAD_MB, TORNADO_MESSAGE_LIMIT, UPLOAD
 from ocrtrain.dataset import Dataset  # noqa: E402
 from ocrtrain.notebooks import NOTEBOOK_DIR  # noqa: E402
 
-from widgets import DatasetPanel, Workspace  # noqa: E402
+from ocrtrain.workbench import DatasetPanel, Workspace  # noqa: E402
 
 MIB = 1024 * 1024
 

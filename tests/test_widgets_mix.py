@@ -13,7 +13,7 @@ W = pytest.importorskip("ipywidgets")
 from ocrtrain.dataset import DatasetWriter, SplitConfig  # noqa: E402
 from ocrtrain.runs import Run  # noqa: E402
 
-from widgets import MonitorPanel, TrainPanel, Workspace  # noqa: E402
+from ocrtrain.workbench import MonitorPanel, TrainPanel, Workspace  # noqa: E402
 
 TINY = {"max_steps": 2, "warmup_steps": 0, "batch_size": 4, "device": "cpu"}
 ADVANCED = {"val_interval": 2, "val_limit": 3, "workers": 0, "freeze_feature_extractor": True}

@@ -10,8 +10,8 @@ from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
 from ocrtrain.documents.page_eval import PageEvalConfig, evaluate_pages
 from ocrtrain.documents.review import OUTCOME_COLOURS, page_outcome_png
 from test_documents_formats import _icdar_row, draw_page
-from widgets.page_compare import PageCompare
-from widgets.workspace import Workspace
+from ocrtrain.workbench.page_compare import PageCompare
+from ocrtrain.workbench.workspace import Workspace
 
 TEXTS = ["TOTAL 12.50", "BREAD 32.00"]
 
@@ -69,7 +69,7 @@ def test_page_compare_says_what_is_missing(tmp_path):
 
 
 def test_the_compare_tab_holds_the_page_view(tmp_path):
-    from widgets import ComparePanel
+    from ocrtrain.workbench import ComparePanel
 
     _docset(tmp_path)
     panel = ComparePanel(Workspace(tmp_path))

@@ -11,8 +11,8 @@ pytest.importorskip("ipywidgets")
 
 from test_widgets_trust import write_dataset  # noqa: E402
 from ocrtrain.dataset import SplitConfig  # noqa: E402
-from widgets import TrainPanel, Workspace  # noqa: E402
-from widgets.form_state import state_path  # noqa: E402
+from ocrtrain.workbench import TrainPanel, Workspace  # noqa: E402
+from ocrtrain.workbench.form_state import state_path  # noqa: E402
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ocrtrain.dataset import Dataset, DatasetWriter, SplitConfig  # noqa: E402
 from ocrtrain.runs import Run, cancel  # noqa: E402
 
 from test_widgets import fill_train_panel, upload_value, wait_for  # noqa: E402
-from widgets import TrainPanel, Workspace  # noqa: E402
+from ocrtrain.workbench import TrainPanel, Workspace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def import_zip(panel, name: str, content: bytes, **form) -> str:
 
 
 def test_import_summary_warns_when_most_rows_are_rejected_and_names_the_encoding(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     labels = [f"Brød {i},90" for i in range(20)]  # non-ASCII in every row
     panel = DatasetPanel(workspace)
@@ -149,7 +149,7 @@ def test_import_summary_warns_when_most_rows_are_rejected_and_names_the_encoding
 
 
 def test_dataset_tab_small_fixes(workspace):
-    from widgets import DatasetPanel
+    from ocrtrain.workbench import DatasetPanel
 
     panel = DatasetPanel(workspace)
     split_box = panel.import_form.widget_for("split")
@@ -195,8 +195,8 @@ def _age(path: Path, seconds_ago: float) -> None:
 
 def test_pickers_preselect_the_newest_healthy_dataset_and_run(fresh):
     from ocrtrain import runfolder
-    from widgets import ExportPanel
-    from widgets.pickers import DatasetPicker
+    from ocrtrain.workbench import ExportPanel
+    from ocrtrain.workbench.pickers import DatasetPicker
 
     ws = fresh
     _age(ws.datasets_dir / "good", 300)
@@ -241,7 +241,7 @@ def test_pickers_preselect_the_newest_healthy_dataset_and_run(fresh):
 def test_monitor_banners_clear_durations_span_resumes_units_are_percent(workspace):
     from ocrtrain import runfolder
     from ocrtrain.fsutil import parse_time
-    from widgets import MonitorPanel
+    from ocrtrain.workbench import MonitorPanel
 
     train = TrainPanel(workspace)
     train.data.refresh(select=str(workspace.datasets_dir / "tiny"))
@@ -353,7 +353,7 @@ def test_engine_deletes_and_renames_only_inside_the_work_folder(tmp_path, tiny_d
 
 
 def test_dashboard_delete_asks_first_and_rename_relists(fresh):
-    from widgets import DatasetPanel, MonitorPanel
+    from ocrtrain.workbench import DatasetPanel, MonitorPanel
 
     ws = fresh
     junk = shutil.copytree(ws.runs_dir / "good-run", ws.runs_dir / "junk-run")

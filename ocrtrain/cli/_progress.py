@@ -1,9 +1,9 @@
 """Terminal progress for the commands: the library's events as tqdm bars on stderr.
 
 The library reports through :mod:`ocrtrain.events` and never imports tqdm; this module is the
-command line's view of those events, as the widgets are the dashboard's. One bar per ``Progress``
-stage (its total from the event, its postfix from the event's ``info``), messages printed above the
-bars. tqdm draws nothing when stderr is not a terminal (a log file, CI); warnings still print.
+command line's view of those events, as :mod:`ocrtrain.workbench` is the dashboard's. One bar per
+``Progress`` stage (its total from the event, its postfix from the event's ``info``), messages printed
+above the bars. tqdm draws nothing when stderr is not a terminal (a log file, CI); warnings still print.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What a transcription editor shows: lines filtered and sorted, the page with its boxes, line crops.
 
-The editor itself (widgets/) only lays these out; every edit goes through
+The editor itself (ocrtrain.workbench.transcribe_panel) only lays these out; every edit goes through
 :meth:`DocumentSet.update_line`, which saves at once.
 
 >>> select_lines([], status="unreviewed", sort="confidence")

@@ -1,6 +1,6 @@
 """The workbench: six tabs (Dataset, Train, Monitor, Compare, Export, Transcribe) over one work folder.
 
->>> # from widgets import Workbench; Workbench()          # in JupyterLab or Voila
+>>> # from ocrtrain.workbench import Workbench; Workbench()          # in JupyterLab or Voila
 >>> # Workbench("~/ocr-work").show()
 """
 from __future__ import annotations

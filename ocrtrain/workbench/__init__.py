@@ -2,7 +2,7 @@
 
 Widgets hold view state only; datasets and runs live on disk and in the engine (``ocrtrain``).
 
->>> # from widgets import Workbench; Workbench()      # JupyterLab, or Voila via `make dashboard`
+>>> # from ocrtrain.workbench import Workbench; Workbench()      # JupyterLab, or Voila via `make dashboard`
 """
 from __future__ import annotations
 

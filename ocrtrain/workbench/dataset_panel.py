@@ -26,14 +26,20 @@ from ocrtrain.imports import ImportConfig
 from ocrtrain.synth import SynthConfig
 
 from .audit_view import AuditView
-from .feedback import StatusBox
+from .feedback import StatusBox, refusal_with_fix
 from .manage import FolderActions
 from .forms import ConfigForm
 from .pickers import DatasetPicker
 from .tasks import BackgroundTask, Throttle
 from .workspace import Workspace
 
-__all__ = ["DatasetPanel"]
+__all__ = ["DatasetPanel", "WORDS_FIX"]
+
+#: What helps a word list over the upload limit (the page's own fix, an import by a path on the
+#: server, is the zip import's: the word-list source has no path field).
+WORDS_FIX = ("upload a smaller list (only the column with the text, or fewer entries), generate on the server "
+             "with `ocrtrain synth --source FILE --out DIR`, or restart the dashboard with "
+             "`ocrtrain dashboard --max-upload-mb N`")
 
 
 def _uploaded(value) -> Optional[tuple[str, bytes]]:
@@ -105,9 +111,10 @@ class DatasetPanel(W.VBox):
             W.HBox([self.words_upload, self.column]), self.words_info])
 
     def _on_words_refused(self, change) -> None:
-        """The page refused the file (over the upload limit) and says why in the widget's `error`."""
+        """The page refused the file (over the upload limit): say the limit and the fix for a word list."""
         if change["new"]:
-            self.words_info.value = f'<div class="ocrtrain-error">{html.escape(str(change["new"]))}</div>'
+            text = refusal_with_fix(str(change["new"]), WORDS_FIX)
+            self.words_info.value = f'<div class="ocrtrain-error">{html.escape(text)}</div>'
 
     def _on_words_upload(self, change) -> None:
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import html
-import re
 import threading
 from pathlib import Path
 from typing import Optional
@@ -21,7 +20,7 @@ from ocrtrain.originspec import DEFAULT_ORIGIN
 from ocrtrain.readconfig import DEVICE_CHOICES, ReadConfig
 
 from .downloads import data_uri_link, png_data_uri
-from .feedback import StatusBox, describe_error
+from .feedback import StatusBox, describe_error, refusal_with_fix
 from .pickers import DatasetPicker, RunVersionPicker, run_dataset, run_versions
 from .tasks import BackgroundTask, Throttle
 from .workspace import Workspace
@@ -36,18 +35,14 @@ METRICS = [("accuracy", "line accuracy", True), ("accuracy_ws", "line accuracy (
            ("wer", "WER", False), ("ned", "NED", False), ("mean_confidence", "mean confidence", True)]
 GALLERY_ROWS = 40
 _MODE_NAMES = {"raw": "as read", "ws": "spaces collapsed", "ci": "any case", "ci_ws": "any case, spaces collapsed"}
-# The page's refusal (ocrtrain/cli/dashboard.py) names the file, its size and the limit, then the
-# Dataset tab's fix (import it by its path on the server), which a try-it image cannot take.
-_REFUSED = re.compile(r"^(?P<what>.*?, over the dashboard's upload limit of [\d.]+ MiB): ", re.S)
-#: What helps a try-it image over the upload limit.
+#: What helps a try-it image over the upload limit (the page's own fix, a path on the server, does not).
 TRY_IT_FIX = ("try a smaller image (crop the line, or scale the page down), or restart the dashboard with "
               "`ocrtrain dashboard --max-upload-mb N`")
 
 
 def try_it_refusal(message: str) -> str:
     """The page's upload refusal with the fix for a try-it image (other messages unchanged)."""
-    found = _REFUSED.match(message)
-    return f"{found['what']}: {TRY_IT_FIX}" if found else message
+    return refusal_with_fix(message, TRY_IT_FIX)
 
 
 def highlight_errors(prediction: str, label: str) -> str:
@@ -113,52 +108,9 @@ class ComparePanel(W.VBox):
         self._predictors: dict[tuple[str, str], object] = {}  # (spec, device)
         self._predictor_lock = threading.Lock()
 
-        style = {"description_width": "120px"}
-        self.before = W.Text(value=DEFAULT_ORIGIN, description="before (origin)", style=style,
-                             layout=W.Layout(width="400px"),
-                             tooltip="origin spec: english_g2, run:PATH, easyocr:DIR/NAME, ...")
-        self.before.add_class("ocrtrain-compare-before")
-        self.after = RunVersionPicker(workspace, description="after (run)")
-        self.data = DatasetPicker(workspace, description="test data")
-        self.limit = W.IntText(value=ReadConfig.compare_limit, description="samples", style=style,
-                               layout=W.Layout(width="220px"), tooltip="how many test samples to read (0 = all)")
-        self.limit.add_class("ocrtrain-compare-limit")
-        self.device = W.Dropdown(options=list(DEVICE_CHOICES), value=ReadConfig.device, description="device",
-                                 style=style, tooltip="auto: a GPU when torch sees one, else cpu",
-                                 layout=W.Layout(width="220px"))
-        self.run_button = W.Button(description="Compare", icon="balance-scale", button_style="primary")
-        self.run_button.add_class("ocrtrain-compare-run")
-        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px", visibility="hidden"))
-        self.progress.add_class("ocrtrain-compare-progress")
-        self.status = StatusBox()
-        self.metrics_html = W.HTML()
-        self.metrics_html.add_class("ocrtrain-compare-metrics")
-        self.metrics_html.add_class("ocrtrain-table")
-        self.filter = W.ToggleButtons(options=[("regressions first", "all"), ("worse", "worse"),
-                                               ("better", "better"), ("still wrong", "wrong")],
-                                      value="all", style={"button_width": "120px"})
-        self.filter.add_class("ocrtrain-gallery-filter")
-        self.gallery = W.HTML()
-        self.gallery.add_class("ocrtrain-gallery")
-        self.charts = W.Box(layout=W.Layout(width="100%", flex_flow="row wrap"))
-        self.charts.add_class("ocrtrain-compare-charts")
-        self.versions_html = W.HTML()
-        self.versions_html.add_class("ocrtrain-versions")
-        self.versions_html.add_class("ocrtrain-table")
-        self.valsets_html = W.HTML()
-        self.valsets_html.add_class("ocrtrain-valsets")
-        self.valsets_html.add_class("ocrtrain-table")
-        self.download_version = W.Dropdown(description="version", layout=W.Layout(width="300px"))
-        self.download_button = W.Button(description="Prepare download", icon="download")
-        self.download_button.add_class("ocrtrain-version-download")
-        self.download_link = W.HTML()
-        self.download_link.add_class("ocrtrain-version-link")
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a line image",
-                                   layout=W.Layout(width="auto", min_width="190px"))
-        self.upload.add_class("ocrtrain-try-upload")
-        self.try_result = W.HTML()
-        self.try_result.add_class("ocrtrain-try-result")
-        self.try_status = StatusBox()
+        self._build_inputs(workspace)
+        self._build_results()
+
         from .page_compare import PageCompare  # whole pages through Reader.readtext, before / after
 
         self.pages = PageCompare(workspace, before=lambda: self.before.value, after=lambda: self.after.spec,
@@ -187,6 +139,58 @@ class ComparePanel(W.VBox):
             self.upload, self.try_status, self.try_result, self.pages,
         ]
         self._on_run_changed()
+
+    def _build_inputs(self, workspace: Workspace) -> None:
+        """The models, data and device to compare, the Compare button and its progress."""
+        style = {"description_width": "120px"}
+        self.before = W.Text(value=DEFAULT_ORIGIN, description="before (origin)", style=style,
+                             layout=W.Layout(width="400px"),
+                             tooltip="origin spec: english_g2, run:PATH, easyocr:DIR/NAME, ...")
+        self.before.add_class("ocrtrain-compare-before")
+        self.after = RunVersionPicker(workspace, description="after (run)")
+        self.data = DatasetPicker(workspace, description="test data")
+        self.limit = W.IntText(value=ReadConfig.compare_limit, description="samples", style=style,
+                               layout=W.Layout(width="220px"), tooltip="how many test samples to read (0 = all)")
+        self.limit.add_class("ocrtrain-compare-limit")
+        self.device = W.Dropdown(options=list(DEVICE_CHOICES), value=ReadConfig.device, description="device",
+                                 style=style, tooltip="auto: a GPU when torch sees one, else cpu",
+                                 layout=W.Layout(width="220px"))
+        self.run_button = W.Button(description="Compare", icon="balance-scale", button_style="primary")
+        self.run_button.add_class("ocrtrain-compare-run")
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px", visibility="hidden"))
+        self.progress.add_class("ocrtrain-compare-progress")
+        self.status = StatusBox()
+
+    def _build_results(self) -> None:
+        """Metrics, charts, the gallery, the versions with their download, the try-it upload."""
+        self.metrics_html = W.HTML()
+        self.metrics_html.add_class("ocrtrain-compare-metrics")
+        self.metrics_html.add_class("ocrtrain-table")
+        self.filter = W.ToggleButtons(options=[("regressions first", "all"), ("worse", "worse"),
+                                               ("better", "better"), ("still wrong", "wrong")],
+                                      value="all", style={"button_width": "120px"})
+        self.filter.add_class("ocrtrain-gallery-filter")
+        self.gallery = W.HTML()
+        self.gallery.add_class("ocrtrain-gallery")
+        self.charts = W.Box(layout=W.Layout(width="100%", flex_flow="row wrap"))
+        self.charts.add_class("ocrtrain-compare-charts")
+        self.versions_html = W.HTML()
+        self.versions_html.add_class("ocrtrain-versions")
+        self.versions_html.add_class("ocrtrain-table")
+        self.valsets_html = W.HTML()
+        self.valsets_html.add_class("ocrtrain-valsets")
+        self.valsets_html.add_class("ocrtrain-table")
+        self.download_version = W.Dropdown(description="version", layout=W.Layout(width="300px"))
+        self.download_button = W.Button(description="Prepare download", icon="download")
+        self.download_button.add_class("ocrtrain-version-download")
+        self.download_link = W.HTML()
+        self.download_link.add_class("ocrtrain-version-link")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a line image",
+                                   layout=W.Layout(width="auto", min_width="190px"))
+        self.upload.add_class("ocrtrain-try-upload")
+        self.try_result = W.HTML()
+        self.try_result.add_class("ocrtrain-try-result")
+        self.try_status = StatusBox()
 
     # -- run / versions -----------------------------------------------------------------
     def refresh(self) -> None:

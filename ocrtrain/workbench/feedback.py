@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 import ipywidgets as W
 
 from ocrtrain.errors import OcrtrainError
 
-__all__ = ["StatusBox", "describe_error", "STYLE"]
+__all__ = ["StatusBox", "describe_error", "refusal_with_fix", "STYLE"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,18 @@ STYLE = """
 a.ocrtrain-download { color:#1a73e8; text-decoration:underline; font-weight:600; }
 </style>
 """
+
+
+# The page's upload refusal (ocrtrain/cli/dashboard.py, TEMPLATE_INDEX) names the file, its size and
+# the limit, then the Dataset tab's zip-import fix (give its path on the server), which only that
+# upload can take: the other uploads keep the first part and say their own fix.
+_REFUSED = re.compile(r"^(?P<what>.*?, over the dashboard's upload limit of [\d.]+ MiB): ", re.S)
+
+
+def refusal_with_fix(message: str, fix: str) -> str:
+    """The page's upload refusal `message` with its fix replaced by `fix` (other messages unchanged)."""
+    found = _REFUSED.match(message)
+    return f"{found['what']}: {fix}" if found else message
 
 
 def describe_error(exc: BaseException) -> str:
