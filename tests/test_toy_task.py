@@ -1,7 +1,8 @@
 """The generic trainer knows nothing of text: a 40-line toy task trains, cancels, resumes exactly and
-is listed like any run (CLI `ocrtrain runs`, the runs table the Monitor shows)."""
+is listed like any run (CLI `ocrtrain runs` and the dashboard's Monitor)."""
 import threading
 
+import pytest
 import torch
 
 from ocrtrain.cli import main
@@ -71,3 +72,16 @@ def test_toy_task_trains_cancels_resumes_exactly_and_is_listed(tmp_path, tiny_da
     out = capsys.readouterr().out
     assert "straight" in out and "halves" in out and "finished" in out
     assert Run(tmp_path / "runs" / "halves").best_version()["step"] in (2, 4, 6)
+    pytest.importorskip("ipywidgets")
+    from ocrtrain.workbench import MonitorPanel, Workspace
+
+    monitor = MonitorPanel(Workspace(tmp_path))  # its runs folder is tmp_path/runs
+    try:
+        rows = {r["name"]: r for r in monitor.rows}
+        assert set(rows) == {"straight", "halves"}
+        assert rows["halves"]["state"] == "finished" and rows["halves"]["step"] == 6
+        monitor.select(tmp_path / "runs" / "halves")
+        assert monitor.selected == str((tmp_path / "runs" / "halves").resolve())
+        assert monitor.points("train loss") == 6  # both segments of the resumed run
+    finally:
+        monitor.close()
