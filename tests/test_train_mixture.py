@@ -69,18 +69,28 @@ def test_two_datasets_two_val_sets_train_resume_and_log_both(tiny_dataset, secon
     assert straight.status()["selected"] == "upper:cer"
     stop = threading.Event()
     stopper = lambda e: stop.set() if getattr(e, "step", 0) == 4 else None  # noqa: E731
-    half = fit(cfg, spec, tmp_path / "half", callback=stopper, stop_event=stop)
+    half = fit(cfg, spec, tmp_path / "runs" / "half", callback=stopper, stop_event=stop)
     assert half.status()["state"] == "canceled"
-    resumed = fit(cfg, "ignored-on-resume", tmp_path / "half", resume=True)
+    resumed = fit(cfg, "ignored-on-resume", tmp_path / "runs" / "half", resume=True)
     assert resumed.status()["state"] == "finished"
     assert [(r["step"], r["train_loss"]) for r in resumed.metrics("train")] == \
         [(r["step"], r["train_loss"]) for r in straight.metrics("train")]
     assert [(r["val_set"], r["cer"]) for r in resumed.metrics("val")] == [(r["val_set"], r["cer"]) for r in vals]
-    record = Run(tmp_path / "half").config()
+    record = Run(tmp_path / "runs" / "half").config()
     weights = [s["weight"] for s in record["data_spec"]["train"]]
     assert weights[:2] == [1.0, 1.0]  # the user's sources keep their weights; replay (default 0.25) is added
     assert weights[2:] == [pytest.approx(2.0 / 3.0)] and is_replay(record["data_spec"]["train"][2]["path"])
     assert [v["name"] for v in record["data_spec"]["val"]] == ["receipts", "upper", "general"]
+    pytest.importorskip("ipywidgets")
+    from ocrtrain.workbench import MonitorPanel, Workspace
+
+    monitor = MonitorPanel(Workspace(tmp_path))  # its runs folder is tmp_path/runs
+    try:
+        monitor.select(tmp_path / "runs" / "half")
+        # One CER curve per validation set, each with steps 0, 3 (before the cancel) and 6 (after the resume).
+        assert {name: monitor.points(f"CER · {name}") for name in ("receipts", "upper")} == {"receipts": 3, "upper": 3}
+    finally:
+        monitor.close()
 
 
 def test_cli_trains_a_mixture_with_named_validation_sets(tiny_dataset, second_dataset, tmp_path, capsys):
