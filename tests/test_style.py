@@ -226,3 +226,24 @@ def test_only_runfolder_names_run_files():
                         problems.append(f"{rel}:{node.lineno} spells {name!r}: use ocrtrain.runfolder")
     assert len(sources) > 40 and any(p.name == "monitor_panel.py" for p in sources)
     assert problems == []
+
+
+#: A dataset folder's and a document set's manifest: only their owners spell its file name.
+MANIFEST_NAME = "manifest.json"
+MANIFEST_OWNERS = {"ocrtrain/dataset.py", "ocrtrain/documents/docset.py"}
+
+
+def test_only_the_folder_owners_name_the_manifest():
+    # A path literal (`folder / "manifest.json"`), not prose in a message: use ocrtrain.dataset
+    # (MANIFEST, read_manifest, is_dataset_folder) or ocrtrain.documents.docset (MANIFEST, DocumentSet).
+    root = PACKAGE.parent
+    problems = []
+    for path in _modules():
+        rel = path.relative_to(root).as_posix()
+        if rel in MANIFEST_OWNERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Constant) and node.value == MANIFEST_NAME:
+                problems.append(f"{rel}:{node.lineno} spells {MANIFEST_NAME!r}: use its folder's owner module")
+    assert any(p.name == "workspace.py" for p in _modules())
+    assert problems == []

@@ -23,7 +23,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
-from ocrtrain.documents.docset import STATUSES, DocumentSet, Line, is_document_set
+from ocrtrain.documents.docset import MANIFEST, STATUSES, DocumentSet, Line, is_document_set
 from ocrtrain.documents.review import STATUS_COLOURS, line_crop_png, page_preview_png, select_lines
 from ocrtrain.home import DOCSETS_DIR  # the work folder's sub-folder for document sets
 
@@ -40,7 +40,7 @@ _FOCUS_DELAY_S = 0.4
 
 def _modified(path: Path) -> str:
     try:
-        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("modified", "")
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("modified", "")
     except (OSError, ValueError):
         return ""
 

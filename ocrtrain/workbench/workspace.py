@@ -2,7 +2,6 @@
 else ``~/ocrtrain``: see :mod:`ocrtrain.home`), so runs started from the CLI or papermill show up."""
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -53,20 +52,26 @@ class Workspace:
         return name
 
     def datasets(self) -> list[Path]:
-        """Finished dataset folders (those with a manifest), newest first."""
+        """Finished dataset folders (those with a manifest, damaged ones too: the picker names the
+        problem), newest first."""
+        from ocrtrain.dataset import MANIFEST
+
         found = [p for p in self.datasets_dir.iterdir()
-                 if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]
+                 if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()]
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
     def dataset_summary(self, path: Union[str, Path]) -> str:
         """"name (N lines: a/b/c)" from the manifest, for dropdown labels; a problem is named after it."""
+        from ocrtrain.dataset import read_manifest
+        from ocrtrain.errors import OcrtrainError
+
         path = Path(path)
         problem = self.dataset_problem(path)
         try:
-            m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+            m = read_manifest(path)
             c = m.get("counts", {})
             text = f"{path.name} ({m.get('total', '?')} lines: {c.get('train', 0)}/{c.get('val', 0)}/{c.get('test', 0)})"
-        except (OSError, ValueError, AttributeError):
+        except (OcrtrainError, OSError, AttributeError):
             text = path.name
         return f"{text} · {problem}" if problem else text
 
