@@ -30,6 +30,7 @@ from .config import Config, check
 from .errors import ConfigError, OcrtrainError, RunError
 from .events import Callback, Event, emit
 from .originspec import DEFAULT_ORIGIN
+from .tasks.caseless import check_caseless
 from .training_templates import SHIPPED_TEMPLATES, list_templates, load_template, save_template, template_dirs
 from .trainstate import effective_warmup, shard_plan
 
@@ -144,6 +145,10 @@ class TrainConfig(Config):
     train_last_convs: int = field(default=0, metadata={
         "help": "with frozen features (CPU recipe or freeze_feature_extractor), still train the last N "
                 "convolutions (english_g2 has 7; the last ones work on small maps, so they cost little)"})
+    caseless: str = field(default="auto", metadata={
+        "help": "train case-insensitively on these training datasets (a letter's upper and lower case count as "
+                "one there): auto = those whose labels are all upper case (SROIE-style ground truth), off, or a "
+                "comma list of dataset folder names"})
     family: str = field(default="", metadata={
         "help": "model family (architecture) for origin scratch: easyocr-crnn (english_g2's VGG-BiLSTM-CTC) or dtrb; "
                 "other origins bring their own (empty = the origin's, easyocr-crnn for scratch)"})
@@ -183,6 +188,7 @@ class TrainConfig(Config):
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
         _check_family(self.family)
+        check(check_caseless(self.caseless) is None, check_caseless(self.caseless) or "")
         check(-1 <= self.augment_variants <= 64, f"augment_variants must be in -1..64 (0 = new at every pass, "
                                                  f"-1 = auto), got {self.augment_variants}")
         check(self.feature_cache_mb >= 0, f"feature_cache_mb must be >= 0 (0 = off), got {self.feature_cache_mb}")

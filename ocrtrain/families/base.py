@@ -171,8 +171,14 @@ class ModelFamily(abc.ABC):
         """Outputs for the loss (attention: teacher forcing with the targets)."""
 
     @abc.abstractmethod
-    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
-        """Mean loss of the batch, or one value per sample when `each`."""
+    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False, fold=None) -> torch.Tensor:
+        """Mean loss of the batch, or one value per sample when `each`; `fold` (a
+        :class:`ocrtrain.tasks.caseless.CaseFold`, only where :meth:`folds_case`) takes it over
+        case-folded classes."""
+
+    def folds_case(self, options: Mapping[str, Any]) -> bool:
+        """Whether :meth:`loss` can train case-insensitively (``fold``)."""
+        return False
 
     def line_features(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Feature columns [B, T, C] of images (only when :attr:`caches_features`)."""

@@ -93,8 +93,11 @@ class CrnnFamily(ModelFamily):
     def head_forward(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor:
         return model.head(features)
 
-    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
-        return ctc_loss(outputs, targets, each)
+    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False, fold=None) -> torch.Tensor:
+        return ctc_loss(outputs, targets, each, fold)
+
+    def folds_case(self, options: Mapping[str, Any]) -> bool:
+        return True
 
     def decode(self, outputs: torch.Tensor, charset: Charset) -> list[Prediction]:
         return decode_logits(outputs, charset)

@@ -24,9 +24,13 @@ def ctc_steps_needed(label: str) -> int:
     return len(label) + sum(1 for a, b in zip(label, label[1:]) if a == b)
 
 
-def ctc_loss(logits: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
-    """CTC loss of logits [B, T, C] (blank 0, zero_infinity): the batch mean, or per sample when `each`."""
-    log_probs = logits.float().log_softmax(2).permute(1, 0, 2)  # [T, B, C] for CTCLoss
+def ctc_loss(logits: torch.Tensor, targets: list[list[int]], each: bool = False, fold=None) -> torch.Tensor:
+    """CTC loss of logits [B, T, C] (blank 0, zero_infinity): the batch mean, or per sample when `each`;
+    with a :class:`ocrtrain.tasks.caseless.CaseFold`, over case-folded classes."""
+    log_probs = logits.float().log_softmax(2)
+    if fold is not None:
+        log_probs, targets = fold.log_probs(log_probs), fold.targets(targets)
+    log_probs = log_probs.permute(1, 0, 2)  # [T, B, C] for CTCLoss
     t, b = log_probs.shape[:2]
     flat = torch.tensor([c for seq in targets for c in seq], dtype=torch.long)
     lengths = torch.tensor([len(seq) for seq in targets], dtype=torch.long)

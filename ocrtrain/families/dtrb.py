@@ -166,11 +166,12 @@ class DtrbFamily(ModelFamily):
             return model(images)
         return model(images, _attn_text(targets, images.device)[:, :-1], is_train=True)
 
-    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False) -> torch.Tensor:
+    def loss(self, outputs: torch.Tensor, targets: list[list[int]], each: bool = False, fold=None) -> torch.Tensor:
         """CTC: as ``easyocr-crnn``. Attn: cross-entropy ignoring [GO] (DTRB's), the mean over the
-        batch's tokens; with `each`, each sample's summed token losses (like CTC's per-sample NLL)."""
+        batch's tokens; with `each`, each sample's summed token losses (like CTC's per-sample NLL).
+        `fold` (case-insensitive lines) applies to CTC only (see :meth:`folds_case`)."""
         if not self._attn():
-            return ctc_loss(outputs, targets, each)
+            return ctc_loss(outputs, targets, each, fold)
         gold = _attn_text(targets, outputs.device)[:, 1:]
         steps = outputs.shape[1]
         if gold.shape[1] < steps:  # greedy outputs run batch_max_length + 1 steps
@@ -181,6 +182,9 @@ class DtrbFamily(ModelFamily):
             return F.cross_entropy(logits, gold.reshape(-1), ignore_index=GO)
         per_token = F.cross_entropy(logits, gold.reshape(-1), ignore_index=GO, reduction="none")
         return per_token.view(gold.shape).sum(dim=1)
+
+    def folds_case(self, options: Mapping[str, Any]) -> bool:
+        return not self._attn(options)
 
     def infer_forward(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         if not self._attn():

@@ -20,6 +20,7 @@ import numpy as np
 from ..datamix import describe, is_replay, val_split_path
 from ..errors import ConfigError, DatasetError
 from .anchor import OriginAnchor
+from .caseless import CaseFold, caseless_sources
 from .base import Task, TaskContext
 from .feature_cache import FeatureCache, batch_chunks, stack_rows
 from .lines import KnownRows, LineBatches, LineSet, filter_lines, plan_mixture, scan_split
@@ -74,9 +75,30 @@ class RecognitionTask(Task):
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
+        self.fold, self.caseless = self._caseless(cfg, train_scans)
         self.features = self._feature_cache(cfg, frozen and not cfg.train_last_convs)
         if self.anchor is not None or self.replay_sources:
             ctx.message(self._lever_text(), "info")
+
+    def _caseless(self, cfg, train_scans) -> tuple[Optional[CaseFold], frozenset]:
+        """The case fold and the training sources it applies to (:mod:`ocrtrain.tasks.caseless`)."""
+        names = [Path(s.path).name for s in self.ctx.data.train]
+        chosen = caseless_sources(cfg.caseless, names, [scan[1] for scan in train_scans], self.replay_sources)
+        if not chosen:
+            return None, frozenset()
+        if not self.family.folds_case(self.options):
+            raise ConfigError(f"caseless training needs a CTC model, not {self.family.name}'s attention head: "
+                              "set caseless off")
+        fold = CaseFold.from_chars(self.charset.chars)
+        folded_paths = {str(Path(self.ctx.data.train[i].path).resolve()) for i in chosen}
+        first = Path(self.ctx.data.val[0].path).resolve() if self.ctx.data.val else None
+        if first is not None and str(first.parent if first.name in ("val", "test") else first) in folded_paths:
+            self.default_metric = "cer_ci"  # its labels ignore case too: pick checkpoints without it
+        self.ctx.message(f"case-insensitive training on {', '.join(names[i] for i in chosen)}: "
+                         + ("its labels are all upper case, so " if cfg.caseless == "auto" else "")
+                         + "a letter's upper and lower case count as one there (caseless off to learn the "
+                           "labels' case as written)", "info")
+        return fold, frozenset(chosen)
 
     def _lever_text(self) -> str:
         cfg, parts = self.ctx.config, []
@@ -288,7 +310,7 @@ class RecognitionTask(Task):
         the anchor's L2-SP and distillation terms."""
         groups = _groups(outputs, batch)
         n = len(batch["targets"])
-        loss = sum(self.family.loss(out, batch["targets"][a:b]) * ((b - a) / n) for out, _, a, b in groups)
+        loss = sum(self._group_loss(out, batch, a, b) * ((b - a) / n) for out, _, a, b in groups)
         if self.anchor is None:
             return loss
         if self.anchor.l2sp > 0:
@@ -304,6 +326,18 @@ class RecognitionTask(Task):
             if parts:
                 total = sum(k for k, _ in parts)
                 loss = loss + sum(term * (k / total) for k, term in parts).to(loss.device)
+        return loss
+
+    def _group_loss(self, out, batch: dict, a: int, b: int):
+        """Mean loss of rows a..b, case-folded on the rows of caseless sources."""
+        targets, sources = batch["targets"][a:b], batch.get("sources") or ()
+        folded = [r for r in range(b - a) if sources and sources[a + r] in self.caseless]
+        if not folded:
+            return self.family.loss(out, targets)
+        plain = [r for r in range(b - a) if r not in set(folded)]
+        loss = self.family.loss(out[folded], [targets[r] for r in folded], fold=self.fold) * (len(folded) / (b - a))
+        if plain:
+            loss = loss + self.family.loss(out[plain], [targets[r] for r in plain]) * (len(plain) / (b - a))
         return loss
 
     # ---- validation
