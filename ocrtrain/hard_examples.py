@@ -10,19 +10,40 @@ Train on it next to the original data, starting from the run:
 >>> hard_characters({"per_char": {"ø": {"errors": 5, "error_rate": 0.5}, " ": {"errors": 9, "error_rate": 0.1},
 ...                               "e": {"errors": 1, "error_rate": 0.01}}}, top=3)
 ['ø']
+>>> HardExamplesConfig(count=200).limit
+500
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from .config import Config, check
 from .errors import DatasetError
 from .events import Callback, Message, emit
 
-__all__ = ["hard_characters", "hard_example_config", "make_hard_examples"]
+__all__ = ["HardExamplesConfig", "hard_characters", "hard_example_config", "make_hard_examples"]
 
 
-def hard_characters(confusions: dict, top: int = 6, min_errors: int = 2) -> list[str]:
+@dataclass(frozen=True)
+class HardExamplesConfig(Config):
+    """How many validation lines are read, which characters count as hard, and what is rendered."""
+
+    count: int = field(default=1000, metadata={"help": "lines to generate"})
+    top: int = field(default=6, metadata={"help": "how many of the hardest characters"})
+    min_errors: int = field(default=2, metadata={"help": "errors a character needs to count"})
+    limit: int = field(default=500, metadata={"help": "validation lines read"})
+    seed: int = field(default=77, metadata={"help": "seed of the generated lines"})
+
+    def validate(self) -> None:
+        for name in ("count", "top", "min_errors", "limit"):
+            value = getattr(self, name)
+            check(value >= 1, f"{name} must be at least 1, got {value}")
+
+
+def hard_characters(confusions: dict, top: int = HardExamplesConfig.top,
+                    min_errors: int = HardExamplesConfig.min_errors) -> list[str]:
     """The `top` label characters with the most errors (>= `min_errors`; never whitespace)."""
     ranked = sorted(((ch, s) for ch, s in confusions.get("per_char", {}).items()
                      if not ch.isspace() and s["errors"] >= min_errors),
@@ -52,31 +73,33 @@ def _first_source(run_dir: Path) -> Path:
 
 
 def make_hard_examples(source: str, out: Union[str, Path], data: Optional[Union[str, Path]] = None,
-                       count: int = 1000, top: int = 6, min_errors: int = 2, limit: int = 500, seed: int = 77,
-                       overwrite: bool = False, callback: Optional[Callback] = None) -> dict:
+                       config: Optional[HardExamplesConfig] = None, overwrite: bool = False,
+                       callback: Optional[Callback] = None) -> dict:
     """Read `data`'s val split (default: the run's first training source) with `source`, find its
-    hardest characters and render `count` lines rich in them into `out`. Returns a summary; no
-    dataset is written when no character is misread at least `min_errors` times."""
+    hardest characters and render ``config.count`` lines rich in them into `out`. Returns a summary;
+    no dataset is written when no character is misread at least ``config.min_errors`` times."""
     from .datamix import val_split_path
     from .evaluate import evaluate, run_folder
     from .metrics import top_confusions
     from .synth import generate_dataset
 
+    cfg = config or HardExamplesConfig()
     run_dir = run_folder(source)
     if data is None:
         if run_dir is None:
             raise DatasetError(f"{source} is not a run folder, so it names no data: pass --data DS")
         data = _first_source(run_dir)
-    report = evaluate(source, val_split_path(data, "val"), limit=limit, callback=callback)
-    chars = hard_characters(report.confusions, top, min_errors)
+    report = evaluate(source, val_split_path(data, "val"), limit=cfg.limit, callback=callback)
+    chars = hard_characters(report.confusions, cfg.top, cfg.min_errors)
     summary = {"source": report.source, "data": str(data), "lines": len(report.rows),
                "metrics": {k: report.metrics.get(k) for k in ("accuracy_ws", "cer_ws")},
                "chars": "".join(chars), "confusions": top_confusions(report.confusions, 10), "dataset": None}
     if not chars:
-        emit(callback, Message(f"no character is misread {min_errors} or more times on {len(report.rows)} "
+        emit(callback, Message(f"no character is misread {cfg.min_errors} or more times on {len(report.rows)} "
                                "validation lines: nothing to generate", "info"))
         return summary
-    config = hard_example_config(data, "".join(chars), count, seed)
-    emit(callback, Message(f"hardest characters {''.join(chars)!r}: rendering {count} lines rich in them", "info"))
-    summary["dataset"] = str(generate_dataset(config, out, callback=callback, overwrite=overwrite))
+    synth = hard_example_config(data, "".join(chars), cfg.count, cfg.seed)
+    emit(callback, Message(f"hardest characters {''.join(chars)!r}: rendering {cfg.count} lines rich in them",
+                           "info"))
+    summary["dataset"] = str(generate_dataset(synth, out, callback=callback, overwrite=overwrite))
     return summary

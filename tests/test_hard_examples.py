@@ -35,3 +35,17 @@ def test_cli_generates_lines_rich_in_what_english_g2_misreads(tmp_path, capsys):
     assert all(set(label) & set(summary["chars"]) for label in got)  # every line carries one
     assert main(["hard-examples", "english_g2", "--out", str(tmp_path / "x")]) == 1
     assert "pass --data" in capsys.readouterr().err
+
+
+def test_cli_takes_its_defaults_from_the_config_and_refuses_a_zero(tmp_path, capsys):
+    from ocrtrain.cli import build_parser
+    from ocrtrain.config import config_from_args
+    from ocrtrain.hard_examples import HardExamplesConfig
+
+    args = build_parser().parse_args(["hard-examples", "english_g2", "--out", str(tmp_path / "x")])
+    assert config_from_args(HardExamplesConfig, args) == HardExamplesConfig()  # one home for the defaults
+    args = build_parser().parse_args(["hard-examples", "english_g2", "--out", "x", "--min-errors", "3", "--seed", "5"])
+    assert config_from_args(HardExamplesConfig, args) == HardExamplesConfig(min_errors=3, seed=5)
+    assert main(["hard-examples", "english_g2", "--out", str(tmp_path / "x"), "--top", "0"]) == 1
+    assert "top must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

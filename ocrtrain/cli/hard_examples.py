@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ..config import add_config_arguments, config_from_args
+from ..hard_examples import HardExamplesConfig
+
 __all__ = ["register", "run"]
 
 
@@ -15,26 +18,19 @@ def register(subparsers) -> None:
     p.add_argument("source", metavar="RUN_OR_ORIGIN", help="run folder (or a run name) or origin spec")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write")
     p.add_argument("--data", metavar="DS", help="dataset whose val split is read (default: the run's first source)")
-    p.add_argument("--count", type=int, default=1000, help="lines to generate (default 1000)")
-    p.add_argument("--top", type=int, default=6, help="how many of the hardest characters (default 6)")
-    p.add_argument("--min-errors", type=int, default=2, help="errors a character needs to count (default 2)")
-    p.add_argument("--limit", type=int, default=500, help="validation lines read (default 500)")
-    p.add_argument("--seed", type=int, default=77, help="seed of the generated lines")
+    add_config_arguments(p, HardExamplesConfig)  # --count --top --min-errors --limit --seed
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
     from ..events import Message
     from ..hard_examples import make_hard_examples
     from ..home import resolve_dataset, resolve_model_source
-
-    for name in ("count", "top", "min_errors", "limit"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     from ._progress import EventBars
+
+    config = config_from_args(HardExamplesConfig, args)
 
     with EventBars() as bars:  # bars and warnings on stderr; the notes are the command's output
         def show(event) -> None:
@@ -42,8 +38,7 @@ def run(args) -> int:
             if isinstance(event, Message) and event.level == "info" and not args.json:
                 print(event.text, flush=True)  # between stages: no bar is open
         summary = make_hard_examples(resolve_model_source(args.source), args.out,
-                                     data=resolve_dataset(args.data) if args.data else None, count=args.count,
-                                     top=args.top, min_errors=args.min_errors, limit=args.limit, seed=args.seed,
+                                     data=resolve_dataset(args.data) if args.data else None, config=config,
                                      overwrite=args.overwrite, callback=show)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -51,7 +46,7 @@ def run(args) -> int:
     for row in summary["confusions"]:
         print(f"  {row['kind']:12} {row['gold'] or '-'!r} -> {row['pred'] or '-'!r}: {row['count']}")
     if summary["dataset"]:
-        print(f"wrote {summary['dataset']}: {args.count} lines rich in {summary['chars']!r}; train on it next to your "
+        print(f"wrote {summary['dataset']}: {config.count} lines rich in {summary['chars']!r}; train on it next to your "
               f"data, e.g. ocrtrain train --data {summary['data']}:1 --data {summary['dataset']}:1 "
               f"--origin run:{args.source}@best")
     return 0
