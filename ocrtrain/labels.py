@@ -1,24 +1,24 @@
 """Reading labels files: ``labels.txt`` (``name<TAB>text``) and EasyOCR's ``labels.csv``.
 
-``labels.csv`` is read the way EasyOCR's trainer reads it (``trainer/dataset.py``:
-``pandas.read_csv(path, usecols=['filename', 'words'], keep_default_na=False)``):
+``labels.csv`` is read the way EasyOCR's trainer reads it (``trainer/dataset.py``, ``OCRDataset``:
+``pandas.read_csv(path, sep='^([^,]+),', engine='python', usecols=['filename', 'words'],
+keep_default_na=False)``), so a file gives the same labels here and there:
 
-- the columns are found by the header's names (any order; other columns are ignored);
-- a field that starts with ``"`` is quoted: commas inside are text, ``""`` is one quote, and
-  text after the closing quote is kept (``"Tine" ost`` -> ``Tine ost``); a quote inside an
-  unquoted field is an ordinary character (``5" skjerm``);
-- spaces around a field are kept, and ``NA``/``null`` are text, not missing values.
+- each line loses its surrounding whitespace and is split at its first comma: the filename is what
+  comes before it, the words everything after, commas included (``a.png,Melk 12,50`` ->
+  ``Melk 12,50``, a decimal comma);
+- there is no CSV quoting: quotes are text (``a.png,"Melk 12,50"`` -> ``"Melk 12,50"``). A CSV
+  writer adds such quotes, so a note names the rows whose words begin with one;
+- the header is ``filename,words`` (``words,filename`` also works there); ``NA``/``null`` are text.
 
-One deliberate difference: in a row with more commas than the header (``a.png,Melk 12,50``,
-a decimal comma), pandas keeps only ``Melk 12`` and silently drops ``,50``. Here the words
-are everything after the comma that ends the filename (``Melk 12,50``), when ``words`` is the
-last column and the rest holds no quote; a warning says how many rows that was, since
-EasyOCR's own trainer would read them shortened (quote the field to be read the same by both).
-Each physical line is one row: a label never holds a newline, so an unclosed quote rejects its
-row only (pandas would fail the whole file).
+A row with no comma or an empty filename (which the trainer cannot use) is rejected on its own;
+a header in another case or with spaces around the names, and a UTF-8 BOM, are accepted here
+although the trainer would refuse the whole file.
 
->>> split_csv_line('a.png,"Melk 12,50"')
-(['a.png', 'Melk 12,50'], [0, 6], False)
+>>> split_csv_line('a.png,Melk 12,50 ')
+['a.png', 'Melk 12,50']
+>>> split_csv_line(' a.png,"Tine" ost')
+['a.png', '"Tine" ost']
 """
 from __future__ import annotations
 
@@ -104,37 +104,15 @@ def read_lines(path: Path, encoding: str = "utf-8") -> list[tuple[int, str]]:
     return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(lines, 1)]
 
 
-def split_csv_line(line: str) -> tuple[list[str], list[int], bool]:
-    """Fields of one CSV line as pandas' C parser reads them, each field's start offset, and
-    whether a quoted field is left open at the end of the line."""
-    fields, starts = [], []
-    i, n = 0, len(line)
-    while True:
-        starts.append(i)
-        if i < n and line[i] == '"':
-            i += 1
-            buf = []
-            while True:
-                if i >= n:
-                    fields.append("".join(buf))
-                    return fields, starts, True
-                if line[i] == '"':
-                    if i + 1 < n and line[i + 1] == '"':
-                        buf.append('"')
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                buf.append(line[i])
-                i += 1
-            end = line.find(",", i)
-            fields.append("".join(buf) + (line[i:] if end < 0 else line[i:end]))
-        else:
-            end = line.find(",", i)
-            fields.append(line[i:] if end < 0 else line[i:end])
-        if end < 0:
-            return fields, starts, False
-        i = end + 1
+#: EasyOCR's trainer's separator: the first comma, with at least one character before it.
+_FIRST_COMMA = re.compile(r"^([^,]+),")
+
+
+def split_csv_line(line: str) -> list[str]:
+    """One labels.csv line as EasyOCR's trainer splits it: ``[before, after]`` the first comma of
+    the stripped line, or ``[line]`` when it has none (or starts with one)."""
+    parts = _FIRST_COMMA.split(line.strip(), maxsplit=1)
+    return parts[1:] if len(parts) == 3 else parts
 
 
 def _has_bad_bytes(text: str) -> bool:
@@ -211,59 +189,43 @@ def list_labels_txt(labels_file: Path, part_dir: Path, input_root: Path, encodin
         yield from _listed(part_dir, input_root, name, label, where, first_seen, n)
 
 
-def _csv_header(labels_file: Path, where: str, line: str) -> tuple[int, int, int]:
-    """(index of filename, index of words, number of columns) from the header line."""
+def _csv_header(labels_file: Path, where: str, line: str) -> bool:
+    """Whether the header is ``words,filename`` (else ``filename,words``; InputError otherwise)."""
     if _has_bad_bytes(line):
         raise InputError(f"{where}, the header of {labels_file}, is not valid UTF-8: save the file as UTF-8")
-    fields, _, unclosed = split_csv_line(line)
-    header = [h.strip().lower() for h in fields]
-    if unclosed or "filename" not in header or "words" not in header:
+    header = [h.strip().lower() for h in split_csv_line(line)]
+    if sorted(header) != ["filename", "words"]:
         raise InputError(f"{where}: {labels_file} must start with the header `filename,words` "
-                         f"(EasyOCR trainer format), found {line!r}: add that header line")
-    return header.index("filename"), header.index("words"), len(header)
-
-
-def _csv_row(line: str, where: str, i_name: int, i_words: int, width: int) -> Union[tuple[str, str, bool], Rejected]:
-    """(filename, words, whether the words held unquoted commas) of one row, or its Rejected."""
-    fields, starts, unclosed = split_csv_line(line)
-    if unclosed:
-        return Rejected(where, line, f"{where} has a quote that is never closed: close it (\"...\") and "
-                                     "double any quote inside the words (\"\")")
-    widened = False
-    if len(fields) > width:
-        rest = line[starts[i_words]:] if i_words < len(starts) else ""
-        if i_words != width - 1 or '"' in rest:
-            return Rejected(where, line, f"{where} has {len(fields)} fields but the header has {width}: "
-                                         "quote the words field if it contains commas")
-        fields = fields[:i_words] + [rest]
-        widened = True
-    fields += [""] * (width - len(fields))  # missing trailing fields are empty, as in pandas
-    return fields[i_name], fields[i_words], widened
+                         f"(EasyOCR trainer format: each row is split at its first comma, so there are no "
+                         f"other columns), found {line!r}: make that the first line")
+    return header[0] == "words"
 
 
 def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path, encoding: str = "utf-8",
                     named: Optional[set] = None) -> Iterator[Union[Candidate, Rejected, Note]]:
     """Candidates of an EasyOCR ``labels.csv`` (see the module doc for the exact reading)."""
     rel_file = rel(labels_file, input_root) or labels_file.name
-    header: Optional[tuple[int, int, int]] = None
+    words_first: Optional[bool] = None
     first_seen: dict[str, int] = {}
-    widened: list[str] = []
+    quoted: list[str] = []
     for n, line in read_lines(labels_file, encoding):
         where = f"{rel_file}:{n}"
         if not line.strip():
             continue
-        if header is None:
-            header = _csv_header(labels_file, where, line)
+        if words_first is None:
+            words_first = _csv_header(labels_file, where, line)
             continue
         if _has_bad_bytes(line):
             yield _bad_line(where, line, encoding=encoding)
             continue
-        row = _csv_row(line, where, *header)
-        if isinstance(row, Rejected):
-            yield row
+        fields = split_csv_line(line)
+        if len(fields) == 1:
+            empty = "empty words" if words_first else "an empty filename"
+            problem = f"has {empty}" if line.strip().startswith(",") else "has no comma"
+            yield Rejected(where, line, f"{where} {problem}: write `filename,words` (the filename, a comma, the text)")
             continue
-        name, label, wide = row
-        if not name:
+        name, label = reversed(fields) if words_first else fields
+        if not name.strip():
             yield Rejected(where, label, f"{where} has an empty filename: fill it in or remove the row")
             continue
         if not label.strip():
@@ -271,12 +233,13 @@ def list_labels_csv(labels_file: Path, part_dir: Path, input_root: Path, encodin
                 named.add(part_dir / name.replace("\\", "/"))
             yield Rejected(where, label, f"{where}: image {name!r} has empty words: write its text, or remove the row")
             continue
-        if wide:
-            widened.append(where)
+        if label.startswith('"'):
+            quoted.append(where)
         yield from _listed(part_dir, input_root, name, label, where, first_seen, n)
-    if header is None:
+    if words_first is None:
         raise InputError(f"{labels_file} is empty: it must hold the header `filename,words` and one row per image")
-    if widened:
-        yield Note(f"{len(widened)} row(s) of {rel_file} have unquoted commas in the words (first: {widened[0]}): "
-                   "kept all the text after the filename's comma; EasyOCR's trainer (pandas) would read only "
-                   "up to the next comma, so quote the words field (\"...\") if the file is also used there")
+    if quoted:
+        yield Note(f"{len(quoted)} row(s) of {rel_file} have words that begin with a double quote (first: "
+                   f"{quoted[0]}): kept with their quotes, as EasyOCR's trainer reads them (it splits a row at "
+                   "its first comma and knows no CSV quoting); remove the quotes from the file if they are not "
+                   "part of the text")

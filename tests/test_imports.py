@@ -62,12 +62,10 @@ def labels_folder(folder: Path, labels: list[str] = LABELS) -> dict[str, bytes]:
 
 
 def csv_folder(folder: Path, labels: list[str], prefix: str = "img") -> dict[str, bytes]:
+    """Images and a labels.csv as EasyOCR's sample data writes it: `name,words`, never quoted."""
     images = write_images(folder, labels, prefix)
-    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["filename", "words"])
-        for name, label in zip(images, labels):
-            w.writerow([name, label])
+    rows = ["filename,words"] + [f"{name},{label}" for name, label in zip(images, labels)]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return images
 
 
@@ -109,13 +107,21 @@ def test_labels_file_path_and_subfolder_names(tmp_path):
     assert set(all_samples(out)) == set(LABELS[:3])
 
 
-def test_easyocr_csv_quoting(tmp_path):
+def test_easyocr_csv_commas_and_quotes_are_text(tmp_path):
     src = tmp_path / "en_train_filtered"
     labels = ["Smør 2,50", 'Sa "gitt"', "Brød, grovt", "Ost"]
     csv_folder(src, labels)
     out = import_dataset(src, tmp_path / "ds", ImportConfig(split=ALL_TRAIN))
     assert set(all_samples(out)) == set(labels)
     assert detect_format(src) == "easyocr"
+    # A CSV writer's quotes stay, as in EasyOCR's trainer (split at the first comma, no quoting), with a note.
+    with open(src / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["filename", "words"], *zip(sorted(p.name for p in src.glob("*.png")), labels)])
+    events = []
+    out = import_dataset(src, tmp_path / "ds2", ImportConfig(split=ALL_TRAIN), callback=events.append)
+    assert set(all_samples(out)) == {'"Smør 2,50"', '"Sa ""gitt"""', '"Brød, grovt"', "Ost"}
+    notes = [e.text for e in events if isinstance(e, Message) and "double quote" in e.text]
+    assert len(notes) == 1 and "3 row(s)" in notes[0] and "labels.csv:2" in notes[0]
 
 
 def test_easyocr_nested_train_val_keep_splits(tmp_path):
@@ -368,21 +374,21 @@ def test_malformed_csv_rows_rejected(tmp_path):
     images = write_images(src, LABELS[:3])
     names = list(images)
     (src / "x.png").write_bytes(png_bytes(draw_line("x")))
+    (src / "y.png").write_bytes(png_bytes(draw_line("y")))
     body = (b"filename,words\n"
-            + f'{names[0]},"{LABELS[0]}"\n'.encode()
-            + b'x.png,"unbalanced\n'          # line 3
-            + b'x.png,"too",many\n'           # line 4: extra fields and quotes: ambiguous
+            + f"{names[0]},{LABELS[0]}\n".encode()
+            + b"x.png\n"                        # line 3: no comma
+            + b"y.png,\"open\n"                 # line 4: quotes are text (as in EasyOCR's trainer)
             + "x.png,Br\u00f8d\n".encode("latin-1")  # line 5
             + b"x.png,\n"                      # line 6
             + b',"no name"\n'                 # line 7
-            + f'{names[1]},"{LABELS[1]}"\n'.encode()
-            + f'{names[2]},"Sm\u00f8r ""Tine"""\n'.encode())
+            + f"{names[1]},{LABELS[1]}\n".encode()
+            + f"{names[2]},{LABELS[2]}\n".encode())
     (src / "labels.csv").write_bytes(body)
     out = import_dataset(src, tmp_path / "ds", ImportConfig(split=ALL_TRAIN))
-    assert set(all_samples(out)) == {LABELS[0], LABELS[1], LABELS[2]}
+    assert set(all_samples(out)) == {LABELS[0], LABELS[1], LABELS[2], '"open'}
     rows = rejected_rows(out)
-    assert "never closed" in reason_for(rows, "labels.csv:3")
-    assert "3 fields" in reason_for(rows, "labels.csv:4")
+    assert "has no comma" in reason_for(rows, "labels.csv:3")
     assert "UTF-8" in reason_for(rows, "labels.csv:5")
     assert "empty words" in reason_for(rows, "labels.csv:6")
     assert "empty filename" in reason_for(rows, "labels.csv:7")
