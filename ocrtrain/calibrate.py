@@ -19,17 +19,31 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
+from .config import Config, check
 from .errors import ConfigError
 from .events import Callback, Progress, emit
 
-__all__ = ["TEMPERATURES", "Calibration", "reliability", "expected_calibration_error", "suggest_threshold",
+__all__ = ["TEMPERATURES", "CalibrationConfig", "Calibration", "reliability", "expected_calibration_error", "suggest_threshold",
            "apply_temperature", "calibrate", "log_loss"]
 
 #: Candidate temperatures (T < 1 sharpens an under-confident model, T > 1 softens an over-confident one).
 TEMPERATURES = (0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig(Config):
+    """How many validation lines a calibration reads and what the suggested threshold keeps."""
+
+    limit: int = field(default=500, metadata={"help": "lines read"})
+    target: float = field(default=0.98, metadata={
+        "help": "accuracy the suggested threshold keeps for accepted lines"})
+
+    def validate(self) -> None:
+        check(self.limit >= 1, f"limit must be at least 1, got {self.limit}")
+        check(0.0 < self.target <= 1.0, f"target must be in (0, 1], got {self.target}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,8 @@ def log_loss(confidences: Sequence[float], correct: Sequence[bool]) -> float:
     return total / max(1, len(confidences))
 
 
-def suggest_threshold(confidences: Sequence[float], correct: Sequence[bool], target: float = 0.98) -> dict:
+def suggest_threshold(confidences: Sequence[float], correct: Sequence[bool],
+                      target: float = CalibrationConfig.target) -> dict:
     """The lowest confidence threshold whose accepted lines are at least `target` right (the rest go
     to review), with the share of lines it keeps; None when no threshold reaches `target`."""
     pairs = sorted(zip(confidences, correct), reverse=True)
@@ -114,7 +129,8 @@ def _summary(confidences, correct) -> dict:
 
 
 def calibrate(loaded, images: Sequence, labels: Sequence[str], temperatures: Sequence[float] = TEMPERATURES,
-              target: float = 0.98, mode: str = "ws", callback: Optional[Callback] = None) -> Calibration:
+              target: float = CalibrationConfig.target, mode: str = "ws",
+              callback: Optional[Callback] = None) -> Calibration:
     """Fit T on `images`/`labels` (a validation split) by log loss of EasyOCR's confidence as read by
     ``Reader.recognize`` (our Reader-compatible Predictor, quantized as on CPU); `callback` gets a
     Progress per temperature read."""

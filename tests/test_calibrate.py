@@ -69,3 +69,18 @@ def test_fitted_temperature_lowers_log_loss_and_the_export_reports_it_in_reader(
         main(["calibrate", "english_g2"])  # --data is required
     assert main(["calibrate", "english_g2", "--data", str(tiny_dataset), "--export", "x"]) == 1
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_cli_takes_its_defaults_from_the_config_and_refuses_bad_values(tmp_path, capsys):
+    from ocrtrain.calibrate import CalibrationConfig
+    from ocrtrain.cli import build_parser
+    from ocrtrain.config import config_from_args
+
+    args = build_parser().parse_args(["calibrate", "english_g2", "--data", "ds"])
+    assert config_from_args(CalibrationConfig, args) == CalibrationConfig()  # one home for the defaults
+    args = build_parser().parse_args(["calibrate", "english_g2", "--data", "ds", "--limit", "40", "--target", "0.9"])
+    assert config_from_args(CalibrationConfig, args) == CalibrationConfig(limit=40, target=0.9)
+    for option, value, message in (("--limit", "0", "limit must be at least 1, got 0"),
+                                   ("--target", "1.5", "target must be in (0, 1], got 1.5")):
+        assert main(["calibrate", "english_g2", "--data", str(tmp_path / "nope"), option, value]) == 1
+        assert message in capsys.readouterr().err

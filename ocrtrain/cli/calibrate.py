@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ..calibrate import CalibrationConfig
+from ..config import add_config_arguments, config_from_args
+
 __all__ = ["register", "run"]
 
 
@@ -17,9 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DS_OR_SPLIT",
                    help="dataset folder (its val split; never the test split you report on) or one split's LMDB")
     p.add_argument("--version", default="best", help="checkpoint of a run: best, last or step-N (default: best)")
-    p.add_argument("--limit", type=int, default=500, help="lines read (default 500)")
-    p.add_argument("--target", type=float, default=0.98,
-                   help="accuracy the suggested threshold keeps for accepted lines (default 0.98)")
+    add_config_arguments(p, CalibrationConfig)  # --limit --target
     p.add_argument("--export", metavar="NAME", help="also export a calibrated EasyOCR bundle named NAME")
     p.add_argument("--out", metavar="DIR", help="folder for --export")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -48,19 +49,18 @@ def run(args) -> int:
 
     if args.export and not args.out:
         raise ConfigError("--export NAME needs --out DIR: the folder to write the calibrated bundle into")
-    if args.limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    config = config_from_args(CalibrationConfig, args)
     source = resolve_model_source(args.source)
     spec = source_spec(source, args.version)
     loaded = load_origin(spec)
     reader, _ = open_split(_split(resolve_dataset(args.data)))
     try:
-        pairs = [reader[i] for i in range(min(len(reader), args.limit))]
+        pairs = [reader[i] for i in range(min(len(reader), config.limit))]
     finally:
         reader.close()
     images = [decode_image(raw, f"{args.data} sample {i}") for i, (raw, _) in enumerate(pairs)]
     with EventBars() as bars:  # one step per candidate temperature, each a full read of the lines
-        cal = calibrate(loaded, images, [label for _, label in pairs], target=args.target, callback=bars)
+        cal = calibrate(loaded, images, [label for _, label in pairs], target=config.target, callback=bars)
     report = {**cal.to_dict(), "source": spec, "data": str(args.data)}
     run_dir = run_folder(source)
     if run_dir is not None:
