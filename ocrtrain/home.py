@@ -8,7 +8,8 @@ The home folder is ``$OCRTRAIN_HOME`` when set, else ``~/ocrtrain``. It holds::
 
 A bare name (``receipts``) is looked up under these roots; anything that looks like a path
 (``./receipts``, ``runs/r1``, ``/data/x``, ``~/x``) is used as given, so a folder anywhere opens
-in the CLI and in the dashboard alike.
+in every command and notebook. The dashboard lists what is under its home (``ocrtrain dashboard
+--home DIR`` picks another home); it has no field for a single folder elsewhere.
 
 >>> runs_root() == home() / "runs", resolve_run("r1") == runs_root() / "r1", str(resolve_run("./r1"))
 (True, True, 'r1')
