@@ -105,8 +105,17 @@ class Run:
         return self.path.name
 
     def config(self) -> dict:
-        """The stored config record (config, data, origin)."""
-        return runfolder.read_config(self.path)
+        """The stored config record (config, data, origin); RunError when it lacks what a run needs."""
+        record = runfolder.read_config(self.path)
+        missing = [key for key in ("config", "data") if key not in record]
+        if missing or not isinstance(record["config"], dict):
+            # An edited or damaged record: say so here instead of a KeyError in resume or a job.
+            found = ("lacks " + " and ".join(repr(k) for k in missing) if missing
+                     else f"has a {type(record['config']).__name__} for 'config', not an object")
+            raise RunError(f"{runfolder.files(self.path).config} {found}: a run's record needs 'config' "
+                           "(its training settings) and 'data' (its dataset folder); restore the file from a "
+                           "backup or start a new run")
+        return record
 
     def train_config(self):
         """The run's TrainConfig."""

@@ -433,6 +433,26 @@ def test_damaged_manifest_is_a_message(tiny_dataset, tmp_path, content):
         Dataset(ds)
 
 
+@pytest.mark.parametrize("record,found", [
+    ({"format": "ocrtrain-run/1"}, "lacks 'config' and 'data'"),
+    ({"format": "ocrtrain-run/1", "config": {"max_steps": 3}}, "lacks 'data'"),
+    ({"format": "ocrtrain-run/1", "config": [3], "data": "ds"}, "has a list for 'config'"),
+])
+def test_run_config_missing_keys_is_a_message(tmp_path, record, found, capsys):
+    from ocrtrain.errors import RunError
+    from ocrtrain.runs import Run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(record), encoding="utf-8")
+    (run / "status.json").write_text(json.dumps({"state": "failed"}), encoding="utf-8")
+    assert main(["resume", str(run)]) == 1  # was a KeyError traceback
+    err = capsys.readouterr().err
+    assert found in err and str(run / "config.json") in err and "start a new run" in err
+    with pytest.raises(RunError, match=found):
+        Run(run).train_config()
+
+
 @dataclass(frozen=True)
 class Numbers(Config):
     max_steps: int = field(default=10, metadata={"help": "steps"})
