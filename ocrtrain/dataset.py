@@ -34,7 +34,7 @@ from .fsutil import now_iso, write_json_atomic
 from .lmdb_io import LmdbReader, LmdbWriter, is_lmdb
 from .replace import check_replaceable, clean_stale, partial_path, recover_interrupted, swap_into_place
 
-__all__ = ["SPLITS", "MANIFEST", "DATASET_FORMAT", "MAX_REJECTED_ROWS", "SplitConfig", "DatasetWriter", "Dataset",
+__all__ = ["SPLITS", "MANIFEST", "REJECTED", "DATASET_FORMAT", "MAX_REJECTED_ROWS", "SplitConfig", "DatasetWriter", "Dataset",
            "Rejected", "RejectLog", "is_dataset_folder", "read_manifest"]
 
 SPLITS = ("train", "val", "test")

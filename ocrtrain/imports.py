@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .config import Config, check
-from .dataset import DatasetWriter, Rejected, SplitConfig, is_dataset_folder
+from .dataset import REJECTED, DatasetWriter, Rejected, SplitConfig, is_dataset_folder
 from .errors import DatasetError, InputError
 from .events import Callback, Message, Progress, emit
 from .images import decode_image, encode_png
@@ -319,7 +319,7 @@ class _Importer:
                 raise InputError(_nothing_message(self.source, writer.rejected))
             if writer.rejected:
                 emit(self.callback, Message(
-                    f"{len(writer.rejected)} sample(s) rejected: see {out / 'rejected.csv'}", "warning"))
+                    f"{len(writer.rejected)} sample(s) rejected: see {out / REJECTED}", "warning"))
             return writer.close(extra={"import_config": self.config.to_dict(),
                                        "labels_normalised": self.normalised})
         except BaseException:

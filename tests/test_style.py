@@ -228,22 +228,23 @@ def test_only_runfolder_names_run_files():
     assert problems == []
 
 
-#: A dataset folder's and a document set's manifest: only their owners spell its file name.
-MANIFEST_NAME = "manifest.json"
-MANIFEST_OWNERS = {"ocrtrain/dataset.py", "ocrtrain/documents/docset.py"}
+#: Files of a dataset folder and a document set: only their owners spell these names (a run's
+#: rejected.csv belongs to ocrtrain/runfolder.py).
+FOLDER_FILE_NAMES = ("manifest.json", "rejected.csv")
+FOLDER_FILE_OWNERS = {"ocrtrain/dataset.py", "ocrtrain/documents/docset.py", "ocrtrain/runfolder.py"}
 
 
 def test_only_the_folder_owners_name_the_manifest():
-    # A path literal (`folder / "manifest.json"`), not prose in a message: use ocrtrain.dataset
-    # (MANIFEST, read_manifest, is_dataset_folder) or ocrtrain.documents.docset (MANIFEST, DocumentSet).
+    # A path literal (`folder / "manifest.json"`, also inside an f-string), not prose in a message: use
+    # ocrtrain.dataset (MANIFEST, REJECTED, read_manifest, is_dataset_folder) or ocrtrain.documents.docset.
     root = PACKAGE.parent
     problems = []
     for path in _modules():
         rel = path.relative_to(root).as_posix()
-        if rel in MANIFEST_OWNERS:
+        if rel in FOLDER_FILE_OWNERS:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if isinstance(node, ast.Constant) and node.value == MANIFEST_NAME:
-                problems.append(f"{rel}:{node.lineno} spells {MANIFEST_NAME!r}: use its folder's owner module")
+            if isinstance(node, ast.Constant) and node.value in FOLDER_FILE_NAMES:
+                problems.append(f"{rel}:{node.lineno} spells {node.value!r}: use its folder's owner module")
     assert any(p.name == "workspace.py" for p in _modules())
     assert problems == []

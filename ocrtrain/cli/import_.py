@@ -40,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     with EventBars(quiet_info=False) as bars:
         out = import_dataset(args.source, args.out, config, callback=lambda e: (bars(e), _progress(e)))
-    from ..dataset import Dataset
+    from ..dataset import REJECTED, Dataset
 
     ds = Dataset(out)
     counts = ds.manifest.get("counts", {})
     rejected = ds.manifest.get("rejected", 0)
     print(f"imported {ds.manifest.get('total', 0)} samples into {out} ("
           + ", ".join(f"{s} {n}" for s, n in counts.items()) + f"); {rejected} rejected"
-          + (f", see {out / 'rejected.csv'}" if rejected else ""))
+          + (f", see {out / REJECTED}" if rejected else ""))
     print(f"next: ocrtrain audit {out}")
     return 0

@@ -39,7 +39,7 @@ def _counts_text(counts: dict) -> str:
 
 def _import(args: argparse.Namespace) -> int:
     from ..documents.crop import CropConfig
-    from ..documents.docset import DocumentSet
+    from ..documents.docset import REJECTED, DocumentSet
     from ..documents.importer import PageImportConfig, import_pages
 
     config = config_from_args(PageImportConfig, args)
@@ -49,7 +49,7 @@ def _import(args: argparse.Namespace) -> int:
     docs = DocumentSet(out)
     rejected = len(docs.rejected())
     print(f"imported {len(docs.pages)} pages ({docs.manifest['source']['format']}) into {out}: "
-          f"{_counts_text(docs.counts())} lines; {rejected} rejected" + (f", see {out / 'rejected.csv'}" if rejected else ""))
+          f"{_counts_text(docs.counts())} lines; {rejected} rejected" + (f", see {out / REJECTED}" if rejected else ""))
     empty = sum(1 for p in docs.pages if not sum(p.counts.values()))
     print(f"next: ocrtrain pages detect {out}" if empty else f"next: ocrtrain pages to-dataset {out} --out DATASET")
     return 0

@@ -32,7 +32,7 @@ from ..errors import DatasetError
 from ..fsutil import now_iso, write_json_atomic, write_text_atomic
 from ..replace import partial_path, swap_into_place
 
-__all__ = ["FORMAT", "MANIFEST", "STATUSES", "PROVENANCES", "TAGS", "Line", "Page", "Reject", "DocumentSet",
+__all__ = ["FORMAT", "MANIFEST", "REJECTED", "STATUSES", "PROVENANCES", "TAGS", "Line", "Page", "Reject", "DocumentSet",
            "DocumentSetWriter", "is_document_set"]
 
 FORMAT = "ocrtrain-docset/1"
