@@ -9,6 +9,7 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -129,10 +130,18 @@ def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = 
             raise ModelError(f"EasyOCR bundle {bundle_dir} lacks {', '.join(missing)}: "
                              f"export it with `ocrtrain export SOURCE --name {name} --out {bundle_dir}`")
         with tempfile.TemporaryDirectory(prefix="ocrtrain-reader-") as tmp:
-            os.symlink(offline / "craft_mlt_25k.pth", Path(tmp) / "craft_mlt_25k.pth")
-            os.symlink((bundle_dir / f"{name}.pth").resolve(), Path(tmp) / f"{name}.pth")
+            _link(offline / "craft_mlt_25k.pth", Path(tmp) / "craft_mlt_25k.pth")
+            _link((bundle_dir / f"{name}.pth").resolve(), Path(tmp) / f"{name}.pth")
             return easyocr.Reader(["en"], recog_network=name, user_network_directory=str(bundle_dir),
                                   model_storage_directory=tmp, **common)
+
+
+def _link(source: Path, target: Path) -> None:
+    """A symbolic link, or a copy where links are not allowed (Windows without developer mode)."""
+    try:
+        os.symlink(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def read_lines(reader, images: Sequence) -> list:

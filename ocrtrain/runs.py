@@ -29,6 +29,7 @@ from .fsutil import format_duration, now_iso, parse_time
 from .home import runs_root as default_runs_root
 from .jobs import device_lock, enqueue, is_job_of, job_token, pid_alive, process_gone, remember_child
 from .runfolder import cancel_requested
+from .sysinfo import limit_torch_threads
 
 __all__ = [
     "STATES",
@@ -54,6 +55,9 @@ PathLike = Union[str, Path]
 
 STATES = ("created", "queued", "running", "finished", "failed", "canceled")
 TERMINAL_STATES = frozenset({"finished", "failed", "canceled"})
+#: Whether SIGTERM can be caught as a cooperative stop. On Windows os.kill(pid, SIGTERM) is
+#: TerminateProcess, a hard kill: there a job is stopped by its cancel request alone.
+SIGTERM_STOPS = os.name == "posix"
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lively", "merry", "nimble",
                "proud", "quiet", "rapid", "steady", "swift", "tidy", "witty", "bold", "bright", "sunny")
 _ANIMALS = ("otter", "lynx", "puffin", "moose", "heron", "badger", "falcon", "seal", "hare", "fox",
@@ -331,7 +335,7 @@ def cancel(run_dir: PathLike, wait: bool = False, timeout: Optional[float] = 120
     runfolder.request_cancel(path)
     pid = st.get("pid")
     if st["state"] in ("queued", "running") and pid_alive(pid):
-        if st.get("signals") and is_job_of(st.get('pid'), st.get('job'), path):  # its SIGTERM handler is a cooperative stop
+        if SIGTERM_STOPS and st.get("signals") and is_job_of(st.get('pid'), st.get('job'), path):  # a cooperative stop
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
     else:
@@ -391,9 +395,11 @@ def run_job(run_dir: PathLike, resume_run: bool = False, callback=None) -> Run:
         stop.set()
 
     on_term.cooperative_stop = True  # fit() records this, so cancel() knows SIGTERM is safe to send
-    signal.signal(signal.SIGTERM, on_term)
-    runfolder.update_status(run_dir, pid=os.getpid(), host=socket.gethostname(), signals=True,
+    if SIGTERM_STOPS:
+        signal.signal(signal.SIGTERM, on_term)
+    runfolder.update_status(run_dir, pid=os.getpid(), host=socket.gethostname(), signals=SIGTERM_STOPS,
                             job=job_token(os.getpid()))
+    limit_torch_threads()  # a container's CPU quota, not the machine's cores
     run = Run(run_dir)
     config = run.train_config()
     device = resolve_device(config.device)

@@ -4,7 +4,8 @@
 ``docker run --cpus=2``) is usually limited by a cgroup CPU quota instead, and a process can be
 pinned to fewer cores (``taskset``). Starting one worker per machine core there oversubscribes the
 quota: the workers are throttled and run slower than fewer would. :func:`available_cpus` takes the
-smallest of the three. Outside Linux only ``os.cpu_count()`` applies.
+smallest of the three. Outside Linux only ``os.cpu_count()`` applies. torch makes the same
+mistake for its own threads: :func:`limit_torch_threads` lowers them to that count.
 
 >>> available_cpus() >= 1
 True
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-__all__ = ["available_cpus", "affinity_cpus", "cgroup_cpu_limit"]
+__all__ = ["available_cpus", "affinity_cpus", "cgroup_cpu_limit", "limit_torch_threads"]
 
 PathLike = Union[str, Path]
 
@@ -94,4 +95,23 @@ def available_cpus() -> int:
     limit = cgroup_cpu_limit()
     if limit is not None:
         cpus = min(cpus, max(1, math.ceil(limit)))
+    return cpus
+
+
+def limit_torch_threads() -> Optional[int]:
+    """Lower torch's CPU threads to :func:`available_cpus` when it counted more; the new count, or
+    None when nothing changed.
+
+    torch starts one thread per core of the machine: a Binder pod with a 2-CPU quota on a 32-core
+    node would run 32 threads that the quota throttles. ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``,
+    when set, are the user's choice and are kept.
+    """
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        return None
+    import torch
+
+    cpus = available_cpus()
+    if torch.get_num_threads() <= cpus:
+        return None
+    torch.set_num_threads(cpus)
     return cpus

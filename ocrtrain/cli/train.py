@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import add_config_arguments, config_from_args
 from ..errors import ConfigError, RunError
 from ..events import Message
+from ..sysinfo import limit_torch_threads
 from ..tracking import BACKENDS, check_backend
 from ..train import StatusChange, TrainConfig, TrainStep, Validation, load_template
 
@@ -141,6 +142,7 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=(
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     device = resolve_device(config.device)
+    limit_torch_threads()  # a container's CPU quota, not the machine's cores
     try:
         print(f"run folder: {run_dir}", flush=True)
         with device_lock(run_dir.parent, device, run_dir, should_stop=stop.is_set,
