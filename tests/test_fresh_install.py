@@ -80,8 +80,8 @@ def test_fresh_venv_install_synth_and_dashboard(tmp_path):
          timeout=600)
     assert (tmp_path / "DS" / "manifest.json").is_file()
     timings["synth"] = time.monotonic() - started - timings["venv"] - timings["pip"]
-    if CHROMIUM.exists():
-        _dashboard_loads(bin_, env, tmp_path)
+    assert CHROMIUM.exists(), f"the dashboard check needs {CHROMIUM}: run `make browser-deps`"
+    _dashboard_loads(bin_, env, tmp_path)
     timings["total"] = time.monotonic() - started
     print("fresh install timings (s):", {k: round(v, 1) for k, v in timings.items()})
 

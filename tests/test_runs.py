@@ -129,6 +129,18 @@ def test_cancel_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, detach):
+    folder = tmp_path / "not-a-run"
+    (folder / "notes").mkdir(parents=True)
+    assert main(["resume", str(folder)] + (["--detach"] if detach else [])) == 1
+    err = capsys.readouterr().err
+    assert str(folder) in err and "is not a run folder" in err and "Traceback" not in err
+    assert [p.name for p in folder.iterdir()] == ["notes"]  # nothing written, no job started
+    assert main(["resume", str(tmp_path / "missing")]) == 1
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+
+
 def _fake_running(run_dir, pid, **fields):
     from ocrtrain import runfolder
 
