@@ -35,7 +35,7 @@ from .families import DEFAULT_FAMILY, ModelFamily, family_of_model, get_family
 from .model import strip_module_prefix
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_family", "model_from_checkpoint",
-           "read_torch_file"]
+           "read_torch_file", "check_finite_weights"]
 
 CHECKPOINT_FORMAT = "ocrtrain-checkpoint/1"
 _BASE_KEYS = ("format", "model_config", "charset", "state_dict", "step", "metrics")
@@ -71,6 +71,19 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
+def check_finite_weights(state_dict: Mapping[str, Any], where: str) -> None:
+    """ModelError when a floating-point tensor of `state_dict` holds NaN or inf.
+
+    Such a model reads nothing (CER 1.0) yet would train, "finish" and export like a good one.
+    """
+    bad = [name for name, t in state_dict.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelError(f"{where} has weights that are not finite (NaN or inf) in {len(bad)} of {len(state_dict)} "
+                         f"tensors, e.g. {', '.join(bad[:3])}: the model is broken (a diverged run or a damaged "
+                         "file); use an earlier checkpoint, or train again with a lower lr or grad_clip")
+
+
 def save_checkpoint(path: Union[str, Path], model: nn.Module, charset: Charset,
                     model_config: Union[Config, Mapping[str, Any]], step: int, metrics: Mapping[str, Any],
                     extra: Optional[Mapping[str, Any]] = None,
@@ -100,6 +113,8 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, charset: Charset,
         "step": int(step),
         "metrics": {str(k): _plain_number(v) for k, v in (metrics or {}).items()},
     }
+    # Never write a diverged model: the earlier file stays, and the run ends failed, saying why.
+    check_finite_weights(data["state_dict"], f"the model of step {int(step)} (to be saved as {path})")
     for key, value in (extra or {}).items():
         if key in _RESERVED_KEYS:
             raise ConfigError(f"extra checkpoint key {key!r} would replace a base entry: use another name")

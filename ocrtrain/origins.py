@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .charset import Charset, english_g2_charset
-from .checkpoint import checkpoint_family, load_checkpoint, model_from_checkpoint, read_torch_file
+from .checkpoint import check_finite_weights, checkpoint_family, load_checkpoint, model_from_checkpoint, read_torch_file
 from .config import Config
 from .errors import ConfigError, InputError, ModelError
 from .families import DEFAULT_FAMILY, ModelFamily, get_family
@@ -347,6 +347,7 @@ def load_origin(spec: str = DEFAULT_ORIGIN, device: Union[str, torch.device] = "
                 "scratch, run:PATH[@best|@last|@step-N], easyocr:DIR/NAME, dtrb:FILE[:CHARS] or a checkpoint path"
             )
     loaded = _with_family(loaded, family, family_options, spec)
+    check_finite_weights(loaded.model.state_dict(), f"origin {spec!r}")
     loaded.model.to(device)
     loaded.model.eval()
     return loaded

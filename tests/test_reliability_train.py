@@ -202,6 +202,39 @@ def test_run_open_removes_temp_files_of_dead_writers_only(tmp_path):
     assert all(p.exists() for p in live + others)
 
 
+# ----------------------------------------------------------------- 11. a model with NaN/inf weights
+
+def test_non_finite_weights_are_never_saved_loaded_trained_or_exported(tiny_dataset, tmp_path):
+    import torch
+
+    from ocrtrain.checkpoint import save_checkpoint
+    from ocrtrain.errors import ModelError
+    from ocrtrain.export import export_easyocr
+    from ocrtrain.origins import load_origin
+
+    g2 = load_origin("english_g2")
+    good = save_checkpoint(tmp_path / "good.pt", g2.model, g2.charset, g2.model_config, 1, {})
+    broken = torch.load(good, weights_only=True)
+    broken["state_dict"]["Prediction.weight"][0, 0] = float("nan")
+    torch.save(broken, tmp_path / "nan.pt")
+    with torch.no_grad():
+        g2.model.Prediction.weight[0, 0] = float("inf")
+    with pytest.raises(ModelError, match=r"step 2 .*not finite .*Prediction\.weight.*lower lr"):
+        save_checkpoint(good, g2.model, g2.charset, g2.model_config, 2, {})
+    assert torch.load(good, weights_only=True)["step"] == 1 and temp_files(tmp_path) == []  # the earlier file stays
+    nan = str(tmp_path / "nan.pt")
+    with pytest.raises(ModelError, match=r"nan\.pt.* not finite .*Prediction\.weight"):
+        load_origin(nan)
+    with pytest.raises(ModelError, match="not finite"):
+        export_easyocr(nan, "nan", tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+    # Was: every step skipped as NaN, the run "finished" with CER 1.0 and exported.
+    with pytest.raises(ModelError, match="not finite"):
+        fit(TrainConfig(**FAST, origin=nan, replay=0.0), tiny_dataset, tmp_path / "run")
+    st = Run(tmp_path / "run").status()
+    assert st["state"] == "failed" and "not finite" in st["error"]
+
+
 # ----------------------------------------------------------------- 12. config.json edited before a resume
 
 def test_resume_says_which_edited_config_values_win(tiny_dataset, tmp_path):
