@@ -21,8 +21,12 @@ from .errors import ConfigError, DatasetError
 from .families import DEFAULT_FAMILY, ModelFamily, get_family
 from .originspec import ENGLISH_G2
 
-__all__ = ["AuditReport", "audit_dataset", "resolve_charset", "ctc_length_needed", "ctc_steps"]
+__all__ = ["MAX_IMAGES", "MODEL_HEIGHT", "AuditReport", "audit_dataset", "resolve_charset", "ctc_length_needed", "ctc_steps"]
 
+#: Image headers read per split when no bound is given (``ocrtrain audit --max-images``).
+MAX_IMAGES = 20000
+#: The model input height the CTC length rule assumes when none is given (``ocrtrain audit --height``).
+MODEL_HEIGHT = 64
 _EXAMPLES_PER_CHAR = 3
 _TOO_LONG_LISTED = 200
 
@@ -45,7 +49,7 @@ def ctc_length_needed(label: str) -> int:
     return ctc_steps_needed(label)
 
 
-def ctc_steps(width: int, height: int, model_height: int = 64) -> int:
+def ctc_steps(width: int, height: int, model_height: int = MODEL_HEIGHT) -> int:
     """Time steps english_g2's VGG emits for an image of this size, as training feeds it.
 
     Training pads the line to EasyOCR's width ``ceil(aspect) * model_height``; two 2x2 poolings
@@ -177,8 +181,8 @@ class AuditReport:
 
 
 def audit_dataset(path: Union[str, Path], base_charset: Union[str, Charset] = ENGLISH_G2,
-                  max_label_length: Optional[int] = None, max_images: int = 20000,
-                  model_height: Optional[int] = 64, family: Union[str, ModelFamily] = DEFAULT_FAMILY,
+                  max_label_length: Optional[int] = None, max_images: int = MAX_IMAGES,
+                  model_height: Optional[int] = MODEL_HEIGHT, family: Union[str, ModelFamily] = DEFAULT_FAMILY,
                   family_options: Optional[Mapping[str, Any]] = None, min_char_count: int = 50) -> AuditReport:
     """Audit a dataset folder (or a bare LMDB folder) against a base model's charset.
 

@@ -26,11 +26,13 @@ from .charset import ENGLISH_G2_CHARS
 from .events import Callback
 from .fonts import trdg_font_dir
 
-__all__ = ["GENERAL_VERSION", "general_lines", "general_config", "generate_general_set", "replay_lines",
+__all__ = ["GENERAL_VERSION", "GENERAL_COUNT", "general_lines", "general_config", "generate_general_set", "replay_lines",
            "generate_replay_set", "ENGLISH_G2_CHARS"]
 
 #: Bumped whenever the line recipe changes, and recorded in the manifest.
 GENERAL_VERSION = 1
+#: Lines in the general set when no count is given (``ocrtrain general``, ``synth --preset general``).
+GENERAL_COUNT = 1000
 _ALLOWED = set(ENGLISH_G2_CHARS)
 
 
@@ -128,7 +130,7 @@ def general_lines(count: int, seed: int = 0) -> list[str]:
     return lines
 
 
-def general_config(count: int = 1000, seed: int = 0, workers: int = 0):
+def general_config(count: int = GENERAL_COUNT, seed: int = 0, workers: int = 0):
     """The SynthConfig the general set is rendered with (its labels come from :func:`general_lines`)."""
     from .synth import RenderConfig, SynthConfig
 
@@ -136,7 +138,7 @@ def general_config(count: int = 1000, seed: int = 0, workers: int = 0):
     return SynthConfig(count=count, seed=seed, workers=workers, upper_prob=0.0, render=render)
 
 
-def generate_general_set(out: Union[str, Path], count: int = 1000, seed: int = 0, workers: int = 0,
+def generate_general_set(out: Union[str, Path], count: int = GENERAL_COUNT, seed: int = 0, workers: int = 0,
                          overwrite: bool = False, callback: Optional[Callback] = None) -> Path:
     """Render the general set into a dataset folder at `out` (val/ and test/ splits only).
 

@@ -130,3 +130,19 @@ def test_rare_characters_are_warned_with_the_fix(tmp_path):
     assert "'è' x1 (new)" in warning and "--rich-in" in warning
     assert "fewer than 50" in report.summary() and report.to_dict()["rare_chars"]["è"] == 1
     assert audit_dataset(out, min_char_count=0).rare_chars == {}
+
+
+def test_cli_takes_its_defaults_from_the_library():
+    import inspect
+
+    import ocrtrain.cli.audit as cli_audit
+    from ocrtrain.audit import MAX_IMAGES, MODEL_HEIGHT
+    from ocrtrain.cli import build_parser
+
+    args = build_parser().parse_args(["audit", "ds"])
+    params = inspect.signature(audit_dataset).parameters
+    assert (args.max_images, args.height) == (params["max_images"].default, params["model_height"].default) \
+        == (MAX_IMAGES, MODEL_HEIGHT)
+    assert inspect.signature(ctc_steps).parameters["model_height"].default == MODEL_HEIGHT
+    source = inspect.getsource(cli_audit)  # the numbers are written once, in ocrtrain.audit
+    assert "20000" not in source and "default=64" not in source

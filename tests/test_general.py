@@ -51,3 +51,21 @@ def test_cli_general_and_synth_preset_general(tmp_path, capsys):
                  "--workers", "1"]) == 0
     second = capsys.readouterr().out
     assert "content hash" in first and first.split("content hash")[1] == second.split("content hash")[1]
+
+
+def test_cli_takes_the_count_default_from_the_library(monkeypatch):
+    import inspect
+
+    import ocrtrain.cli.general as cli_general
+    import ocrtrain.cli.synth as cli_synth
+    from ocrtrain.cli import build_parser
+    from ocrtrain.general import GENERAL_COUNT, general_config
+
+    assert build_parser().parse_args(["general", "--out", "g"]).count == GENERAL_COUNT
+    for fn in (generate_general_set, general_config):
+        assert inspect.signature(fn).parameters["count"].default == GENERAL_COUNT
+    seen = []
+    monkeypatch.setattr(cli_general, "write_general", lambda out, count, *rest: seen.append(count) or 0)
+    assert main(["synth", "--preset", "general", "--out", "s"]) == 0 and seen == [GENERAL_COUNT]
+    for module in (cli_general, cli_synth):  # the number is written once, in ocrtrain.general
+        assert "1000" not in inspect.getsource(module)

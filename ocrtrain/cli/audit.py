@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..audit import audit_dataset
+from ..audit import MAX_IMAGES, MODEL_HEIGHT, audit_dataset
 from ..originspec import ENGLISH_G2
 
 __all__ = ["register"]
@@ -21,10 +21,10 @@ def register(subparsers) -> None:
                         help=f"base model charset: {ENGLISH_G2!r} or the characters themselves (default: {ENGLISH_G2})")
     parser.add_argument("--max-label-length", type=int, default=None, metavar="N",
                         help="also flag labels longer than N characters (default: off)")
-    parser.add_argument("--max-images", type=int, default=20000, metavar="N",
-                        help="image headers read per split, evenly spaced (default: 20000)")
-    parser.add_argument("--height", type=int, default=64, metavar="PX",
-                        help="model input height used to estimate CTC time steps (default: 64)")
+    parser.add_argument("--max-images", type=int, default=MAX_IMAGES, metavar="N",
+                        help=f"image headers read per split, evenly spaced (default: {MAX_IMAGES})")
+    parser.add_argument("--height", type=int, default=MODEL_HEIGHT, metavar="PX",
+                        help=f"model input height used to estimate CTC time steps (default: {MODEL_HEIGHT})")
     parser.set_defaults(func=run)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..general import GENERAL_COUNT
+
 __all__ = ["register", "run", "write_general"]
 
 
@@ -13,7 +15,8 @@ def register(sub) -> None:
                                    "DIR/test. The same --seed and --count give the same content hash on any machine "
                                    "with the same packages.")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create")
-    p.add_argument("--count", type=int, default=1000, help="number of lines, split evenly into val and test (default: 1000)")
+    p.add_argument("--count", type=int, default=GENERAL_COUNT,
+                   help=f"number of lines, split evenly into val and test (default: {GENERAL_COUNT})")
     p.add_argument("--seed", type=int, default=0, help="seed of the lines and their rendering (default: 0)")
     p.add_argument("--workers", type=int, default=0, help="render processes (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")

@@ -44,9 +44,10 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.preset == "general":
+        from ..general import GENERAL_COUNT
         from .general import write_general
 
-        return write_general(args.out, int(args.count or 1000), int(args.seed or 0), int(args.workers or 0),
+        return write_general(args.out, int(args.count or GENERAL_COUNT), int(args.seed or 0), int(args.workers or 0),
                              args.overwrite)
     config = synth_config(args)
 
