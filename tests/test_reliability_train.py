@@ -202,6 +202,40 @@ def test_run_open_removes_temp_files_of_dead_writers_only(tmp_path):
     assert all(p.exists() for p in live + others)
 
 
+# ----------------------------------------------------------------- 2. SIGTERM to a foreground train
+
+def test_sigterm_to_a_foreground_train_saves_last_pt_and_ends_canceled(tiny_dataset, tmp_path):
+    from ocrtrain.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dataset), "--run", str(run_dir), "--max-steps", "50", "--val-interval", "100",
+            "--save-minutes", "0", "--batch-size", "4", "--val-limit", "4", "--workers", "0", "--warmup-steps", "0",
+            "--freeze-feature-extractor", "--device", "cpu", "--replay", "0", "--general-val", "0", "--no-baseline"]
+    # The SIGTERM is real (`kill PID` from outside would do the same); it lands during the second step.
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from ocrtrain.trainer import Trainer
+        real = Trainer.train_step
+
+        def train_step(self, batch):
+            if self.step == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(self, batch)
+
+        Trainer.train_step = train_step
+        from ocrtrain.cli import main
+        sys.exit(main({args!r}))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, (done.returncode, done.stderr[-2000:])  # was -15: killed, nothing saved
+    assert "SIGTERM: stopping after this step" in done.stderr
+    st = Run(run_dir).status()
+    steps = [r["step"] for r in Run(run_dir).metrics("train")]
+    assert st["state"] == "canceled" and steps == list(range(1, st["step"] + 1)) and st["step"] >= 2
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == st["step"]  # no validation ran
+
+
 # ----------------------------------------------------------------- 11. a model with NaN/inf weights
 
 def test_non_finite_weights_are_never_saved_loaded_trained_or_exported(tiny_dataset, tmp_path):

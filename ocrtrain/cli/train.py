@@ -140,7 +140,15 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=(
         print("stopping after this step (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    def on_sigterm(signum, frame):  # `kill`, `timeout`, a scheduler or a shutdown: save last.pt, then exit
+        if not stop.is_set():
+            print("SIGTERM: stopping after this step; last.pt is saved for `ocrtrain resume`", file=sys.stderr,
+                  flush=True)
+        stop.set()
+
+    handlers = ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_sigterm))
+    previous = {s: signal.signal(s, h) for s, h in handlers} if threading.current_thread() is threading.main_thread() \
+        else {}
     device = resolve_device(config.device)
     limit_torch_threads()  # a container's CPU quota, not the machine's cores
     try:
@@ -153,8 +161,8 @@ def _foreground(config: TrainConfig, data, run_dir: Path, resume: bool, log_to=(
             run = fit(config, data, run_dir, callback=ProgressPrinter(), stop_event=stop, resume=resume,
                       log_to=log_to)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     state = run.status()["state"]
     return 0 if state == "finished" else 130 if state == "canceled" else 1
 
