@@ -236,6 +236,51 @@ def test_sigterm_to_a_foreground_train_saves_last_pt_and_ends_canceled(tiny_data
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == st["step"]  # no validation ran
 
 
+def test_resume_falls_back_to_the_newest_step_checkpoint_without_duplicate_rows(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    stop = threading.Event()
+    fit(TrainConfig(**FAST, replay=0.0, save_minutes=0), tiny_dataset, run_dir, stop_event=stop,
+        callback=lambda e: stop.set() if getattr(e, "step", 0) == 3 else None)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")  # as a damaged disk leaves it
+    events = []
+    run = resume(run_dir, callback=events.append)
+    notes = " | ".join(e.text for e in events if isinstance(e, Message))
+    assert "trying an older checkpoint" in notes and "step-00000002.pt at step 2" in notes
+    assert "not an exact resume" in notes
+    assert run.status()["state"] == "finished"
+    assert [r["step"] for r in run.metrics("train")] == [1, 2, 3, 4]  # step 3 redone once, not twice
+    assert [r["step"] for r in run.metrics("val")] == [2, 4]
+
+
+# ----------------------------------------------------------------- 6. a dataset replaced under a running run
+
+def test_dataset_replaced_while_training_stops_at_the_next_epoch(tmp_path):
+    import shutil
+
+    from conftest import draw_line, png_bytes
+    from ocrtrain.dataset import DatasetWriter, SplitConfig
+
+    def write(path, labels):
+        with DatasetWriter(path, SplitConfig(val_fraction=0, test_fraction=0), source={"kind": "test"}) as w:
+            for label in labels:
+                w.add(png_bytes(draw_line(label)), label, split="train")
+            w.add(png_bytes(draw_line("Egg 2")), "Egg 2", split="val")
+        return path
+
+    data = write(tmp_path / "data", [f"Ost {i}" for i in range(8)])  # 2 steps of 4 an epoch
+
+    def swap(event):
+        if getattr(event, "step", 0) == 1 and not (tmp_path / "old").exists():
+            shutil.move(data, tmp_path / "old")
+            write(data, [f"Melk {i}" for i in range(8)])
+
+    with pytest.raises(RunError, match=f"dataset {data} changed since this run started"):
+        fit(TrainConfig(**{**FAST, "max_steps": 6, "val_interval": 100}, replay=0.0), data, tmp_path / "run",
+            callback=swap)
+    st = Run(tmp_path / "run").status()
+    assert st["state"] == "failed" and st["step"] == 2 and "changed since this run started" in st["error"]
+
+
 # ----------------------------------------------------------------- 11. a model with NaN/inf weights
 
 def test_non_finite_weights_are_never_saved_loaded_trained_or_exported(tiny_dataset, tmp_path):
