@@ -327,6 +327,21 @@ def test_truncated_lmdb_is_a_message_not_a_bus_error(tmp_path):
         LmdbReader(src)
 
 
+def test_truncated_dataset_stops_audit_and_train_with_a_message_and_no_run(tiny_dataset, tmp_path):
+    import shutil
+
+    ds = shutil.copytree(tiny_dataset, tmp_path / "ds")
+    data = ds / "train" / "data.mdb"
+    with open(data, "r+b") as fh:
+        fh.truncate(data.stat().st_size // 2)
+    for argv in (["audit", "ds"], ["train", "--data", "ds", "--run", "run", "--max-steps", "2", "--device", "cpu",
+                                   "--replay", "0", "--general-val", "0", "--no-baseline"]):
+        done = run_child(f"from ocrtrain.cli import main\nsys.exit(main({argv!r}))", tmp_path)
+        assert done.returncode == 1, (argv[0], done.returncode, done.stderr[-1000:])  # was a bus error (135)
+        assert "truncated" in done.stderr and "train/data.mdb" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()  # refused before a run folder (and its 'running' status) was made
+
+
 # ----------------------------------------------------------------- 9. unbounded resources
 
 
