@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -142,7 +143,10 @@ def read_torch_file(path: Union[str, Path], what: str = "model file") -> Any:
                 "torch.save(model.state_dict(), path)") from None
         raise ModelError(f"{path} is not a readable PyTorch file (a raw pickle or other data the safe "
                          "weights_only loader refuses): use a file written by torch.save") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            KeyError, IndexError, TypeError, AttributeError, struct.error, OverflowError) as exc:
+        # Damaged or foreign bytes fail anywhere in torch's unpickler (a memo lookup, a short
+        # struct, a zip record of the wrong type): each is "not readable", never a traceback.
         raise ModelError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:200]}): "
                          "it is truncated or of another format; use the original file") from None
 

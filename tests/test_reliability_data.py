@@ -448,6 +448,39 @@ def test_damaged_manifest_is_a_message(tiny_dataset, tmp_path, content):
         Dataset(ds)
 
 
+def test_fuzzed_model_files_are_messages(tmp_path):
+    import random
+
+    import torch
+
+    from ocrtrain.checkpoint import read_torch_file
+    from ocrtrain.errors import ModelError
+
+    rng = random.Random(15)
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf)
+    good = buf.getvalue()
+    files = [b"hello\n", b"}", b"q\x00"]  # text named .pt (a memo lookup of 'e' was a KeyError)
+    files += [rng.randbytes(rng.randint(1, 2000)) for _ in range(200)]
+    for _ in range(200):
+        flipped = bytearray(good)
+        for _ in range(rng.randint(1, 20)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        files.append(bytes(flipped))
+    files += [good[:rng.randrange(len(good))] for _ in range(50)]
+    escaped = []
+    for i, content in enumerate(files):
+        path = tmp_path / f"f{i}.pt"
+        path.write_bytes(content)
+        try:
+            read_torch_file(path)
+        except ModelError as exc:
+            assert path.name in str(exc)
+        except Exception as exc:  # noqa: BLE001 - what the test looks for
+            escaped.append((i, type(exc).__name__, content[:20]))
+    assert escaped == []
+
+
 @pytest.mark.parametrize("record,found", [
     ({"format": "ocrtrain-run/1"}, "lacks 'config' and 'data'"),
     ({"format": "ocrtrain-run/1", "config": {"max_steps": 3}}, "lacks 'data'"),
