@@ -35,7 +35,7 @@ from .lmdb_io import LmdbReader, LmdbWriter, is_lmdb
 from .replace import check_replaceable, clean_stale, partial_path, recover_interrupted, swap_into_place
 
 __all__ = ["SPLITS", "MANIFEST", "REJECTED", "DATASET_FORMAT", "MAX_REJECTED_ROWS", "SplitConfig", "DatasetWriter", "Dataset",
-           "Rejected", "RejectLog", "is_dataset_folder", "read_manifest"]
+           "Rejected", "RejectLog", "is_dataset_folder", "require_dataset_folder", "read_manifest"]
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -71,6 +71,19 @@ def is_dataset_folder(path: Union[str, Path]) -> bool:
         return False
     fmt = manifest.get("format")
     return isinstance(fmt, str) and fmt.split("/")[0] == DATASET_FORMAT.split("/")[0]
+
+
+def require_dataset_folder(path: Union[str, Path]) -> Path:
+    """`path` as a Path when it is a dataset folder; DatasetError saying what it is and the fix otherwise."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"dataset folder {path} does not exist: check the path (datasets are made by "
+                           "`ocrtrain synth`, `ocrtrain import` or the Dataset tab)")
+    read_manifest(path)  # a damaged manifest names itself and its fix
+    if not is_dataset_folder(path):
+        raise DatasetError(f"{path} is not a dataset folder (no {MANIFEST} written by ocrtrain): give a folder "
+                           "made by `ocrtrain synth`, `ocrtrain import` or the Dataset tab")
+    return path
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ __all__ = [
     "check_resumable",
     "run_job",
     "list_runs",
+    "summarize_run",
     "run_seconds",
     "cancel_requested",
     "pid_alive",
@@ -254,16 +255,19 @@ def list_runs(root: Optional[PathLike] = None) -> list[dict]:
     root = Path(root) if root is not None else default_runs_root()
     if not root.is_dir():
         return []
-    rows = []
-    for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or not runfolder.is_run_folder(path):
-            continue
-        try:
-            rows.append(Run(path).summary())
-        except RunError as exc:
-            rows.append({**_DAMAGED, "name": path.name, "path": str(path), "error": str(exc)})
+    rows = [summarize_run(path) for path in sorted(root.iterdir())
+            if not path.name.startswith(".") and runfolder.is_run_folder(path)]
     rows.sort(key=lambda r: (r.get("created") or "", r["name"]))
     return rows
+
+
+def summarize_run(path: PathLike) -> dict:
+    """The :func:`list_runs` row of one run folder, wherever it is (a damaged one is failed, with the reason)."""
+    path = Path(path)
+    try:
+        return Run(path).summary()
+    except RunError as exc:
+        return {**_DAMAGED, "name": path.name, "path": str(path), "error": str(exc)}
 
 
 def _job_env() -> dict:

@@ -84,12 +84,16 @@ class TrainFormState:
     def _restore_data(self, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        mixform = self.panel.mixform
-        known = {str(p) for p in self.panel.workspace.datasets()}
-        missing = [p for p in [data.get("primary"), *data.get("mix", {}), *data.get("validate_on", [])]
-                   if p and p not in known]
-        if data.get("primary") in known:
-            mixform.primary.refresh(select=data["primary"])
+        mixform, workspace = self.panel.mixform, self.panel.workspace
+        chosen = [p for p in [data.get("primary"), *data.get("mix", {}), *data.get("validate_on", [])] if p]
+        for path in chosen:  # a saved choice outside the home is listed again, as when it was opened
+            try:
+                workspace.open_dataset(path)
+            except OcrtrainError:
+                pass  # gone: named below
+        known = {str(p) for p in workspace.datasets()}
+        missing = [p for p in chosen if p not in known]
+        mixform.refresh(select=data["primary"] if data.get("primary") in known else None)
         if isinstance(data.get("primary_weight"), (int, float)):
             mixform.primary_weight.value = float(data["primary_weight"])
         mix = {p: w for p, w in dict(data.get("mix") or {}).items() if p in known}

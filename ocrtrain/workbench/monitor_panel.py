@@ -1,7 +1,8 @@
 """Monitor tab: the runs table and one run's live curves, progress, log, Cancel / Resume.
 
 Everything shown is read from run folders (through :mod:`ocrtrain.runfolder`: status, metrics
-rows, log), so runs started from the CLI or before the page was opened appear too. Each
+rows, log), so runs started from the CLI or before the page was opened appear too; a run folder
+elsewhere is opened by its path and listed with them, marked as outside the home. Each
 validation set of a run gets its own validation curves. A daemon thread polls about once a
 second; curves are redrawn only when new records arrived, downsampled to `max_points`.
 """
@@ -23,6 +24,7 @@ from ocrtrain.fsutil import format_duration
 from .feedback import StatusBox
 from .follow import MetricsFollower
 from .manage import FolderActions
+from .open_folder import FolderOpener
 from .workspace import Workspace
 
 __all__ = ["MonitorPanel", "make_curves_figure", "noise_hint", "PERCENT_KEYS"]
@@ -133,7 +135,30 @@ class MonitorPanel(W.VBox):
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._build_widgets()
+        self.actions = self._make_actions()
+        self.opener = FolderOpener(workspace, "run", self.select)
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.cancel_button.on_click(self._on_cancel)
+        self.resume_button.on_click(self._on_resume)
+        self.run_select.observe(self._on_select, names="value")
 
+        self.children = [
+            W.HTML("<h3>Runs</h3>"),
+            self.table,
+            W.HBox([self.run_select, self.refresh_button, self.cancel_button, self.resume_button]),
+            self.opener,
+            self.status,
+            self.actions,
+            W.HBox([self.progress, self.progress_text], layout=W.Layout(align_items="center")),
+            self.info,
+            self.fig_box,
+            W.HTML("<b>log</b>"),
+            self.log_view,
+        ]
+        self.refresh()
+
+    def _build_widgets(self) -> None:
         self.table = W.HTML()
         self.table.add_class("ocrtrain-runs-table")
         self.table.add_class("ocrtrain-table")
@@ -159,26 +184,6 @@ class MonitorPanel(W.VBox):
         self.fig = make_curves_figure()
         self.fig_box = W.Box([self.fig], layout=W.Layout(width="100%"))
         self.fig_box.add_class("ocrtrain-curves")
-
-        self.actions = self._make_actions()
-        self.refresh_button.on_click(lambda _b: self.refresh())
-        self.cancel_button.on_click(self._on_cancel)
-        self.resume_button.on_click(self._on_resume)
-        self.run_select.observe(self._on_select, names="value")
-
-        self.children = [
-            W.HTML("<h3>Runs</h3>"),
-            self.table,
-            W.HBox([self.run_select, self.refresh_button, self.cancel_button, self.resume_button]),
-            self.status,
-            self.actions,
-            W.HBox([self.progress, self.progress_text], layout=W.Layout(align_items="center")),
-            self.info,
-            self.fig_box,
-            W.HTML("<b>log</b>"),
-            self.log_view,
-        ]
-        self.refresh()
 
     # -- polling ------------------------------------------------------------------------
     def start(self) -> "MonitorPanel":
@@ -214,26 +219,26 @@ class MonitorPanel(W.VBox):
         return f
 
     def run_dirs(self) -> list[Path]:
-        root = self.workspace.runs_dir
-        return sorted(p for p in root.iterdir() if not p.name.startswith(".") and runfolder.is_run_folder(p))
+        """The runs listed: the home's, then those opened by path."""
+        return self.workspace.run_folders()
 
     def refresh(self) -> None:
         """One poll: table, selection, and the selected run's view."""
         with self._lock:
             rows = []
-            from ocrtrain.runs import list_runs
+            from ocrtrain.runs import summarize_run
 
-            # Status first (list_runs reads it, and notices a job that died without saying so), metrics
+            # Status first (the summary reads it, and notices a job that died without saying so), metrics
             # second: the loop writes its last rows before "finished", so a finished run's figure
             # (rebuilt on the state change) is born with its last validation.
-            for row in list_runs(self.workspace.runs_dir):
+            for row in map(summarize_run, self.run_dirs()):
                 f = self._follower(row["path"])
                 f.poll()
                 rows.append(_with_follower(row, f))
             # Stable order: newest started first (mtime changes with every status write).
             rows.sort(key=lambda r: (r["started"] or r["created"] or "", r["name"]), reverse=True)
             self._rows = rows
-            options = [(r["name"], r["path"]) for r in rows] or [("(no runs yet)", "")]
+            options = [(self.workspace.mark(r["path"], r["name"]), r["path"]) for r in rows] or [("(no runs yet)", "")]
             if list(self.run_select.options) != options:
                 current = self.run_select.value
                 self.run_select.options = options
@@ -250,10 +255,13 @@ class MonitorPanel(W.VBox):
         return list(self._rows)
 
     def select(self, run_dir: Union[str, Path]) -> None:
-        """Show `run_dir` (e.g. just launched); it is listed on the next poll if new."""
+        """Show `run_dir` (e.g. just launched; one outside the home is listed from now on); a run
+        folder not written yet is listed on the next poll."""
         path = str(Path(run_dir).resolve())
         with self._lock:
             if path not in [o[1] for o in self.run_select.options]:
+                if runfolder.is_run_folder(path):
+                    self.workspace.open_run(path)
                 self.refresh()
             if path in [o[1] for o in self.run_select.options]:
                 self.run_select.value = path
@@ -266,7 +274,7 @@ class MonitorPanel(W.VBox):
             cls = ' class="selected"' if r["path"] == self.selected else ""
             prog = f'{r["step"]}/{r["max_steps"]} ({100 * r["progress"]:.0f}%)' if r["max_steps"] else str(r["step"])
             body.append(
-                f'<tr{cls} data-run="{html.escape(r["name"])}"><td>{html.escape(r["name"])}</td>'
+                f'<tr{cls} data-run="{html.escape(r["name"])}"><td>{html.escape(self.workspace.mark(r["path"], r["name"]))}</td>'
                 f'<td class="state-{html.escape(r["state"])}">{html.escape(r["state"])}</td>'
                 f"<td>{prog}</td><td>{_fmt(r['best_cer'], pct=True)}</td><td>{html.escape(str(r['device'] or ''))}</td>"
                 f"<td>{html.escape(str(r['started'] or '')[:19])}</td><td>{r['duration']}</td></tr>")
@@ -290,7 +298,8 @@ class MonitorPanel(W.VBox):
             return
         state = row["state"]
         # The engine refuses too; a disabled button says so before the click.
-        self.actions.delete_button.disabled = self.actions.rename_button.disabled = state in ("queued", "running")
+        self.actions.delete_button.disabled = self.actions.rename_button.disabled = \
+            state in ("queued", "running") or self.workspace.is_outside(path)  # manage keeps to the home
         self.cancel_button.disabled = state not in ACTIVE
         self.resume_button.disabled = state not in ("canceled", "failed")
         self.progress.value = min(1.0, row["progress"])

@@ -1,15 +1,18 @@
-"""Dropdowns for things on disk: datasets of the workspace, runs and their checkpoint versions."""
+"""Dropdowns for things on disk: datasets of the workspace, runs and their checkpoint versions.
+
+Each picker lists the home's folders and those opened by path (its folder button shows a path field)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import ipywidgets as W
 import traitlets
 
 from ocrtrain import runfolder
-from ocrtrain.errors import OcrtrainError
+from ocrtrain.errors import InputError, OcrtrainError
 
+from .open_folder import FolderOpener
 from .workspace import Workspace
 
 __all__ = ["DatasetPicker", "RunVersionPicker", "run_versions", "run_dataset", "trained_runs", "preferred_run"]
@@ -46,13 +49,13 @@ def run_dataset(run_dir: Path) -> Optional[str]:
     return None
 
 
-def trained_runs(runs_dir: Path) -> list[tuple[Path, str]]:
-    """(run folder, state) of the runs with at least one checkpoint, newest first."""
+def trained_runs(folders: Iterable[Path]) -> list[tuple[Path, str]]:
+    """(run folder, state) of the run `folders` with at least one checkpoint, newest first."""
     from ocrtrain.runs import Run
 
     found = []
-    for p in runs_dir.iterdir():
-        if p.name.startswith(".") or not runfolder.is_run_folder(p) or not run_versions(p):
+    for p in folders:
+        if not run_versions(p):
             continue
         try:
             found.append((p, Run(p).status()["state"]))
@@ -70,8 +73,27 @@ def preferred_run(runs: list[tuple[Path, str]]) -> Optional[str]:
     return str(runs[0][0]) if runs else None
 
 
-class DatasetPicker(W.HBox):
-    """A dropdown of the workspace's datasets (value: folder path or "")."""
+def _opener_toggle(kind: str, opener: FolderOpener) -> W.ToggleButton:
+    """The folder button that shows or hides a picker's path field."""
+    toggle = W.ToggleButton(icon="folder-open", tooltip=f"open a {kind} folder by path (outside the home too)",
+                            layout=W.Layout(width="40px"))
+    toggle.add_class(f"ocrtrain-open-{kind}-toggle")
+    opener.layout.display = "none"
+    toggle.observe(lambda c: setattr(opener.layout, "display", "" if c["new"] else "none"), names="value")
+    return toggle
+
+
+def _open_quietly(open_folder, path: Optional[str]) -> None:
+    """List a folder a panel selects by path (e.g. the dataset a run trained on), when it is one."""
+    if path:
+        try:
+            open_folder(path)
+        except (OcrtrainError, OSError):
+            pass  # not there (yet), or unreadable: the picker keeps its choice
+
+
+class DatasetPicker(W.VBox):
+    """A dropdown of the workspace's datasets (value: folder path or ""), and a path field to open one elsewhere."""
 
     value = traitlets.Unicode("")
 
@@ -83,11 +105,15 @@ class DatasetPicker(W.HBox):
         self.dropdown.add_class("ocrtrain-dataset-select")
         self.reload = W.Button(icon="refresh", tooltip="reload the list", layout=W.Layout(width="40px"))
         self.reload.on_click(lambda _b: self.refresh())
+        self.opener = FolderOpener(workspace, "dataset", lambda path: self.refresh(select=str(path)))
+        self.open_toggle = _opener_toggle("dataset", self.opener)
         self.dropdown.observe(lambda c: setattr(self, "value", c["new"] or ""), names="value")
-        self.children = [self.dropdown, self.reload]
+        self.children = [W.HBox([self.dropdown, self.reload, self.open_toggle]), self.opener]
         self.refresh()
 
     def refresh(self, select: Optional[str] = None) -> None:
+        if select and select not in {str(p) for p in self.workspace.datasets()}:
+            _open_quietly(self.workspace.open_dataset, select)
         paths = self.workspace.datasets()
         options = [(self.workspace.dataset_summary(p), str(p)) for p in paths] or [("(no datasets yet)", "")]
         current = select or self.dropdown.value
@@ -100,8 +126,9 @@ class DatasetPicker(W.HBox):
         self.value = self.dropdown.value or ""
 
 
-class RunVersionPicker(W.HBox):
-    """A run of the workspace and one of its checkpoint versions; `spec` is the origin spec."""
+class RunVersionPicker(W.VBox):
+    """A run of the workspace and one of its checkpoint versions; `spec` is the origin spec. A path
+    field opens a run elsewhere."""
 
     run = traitlets.Unicode("")
     version = traitlets.Unicode("best")
@@ -117,14 +144,20 @@ class RunVersionPicker(W.HBox):
         self.version_dropdown.add_class("ocrtrain-version-picker")
         self.reload = W.Button(icon="refresh", tooltip="reload runs", layout=W.Layout(width="40px"))
         self.reload.on_click(lambda _b: self.refresh())
+        self.opener = FolderOpener(workspace, "run", self._show_opened)
+        self.open_toggle = _opener_toggle("run", self.opener)
         self.run_dropdown.observe(self._on_run, names="value")
         self.version_dropdown.observe(lambda c: setattr(self, "version", c["new"] or ""), names="value")
-        self.children = [self.run_dropdown, self.version_dropdown, self.reload]
+        self.children = [W.HBox([self.run_dropdown, self.version_dropdown, self.reload, self.open_toggle]),
+                         self.opener]
         self.refresh()
 
     def refresh(self, select: Optional[str] = None) -> None:
-        runs = trained_runs(self.workspace.runs_dir)
-        options = [(p.name if state == "finished" else f"{p.name} · {state}", str(p)) for p, state in runs] \
+        if select and select not in {str(p) for p in self.workspace.run_folders()}:
+            _open_quietly(self.workspace.open_run, select)
+        runs = trained_runs(self.workspace.run_folders())
+        mark = self.workspace.mark
+        options = [(mark(p, p.name if state == "finished" else f"{p.name} · {state}"), str(p)) for p, state in runs] \
             or [("(no trained runs yet)", "")]
         current = select or self.run_dropdown.value
         if list(self.run_dropdown.options) != options:
@@ -132,6 +165,12 @@ class RunVersionPicker(W.HBox):
         values = [o[1] for o in options]
         self.run_dropdown.value = current if current in values else (preferred_run(runs) or values[0])
         self._fill_versions()
+
+    def _show_opened(self, path: Path) -> None:
+        if not run_versions(path):
+            raise InputError(f"run {path} has no checkpoint yet: pick it once it has saved one "
+                             "(the Monitor shows it meanwhile)")
+        self.refresh(select=str(path))
 
     def _on_run(self, change) -> None:
         self.run = change["new"] or ""
