@@ -8,8 +8,8 @@ The home folder is ``$OCRTRAIN_HOME`` when set, else ``~/ocrtrain``. It holds::
 
 A bare name (``receipts``) is looked up under these roots; anything that looks like a path
 (``./receipts``, ``runs/r1``, ``/data/x``, ``~/x``) is used as given, so a folder anywhere opens
-in every command and notebook. The dashboard lists what is under its home (``ocrtrain dashboard
---home DIR`` picks another home); it has no field for a single folder elsewhere.
+in the CLI and in the dashboard alike (there typed in the Monitor's "open run" field or behind a
+picker's folder button, and listed beside the home's folders for the session).
 
 >>> runs_root() == home() / "runs", resolve_run("r1") == runs_root() / "r1", str(resolve_run("./r1"))
 (True, True, 'r1')
