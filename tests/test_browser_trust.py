@@ -3,7 +3,9 @@
 `ocrtrain dashboard` serves notebooks/dashboard.ipynb over a work folder that already holds a finished run
 (a real 6-step CPU job) and a second run to throw away; headless Chromium checks the drawn SVG
 (points on the lines, not only data in the widget model), after switching tabs too, that a long
-Launch asks before starting, that disabled buttons look disabled, and that Delete asks first.
+Launch asks before starting, that disabled buttons look disabled, and that Delete asks first; then,
+on a run that is training, that the curves are drawn after a page reload mid-run and keep growing,
+and are drawn again after the run is canceled and resumed from the page (both went blank before).
 Skipped only when /usr/bin/chromium is missing.
 """
 from __future__ import annotations
@@ -129,3 +131,69 @@ def test_curves_are_drawn_after_tab_switches_and_guardrails_hold(server, page):
     assert re.search(r"deleted run junk", page.locator(".ocrtrain-run-actions-status").inner_text())
     time.sleep(0.2)
     assert drawn_points(page).get("train loss", 0) == len(train_rows)  # the shown run is "drawn" again
+
+
+
+def last_drawn_step(page, name: str = "train loss") -> int:
+    """The step under the last vertex of trace `name`'s line in the rendered SVG (0 when nothing is
+    drawn). Plotly drops nearly collinear vertices from a long line, but never its end."""
+    return page.evaluate("""(name) => {
+        const plot = document.querySelector('.ocrtrain-curves .js-plotly-plot');
+        if (!plot || !plot.data || !plot._fullLayout) return 0;
+        const i = plot.data.findIndex(t => t.name === name);
+        const g = i < 0 ? null : plot.querySelectorAll('.scatterlayer .trace')[i];
+        const line = g ? g.querySelector('path.js-line') : null;
+        const nums = ((line && line.getAttribute('d')) || '').match(/-?[0-9.]+(e-?[0-9]+)?/g) || [];
+        if (nums.length < 4) return 0;
+        const axis = plot._fullLayout[(plot._fullData[i].xaxis || 'x').replace('x', 'xaxis')];
+        return Math.round(axis.p2d(parseFloat(nums[nums.length - 2])));
+    }""", name)
+
+
+def last_train_step(run_dir) -> int:
+    from ocrtrain.runs import Run
+
+    rows = Run(run_dir).metrics("train")
+    return rows[-1]["step"] if rows else 0
+
+
+def show_run(page, url: str, name: str, reload: bool = False) -> None:
+    page.reload() if reload else page.goto(url)
+    page.wait_for_selector(".ocrtrain-workbench .ocrtrain-generate")
+    open_tab(page, "3 · Monitor")
+    page.locator(".ocrtrain-run-select select").select_option(label=name)
+
+
+@pytest.mark.timeout(900)  # two job start-ups on a loaded machine
+def test_curves_are_drawn_after_a_reload_mid_run_and_after_a_resume(server, page):
+    from ocrtrain.runs import cancel, launch
+    from ocrtrain.train import TrainConfig
+
+    url, home = server
+    config = TrainConfig.from_dict({**TINY, "max_steps": 400, "val_interval": 3})
+    run = launch(config, home / "datasets" / "tiny", runs_root=home / "runs", name="live")
+    try:
+        wait_until(lambda: last_train_step(run.path) >= 2, timeout=300)
+        show_run(page, url, "live")
+        wait_until(lambda: last_drawn_step(page) >= 2, timeout=60)
+
+        # A reload mid-run: a new kernel, a new figure; drawn at once, and growing with the run.
+        show_run(page, url, "live", reload=True)
+        seen = last_train_step(run.path)
+        wait_until(lambda: last_drawn_step(page) >= seen, timeout=60)
+        wait_until(lambda: last_drawn_step(page) > seen, timeout=120)
+        assert cer_points(page) >= 1  # step 0 at least
+
+        # Canceled, then resumed from the page: the curves are drawn again and keep growing.
+        cancel(run.path, wait=True, timeout=180)
+        stopped = last_train_step(run.path)
+        wait_until(lambda: page.locator(".ocrtrain-resume-run").is_enabled(), timeout=60)
+        wait_until(lambda: last_drawn_step(page) == stopped, timeout=60)
+        page.locator(".ocrtrain-resume-run").click()
+        wait_until(lambda: last_train_step(run.path) > stopped + 1, timeout=300)
+        wait_until(lambda: last_drawn_step(page) > stopped + 1, timeout=60)
+        assert cer_points(page) >= 1
+        assert "running" in page.locator(".ocrtrain-runs-table").inner_text()
+    finally:
+        if run.is_active():
+            cancel(run.path, wait=True, timeout=120)
