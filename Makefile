@@ -32,7 +32,8 @@ test: setup browser-deps
 	$(BIN)/python -m pytest -q tests
 
 # Issue 13's done-when check: a fresh venv installs '.[dashboard,synth]' from PyPI (torch reused), then
-# ocrtrain --version, synth and the dashboard in Chromium (about 3 min here, 133 s of it pip; downloads all but torch). .ci/run runs it after make test.
+# ocrtrain --version, synth and the dashboard in Chromium (about 3 min here, 133 s of it pip; downloads
+# all but torch). .ci/run runs it after make test.
 test-install: setup browser-deps
 	OCRTRAIN_FRESH_INSTALL=1 $(BIN)/python -m pytest -q -s tests/test_fresh_install.py
 
