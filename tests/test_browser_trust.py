@@ -150,6 +150,17 @@ def last_drawn_step(page, name: str = "train loss") -> int:
     }""", name)
 
 
+def plot_identity(page) -> int:
+    """A number naming the Monitor's plot element now (0 when there is none): it changes when the
+    figure is replaced by a new one instead of updated in place."""
+    return page.evaluate("""() => {
+        const plot = document.querySelector('.ocrtrain-curves .js-plotly-plot');
+        if (!plot) return 0;
+        if (!plot.ocrtrainId) plot.ocrtrainId = (window.ocrtrainPlots = (window.ocrtrainPlots || 0) + 1);
+        return plot.ocrtrainId;
+    }""")
+
+
 def last_train_step(run_dir) -> int:
     from ocrtrain.runs import Run
 
@@ -170,18 +181,24 @@ def test_curves_are_drawn_after_a_reload_mid_run_and_after_a_resume(server, page
     from ocrtrain.train import TrainConfig
 
     url, home = server
-    config = TrainConfig.from_dict({**TINY, "max_steps": 400, "val_interval": 3})
+    config = TrainConfig.from_dict({**TINY, "max_steps": 1000, "val_interval": 3})
     run = launch(config, home / "datasets" / "tiny", runs_root=home / "runs", name="live")
     try:
-        wait_until(lambda: last_train_step(run.path) >= 2, timeout=300)
+        # Past the other run's last step, so that a step drawn is this run's.
+        past = TINY["max_steps"] + 2
+        wait_until(lambda: last_train_step(run.path) >= past, timeout=300)
         show_run(page, url, "live")
-        wait_until(lambda: last_drawn_step(page) >= 2, timeout=60)
+        wait_until(lambda: last_drawn_step(page) >= past, timeout=60)
 
-        # A reload mid-run: a new kernel, a new figure; drawn at once, and growing with the run.
+        # A reload mid-run: a new kernel, a new figure; drawn at once, and growing with the run,
+        # updated in place (a figure replaced at every poll on a slow page lagged ever further behind).
         show_run(page, url, "live", reload=True)
         seen = last_train_step(run.path)
         wait_until(lambda: last_drawn_step(page) >= seen, timeout=60)
-        wait_until(lambda: last_drawn_step(page) > seen, timeout=120)
+        plot = plot_identity(page)
+        seen = last_drawn_step(page)
+        wait_until(lambda: last_drawn_step(page) >= seen + 6, timeout=120)
+        assert plot_identity(page) == plot, "the figure was replaced while the run trained"
         assert cer_points(page) >= 1  # step 0 at least
 
         # Canceled, then resumed from the page: the curves are drawn again and keep growing.

@@ -350,18 +350,25 @@ class MonitorPanel(W.VBox):
         drawn = getattr(self, "_drawn_key", None)
         if key == drawn:
             return
-        self._drawn_key = key
-        if drawn is None or drawn[0] != key[0] or drawn[2] != state or drawn[3] != sets or self._unseen():
+        if drawn is None or drawn[0] != key[0] or drawn[2] != state or drawn[3] != sets:
             # Another run, the run changed state (e.g. ended while the page was loading, when
-            # incremental updates may have been dropped), a validation set appeared, or the
-            # current figure has no view in the browser yet (it would drop the update): a new
+            # incremental updates may have been dropped) or a validation set appeared: a new
             # figure born with its data.
+            self._drawn_key = key
             old = self.fig
             self.fig = make_curves_figure(f, self.max_points)
+            self.fig.observe(self._on_view, names="_view_count")
             self._fig_born = time.monotonic()
             self.fig_box.children = [self.fig]
             old.close()
             return
+        if self._unseen():
+            # No browser view of this figure yet: an update now would be dropped, and a new figure
+            # has no view yet either (replacing it every poll kept a slow page creating views it
+            # never finished: the curves lagged further behind the run and blinked empty). Its
+            # first view sends the rows that arrived meanwhile (_on_view).
+            return
+        self._drawn_key = key
         with self.fig.batch_update():
             for trace, (kind, name, _r, _c, _label, val_set) in zip(self.fig.data, trace_specs(f)):
                 trace.x, trace.y = _series(f, kind, name, self.max_points, val_set)
@@ -371,6 +378,12 @@ class MonitorPanel(W.VBox):
         (ipywidgets counts views in ``_view_count``); updates sent now would be lost."""
         young = time.monotonic() - getattr(self, "_fig_born", 0.0) < UNSEEN_S
         return young and getattr(self.fig, "_view_count", None) == 0
+
+    def _on_view(self, change) -> None:
+        """A figure's first browser view: draw the rows that arrived while it had none."""
+        if change["owner"] is self.fig and not change["old"] and change["new"]:
+            with self._lock:
+                self._render_selected()
 
     def points(self, name: str) -> int:
         """How many points the trace `name` (e.g. "train loss") shows now (for tests)."""
