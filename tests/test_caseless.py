@@ -69,14 +69,15 @@ def upper_dataset(tmp_path_factory):
 
 def test_a_run_trains_upper_case_labels_case_insensitively(tiny_dataset, upper_dataset, tmp_path):
     said = []
-    run = fit(TrainConfig(**FAST), [str(upper_dataset), str(tiny_dataset)], tmp_path / "auto",
+    run = fit(TrainConfig(**{**FAST, "caseless": "auto"}), [str(upper_dataset), str(tiny_dataset)], tmp_path / "auto",
               callback=lambda e: said.append(e.text) if isinstance(e, Message) else None)
     assert run.status()["state"] == "finished"
     assert any(t.startswith("case-insensitive training on shouty:") for t in said), said
     assert not any("on tiny" in t for t in said if t.startswith("case-insensitive"))
     assert run.status()["selected"] == "val:cer_ci"  # the first val set is shouty's: picked ignoring case
     off, said = [], []
-    run_off = fit(TrainConfig(**{**FAST, "caseless": "off"}), [str(upper_dataset), str(tiny_dataset)],
+    assert TrainConfig().caseless == "off"
+    run_off = fit(TrainConfig(**FAST), [str(upper_dataset), str(tiny_dataset)],
                   tmp_path / "off", callback=lambda e: said.append(e.text) if isinstance(e, Message) else None)
     assert not any(t.startswith("case-insensitive") for t in said)
     assert run_off.status()["selected"] == "val:cer"
