@@ -119,6 +119,12 @@ def test_walk_from_word_list_to_export(server, page):
     wait_until(lambda: page.locator(".ocrtrain-cancel-run").is_enabled(), timeout=30)
     page.locator(".ocrtrain-cancel-run").click()
     wait_until(lambda: progress_state(page).get("state") == "canceled", timeout=120)
+    # The canceled run's figure is a new one; its step-0 validation is drawn before the picture
+    # (the state text arrives first: a shot taken then showed empty axes).
+    from ocrtrain.runs import Run
+
+    if Run(home / "runs" / "to-cancel").metrics("val"):
+        wait_until(lambda: val_points(page) >= 1, timeout=60)
     shot(page, "06-monitor-canceled")
 
     # 4. Compare: origin vs the finished run on the test split, gallery and charts.
