@@ -38,6 +38,8 @@ class FolderOpener(W.VBox):
                                tooltip=f"list this {kind} folder here (for this session) and select it")
         self.button.add_class(f"ocrtrain-open-{kind}")
         self.status = StatusBox()
+        # its own class only: "ocrtrain-status" is the panel's message, which a page looks up by that class
+        self.status.remove_class("ocrtrain-status")
         self.status.add_class(f"ocrtrain-open-{kind}-status")
         self.button.on_click(self._on_open)
         self.children = [W.HBox([self.path, self.button]), self.status]
