@@ -35,6 +35,17 @@ def sample_labels(n: int, seed: int = 0) -> list[str]:
     return [f"{rng.choice(WORDS)} {rng.randint(1, 99)},{rng.randint(0, 99):02d}" for _ in range(n)]
 
 
+def write_drawn_dataset(out: Path, pairs, val_fraction: float = 0.25, split_seed: int = 3) -> Path:
+    """A dataset folder of (drawn text, label) pairs, no test split."""
+    from ocrtrain.dataset import DatasetWriter, SplitConfig
+
+    with DatasetWriter(out, SplitConfig(val_fraction=val_fraction, test_fraction=0.0, split_seed=split_seed),
+                       source={"kind": "test-drawn"}) as writer:
+        for i, (text, label) in enumerate(pairs):
+            writer.add(png_bytes(draw_line(text)), label, sample=f"{out.name}-{i}")
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A dataset folder of 40 drawn receipt lines (split 30/5/5 by seed)."""

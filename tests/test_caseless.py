@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from conftest import draw_line, png_bytes, sample_labels
+from conftest import sample_labels, write_drawn_dataset
 from ocrtrain.charset import english_g2_charset
-from ocrtrain.dataset import DatasetWriter, SplitConfig
 from ocrtrain.errors import ConfigError
 from ocrtrain.events import Message
 from ocrtrain.families.ctc import ctc_loss
@@ -58,13 +57,8 @@ def test_which_sources_are_folded():
 
 @pytest.fixture(scope="module")
 def upper_dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("caseless") / "shouty"
-    with DatasetWriter(out, SplitConfig(val_fraction=0.25, test_fraction=0.0, split_seed=3),
-                       source={"kind": "test-drawn"}) as writer:
-        for i, label in enumerate(sample_labels(96, seed=5)):
-            # drawn in mixed case, labelled in upper case: SROIE's convention
-            writer.add(png_bytes(draw_line(label)), label.upper(), sample=f"shouty-{i}")
-    return out
+    labels = sample_labels(96, seed=5)  # drawn in mixed case, labelled in upper case: SROIE's convention
+    return write_drawn_dataset(tmp_path_factory.mktemp("caseless") / "shouty", [(t, t.upper()) for t in labels])
 
 
 def test_a_run_trains_upper_case_labels_case_insensitively(tiny_dataset, upper_dataset, tmp_path):

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from conftest import draw_line, png_bytes, sample_labels
+from conftest import draw_line, png_bytes, sample_labels, write_drawn_dataset
 from ocrtrain.datamix import DataSpec, TrainSource, ValSource, batch_shares, is_replay
 from ocrtrain.dataset import Dataset, DatasetWriter, SplitConfig
 from ocrtrain.errors import ConfigError, DatasetError
@@ -17,12 +17,8 @@ FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, w
 
 @pytest.fixture(scope="module")
 def second_dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mix") / "upper"
-    with DatasetWriter(out, SplitConfig(val_fraction=0.25, test_fraction=0.0, split_seed=3),
-                       source={"kind": "test-drawn"}) as writer:
-        for i, label in enumerate(sample_labels(16, seed=9)):
-            writer.add(png_bytes(draw_line(label.upper())), label.upper(), sample=f"upper-{i}")
-    return out
+    labels = [label.upper() for label in sample_labels(16, seed=9)]
+    return write_drawn_dataset(tmp_path_factory.mktemp("mix") / "upper", zip(labels, labels))
 
 
 def test_batch_shares_follow_weights_whatever_the_sizes():
