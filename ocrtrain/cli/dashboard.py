@@ -82,6 +82,8 @@ TornadoVoilaHandler.get = _get_setting_the_xsrf_cookie
 # kernel after cull_idle_timeout without *activity*, and every widget update the Monitor's polling
 # thread sends counts as activity: such a kernel was never culled while a run was going. So a kernel
 # with no page connected for cull_idle_timeout seconds is shut down, busy or not (seen at each cull).
+# Seen unconnected at two culls cull_idle_timeout apart is enough (a tenth of slack for a late timer
+# on a loaded event loop): waiting for "more than" it took a third cull, cull_idle + 2 intervals.
 import time
 
 from jupyter_core.utils import ensure_async
@@ -96,7 +98,7 @@ async def _cull_if_idle_or_unconnected(self, kernel_id):
         _unconnected_since.pop(kernel_id, None)
         return await _cull_if_idle(self, kernel_id)
     since = _unconnected_since.setdefault(kernel_id, time.monotonic())
-    if time.monotonic() - since <= self.cull_idle_timeout:
+    if time.monotonic() - since < 0.9 * self.cull_idle_timeout:
         return await _cull_if_idle(self, kernel_id)
     _unconnected_since.pop(kernel_id, None)
     last = getattr(self._kernels[kernel_id], "last_activity", None)
