@@ -189,7 +189,7 @@ class TrainConfig(Config):
               f"distill {self.distill} learns from the origin on the replay lines, but replay is 0: set replay "
               "(e.g. 0.25) or distill 0")
         _check_family(self.family)
-        check(check_caseless(self.caseless) is None, check_caseless(self.caseless) or "")
+        check_caseless(self.caseless)
         check(-1 <= self.augment_variants <= 64, f"augment_variants must be in -1..64 (0 = new at every pass, "
                                                  f"-1 = auto), got {self.augment_variants}")
         check(self.feature_cache_mb >= 0, f"feature_cache_mb must be >= 0 (0 = off), got {self.feature_cache_mb}")

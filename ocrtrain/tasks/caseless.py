@@ -25,7 +25,7 @@ folding is an option, not the default; it matters where nothing else in the mix 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ConfigError
 
@@ -40,12 +40,11 @@ MIN_LETTERS = 200
 _NAMES = re.compile(r"^(auto|off|[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$")
 
 
-def check_caseless(value: str) -> Optional[str]:
-    """None when `value` is a valid ``caseless`` setting, else the reason and the fix."""
-    if _NAMES.match(value):
-        return None
-    return (f"caseless {value!r} must be auto, off or a comma list of training dataset names "
-            "(e.g. sroie or sroie,forms)")
+def check_caseless(value: str) -> None:
+    """ConfigError unless `value` is a valid ``caseless`` setting (the message says the fix)."""
+    if not _NAMES.match(value):
+        raise ConfigError(f"caseless {value!r} must be auto, off or a comma list of training dataset names "
+                          "(e.g. sroie or sroie,forms)")
 
 
 def caseless_sources(setting: str, names: Sequence[str], labels: Sequence[Sequence[str]],

@@ -75,12 +75,12 @@ class RecognitionTask(Task):
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
-        self.fold, self.caseless = self._caseless(cfg, train_scans)
+        self.fold, self.caseless = self._caseless(cfg, train_scans, val_scans)
         self.features = self._feature_cache(cfg, frozen and not cfg.train_last_convs)
         if self.anchor is not None or self.replay_sources:
             ctx.message(self._lever_text(), "info")
 
-    def _caseless(self, cfg, train_scans) -> tuple[Optional[CaseFold], frozenset]:
+    def _caseless(self, cfg, train_scans, val_scans) -> tuple[Optional[CaseFold], frozenset]:
         """The case fold and the training sources it applies to (:mod:`ocrtrain.tasks.caseless`)."""
         names = [Path(s.path).name for s in self.ctx.data.train]
         chosen = caseless_sources(cfg.caseless, names, [scan[1] for scan in train_scans], self.replay_sources)
@@ -90,9 +90,8 @@ class RecognitionTask(Task):
             raise ConfigError(f"caseless training needs a CTC model, not {self.family.name}'s attention head: "
                               "set caseless off")
         fold = CaseFold.from_chars(self.charset.chars)
-        folded_paths = {str(Path(self.ctx.data.train[i].path).resolve()) for i in chosen}
-        first = Path(self.ctx.data.val[0].path).resolve() if self.ctx.data.val else None
-        if first is not None and str(first.parent if first.name in ("val", "test") else first) in folded_paths:
+        folded = {Path(self.ctx.data.train[i].path).resolve() for i in chosen}
+        if val_scans and Path(val_scans[0][1]).resolve().parent in folded:  # a split of a folded dataset
             self.default_metric = "cer_ci"  # its labels ignore case too: pick checkpoints without it
         self.ctx.message(f"case-insensitive training on {', '.join(names[i] for i in chosen)}: "
                          + ("its labels are all upper case, so " if cfg.caseless == "auto" else "")
@@ -330,11 +329,11 @@ class RecognitionTask(Task):
 
     def _group_loss(self, out, batch: dict, a: int, b: int):
         """Mean loss of rows a..b, case-folded on the rows of caseless sources."""
-        targets, sources = batch["targets"][a:b], batch.get("sources") or ()
-        folded = [r for r in range(b - a) if sources and sources[a + r] in self.caseless]
+        targets, sources = batch["targets"][a:b], batch.get("sources") or [None] * b
+        folded = [r for r in range(b - a) if sources[a + r] in self.caseless]
         if not folded:
             return self.family.loss(out, targets)
-        plain = [r for r in range(b - a) if r not in set(folded)]
+        plain = [r for r in range(b - a) if sources[a + r] not in self.caseless]
         loss = self.family.loss(out[folded], [targets[r] for r in folded], fold=self.fold) * (len(folded) / (b - a))
         if plain:
             loss = loss + self.family.loss(out[plain], [targets[r] for r in plain]) * (len(plain) / (b - a))
