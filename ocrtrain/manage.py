@@ -115,13 +115,11 @@ def runs_using(dataset: PathLike, runs_root: Optional[PathLike], active_only: bo
     unless `active_only` is False)."""
     from .runs import Run
 
-    if runs_root is None or not Path(runs_root).is_dir():
+    if runs_root is None:
         return []
     dataset = Path(dataset).resolve()
     found = []
-    for run_dir in sorted(Path(runs_root).iterdir()):
-        if run_dir.name.startswith(".") or not runfolder.is_run_folder(run_dir):
-            continue
+    for run_dir in runfolder.run_folders_in(runs_root):
         try:
             record = runfolder.read_config(run_dir)
             if active_only and not Run(run_dir).is_active():

@@ -42,7 +42,7 @@ from .runrecords import LAST_FILE, RunStatus, TrainRow, ValRow, Version, Version
 __all__ = [
     "CONFIG_FILE", "STATUS_FILE", "METRICS_FILE", "LOG_FILE", "REJECTED_FILE", "CANCEL_FILE",
     "CHECKPOINTS_DIR", "VERSIONS_FILE", "REPORTS_DIR", "EXPORT_DIR", "NOTEBOOKS_DIR", "BEST_FILE", "LAST_FILE",
-    "RunFiles", "files", "is_run_folder", "require_run_folder",
+    "RunFiles", "files", "is_run_folder", "run_folders_in", "require_run_folder",
     "RunStatus", "TrainRow", "ValRow", "Version", "Versions", "row_from_dict",
     "create_run", "read_config", "read_start_config", "clean_stale_temp", "read_status", "update_status",
     "append_rows", "read_rows", "truncate_rows_after", "RowWriter", "RowFollower",
@@ -96,6 +96,12 @@ def is_run_folder(path: PathLike) -> bool:
     path = Path(path)
     return path.is_dir() and ((path / CONFIG_FILE).is_file() or (path / STATUS_FILE).is_file()
                               or (path / CHECKPOINTS_DIR).is_dir())
+
+
+def run_folders_in(root: PathLike) -> list[Path]:
+    """The run folders directly under `root`, by name (hidden entries left out); [] when `root` is missing."""
+    entries = Path(root).iterdir() if Path(root).is_dir() else ()
+    return sorted(p for p in entries if not p.name.startswith(".") and is_run_folder(p))
 
 
 def require_run_folder(path: PathLike) -> Path:

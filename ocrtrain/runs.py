@@ -253,10 +253,7 @@ def list_runs(root: Optional[PathLike] = None) -> list[dict]:
     """Summary rows (see :meth:`Run.summary`) of the run folders under `root` (default:
     ``home.runs_root()``), oldest first; a damaged folder is listed as failed, with the reason."""
     root = Path(root) if root is not None else default_runs_root()
-    if not root.is_dir():
-        return []
-    rows = [summarize_run(path) for path in sorted(root.iterdir())
-            if not path.name.startswith(".") and runfolder.is_run_folder(path)]
+    rows = [summarize_run(path) for path in runfolder.run_folders_in(root)]
     rows.sort(key=lambda r: (r.get("created") or "", r["name"]))
     return rows
 

@@ -70,10 +70,9 @@ class Workspace:
 
     def run_folders(self) -> list[Path]:
         """The run folders in runs/ (by name), then those opened by path from elsewhere (newest first)."""
-        from ocrtrain.runfolder import is_run_folder
+        from ocrtrain.runfolder import is_run_folder, run_folders_in
 
-        found = sorted(p for p in self.runs_dir.iterdir() if not p.name.startswith(".") and is_run_folder(p))
-        return found + [p for p in self._opened["run"] if is_run_folder(p)]
+        return run_folders_in(self.runs_dir) + [p for p in self._opened["run"] if is_run_folder(p)]
 
     def open_run(self, path: Union[str, Path]) -> Path:
         """The run folder at `path` (anywhere; a bare name means runs/NAME), resolved. One outside
