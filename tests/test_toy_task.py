@@ -83,5 +83,6 @@ def test_toy_task_trains_cancels_resumes_exactly_and_is_listed(tmp_path, tiny_da
         monitor.select(tmp_path / "runs" / "halves")
         assert monitor.selected == str((tmp_path / "runs" / "halves").resolve())
         assert monitor.points("train loss") == 6  # both segments of the resumed run
+        assert monitor.points("val loss") == 4  # the task's own 'loss' at steps 0 (origin), 2, 4, 6
     finally:
         monitor.close()

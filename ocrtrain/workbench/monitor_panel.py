@@ -50,8 +50,15 @@ UNSEEN_S = 20.0
 PERCENT_KEYS = frozenset({"accuracy", "accuracy_ws", "cer", "cer_ws"})
 
 
+#: A validation metric a task writes under its own name: a task without `val_loss` (e.g. one whose
+#: validate() returns {"val": {"loss": ...}}) has its `loss` drawn as the val loss.
+ALIASES = {("val", "val_loss"): "loss"}
+
+
 def _series(follower: Optional[MetricsFollower], kind: str, key: str, max_points: int, val_set) -> tuple:
     xs, ys = follower.series(kind, key, max_points, val_set) if follower is not None else ([], [])
+    if not xs and follower is not None and (kind, key) in ALIASES:
+        xs, ys = follower.series(kind, ALIASES[(kind, key)], max_points, val_set)
     if key in PERCENT_KEYS:
         ys = [None if y is None else 100 * y for y in ys]
     return xs, ys
