@@ -36,6 +36,12 @@ class AugmentConfig(Config):
     contrast: float = field(default=0.3, metadata={"help": "largest contrast change (0.3 = x0.7..x1.3)"})
     noise: float = field(default=6.0, metadata={"help": "largest Gaussian noise sigma in grey levels"})
     blur: float = field(default=0.8, metadata={"help": "largest Gaussian blur radius in pixels"})
+    resolution: float = field(default=0.0, metadata={
+        "help": "largest share of resolution lost: the line is shrunk by up to this share and scaled back "
+                "(0.5 = down to half size; low-resolution scans and photos); 0 = off"})
+    ink: float = field(default=0.0, metadata={
+        "help": "largest change of stroke width, 0..1 of a pixel each side: the ink spreads (bolder) or "
+                "thins (faded thermal print) by up to this much; 0 = off"})
 
     def validate(self) -> None:
         check(0.0 <= self.probability <= 1.0,
@@ -47,11 +53,14 @@ class AugmentConfig(Config):
         check(0.0 <= self.contrast < 1.0, f"augment.contrast must be in [0, 1), got {self.contrast}")
         check(0.0 <= self.noise <= 64.0, f"augment.noise must be in [0, 64] grey levels, got {self.noise}")
         check(0.0 <= self.blur <= 4.0, f"augment.blur must be in [0, 4] pixels, got {self.blur}")
+        check(0.0 <= self.resolution <= 0.8, f"augment.resolution must be in [0, 0.8], got {self.resolution}: "
+                                               "a line shrunk further loses its letters")
+        check(0.0 <= self.ink <= 1.0, f"augment.ink must be in [0, 1] pixels, got {self.ink}")
 
     @property
     def enabled(self) -> bool:
         return self.probability > 0 and any(
-            (self.rotation, self.exposure, self.contrast, self.noise, self.blur))
+            (self.rotation, self.exposure, self.contrast, self.noise, self.blur, self.resolution, self.ink))
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -63,6 +72,32 @@ def _background(gray: np.ndarray) -> int:
     # Rotation must fill the new corners with the page colour, not black: take the border median.
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     return int(np.median(border))
+
+
+def _ink(img: Image.Image, width: float, most: float) -> Image.Image:
+    """Strokes (dark on light) up to `most` pixels bolder (width > 0) or thinner (width < 0) on each
+    side: a blend toward the one-pixel min (max) filter, so thin strokes of small crops survive."""
+    grown = img.filter(ImageFilter.MinFilter(3) if width > 0 else ImageFilter.MaxFilter(3))
+    return Image.blend(img, grown, min(1.0, abs(width) * most))
+
+
+def _lose_resolution(img: Image.Image, scale: float) -> Image.Image:
+    """`img` shrunk to `scale` of its size (at least 8 px high) and scaled back: detail is lost."""
+    w, h = img.size
+    small = (max(1, round(w * scale)), max(min(h, 8), round(h * scale)))
+    if small == (w, h):
+        return img
+    return img.resize(small, Image.BOX).resize((w, h), Image.BILINEAR)
+
+
+def _print_and_scan(img: Image.Image, config: AugmentConfig, rng: np.random.Generator) -> Image.Image:
+    fire = rng.random(2) < config.probability
+    shrink, width = rng.random(), rng.uniform(-1, 1)
+    if fire[1] and config.ink > 0:
+        img = _ink(img, width, config.ink)
+    if fire[0] and config.resolution > 0:
+        img = _lose_resolution(img, 1.0 - shrink * config.resolution)
+    return img
 
 
 def augment(image: Union[Image.Image, np.ndarray], config: AugmentConfig,
@@ -78,6 +113,9 @@ def augment(image: Union[Image.Image, np.ndarray], config: AugmentConfig,
     angle, shift, gain, sigma, radius = (rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1),
                                          rng.random(), rng.random())
     noise_seed = int(rng.integers(0, 2**31 - 1))
+    # Drawn after the first five, so runs without these transforms see the numbers they always saw.
+    if config.resolution > 0 or config.ink > 0:
+        img = _print_and_scan(img, config, rng)
     if fire[0] and config.rotation > 0:
         fill = _background(np.asarray(img))
         img = img.rotate(angle * config.rotation, resample=Image.BILINEAR, expand=False, fillcolor=fill)
