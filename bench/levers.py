@@ -33,13 +33,20 @@ from bench.heldout import DEFAULT_DATA, MODES, build_sets, read_tesseract, score
 LEVERS = {
     "default": ([], "(session 11: cached frozen features, 2 fixed augmentations per line, channels-last VGG, "
                     "padding columns batched, held rows not decoded again, replay lines one augmentation) as "
-                    "session 9's 97.7 / 86.3 / 99.0 / SROIE 52.5 within 2 points, ~9.8 min"),
+                    "session 9's 97.7 / 86.3 / 99.0 / SROIE 52.5 within 2 points, ~9.8 min (session 13: accuracy "
+                    "right, 98.7 / 84.0 / 98.7 / 52.8; time wrong, 851 s = 14.2 min on a machine whose "
+                    "`bench.feature_cache --split` ran 1.22 s VGG + 0.75 s head per batch vs session 8's 0.79 + "
+                    "0.42)"),
     "replay-2000": (["--replay-lines", "2000"],
                     "half the replay lines, each seen twice (one augmentation, computed once): ~40 s faster "
-                    "than the default; receipts and printer as the default, SROIE within 1 point"),
+                    "than the default; receipts and printer as the default, SROIE within 1 point (session 13: "
+                    "wrong on the printer preset: 73.7 vs the default's 84.0 in the same run; receipts 97.3, SROIE "
+                    "52.0 vs 52.8; 725 vs 851 s)"),
     "fast-lr": (["--lr", "1e-3", "--max-steps", "350", "--replay-lines", "2000"],
                 "3x the rate for 70% of the steps: ~3 min faster than replay-2000; receipts within a point, "
-                "printer +-2, SROIE 1-2 points lower (a faster move away from english_g2)"),
+                "printer +-2, SROIE 1-2 points lower (a faster move away from english_g2) (session 13: wrong: "
+                "receipts 99.3 but printer 65.3, below english_g2's 66.0, and SROIE 48.8 vs english_g2 50.8; "
+                "706 s, no faster than replay-2000 on a noisy machine)"),
     "fresh-augment": (["--augment-variants", "0"],
                       "the session-7 default (a new augmentation at every pass, so no feature cache): "
                       "receipts 98.0, printer 89.3, SROIE 52.3, 20 min"),
