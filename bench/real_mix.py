@@ -121,6 +121,26 @@ def train(name: str, flags: list[str], real: Path, synth: Path, work: Path, step
     return {"variant": name, "run": str(run_dir), "seconds": time.time() - started, "reused": False}
 
 
+def per_receipt(rows: list, docset: Path, real: Path) -> dict:
+    """Test crops right (ci_ws) per receipt: the test LMDB holds each test page's verified lines in
+    document-set order (``pages to-dataset``), so the rows are cut at the pages' line counts."""
+    from ocrtrain.dataset import Dataset
+    from ocrtrain.documents.docset import DocumentSet
+
+    docs, test = DocumentSet(docset), set(Dataset(real).manifest["source"]["pages"]["test"])
+    norm = lambda s: "".join(s.upper().split())  # noqa: E731
+    out, start = {}, 0
+    for page in docs.pages:
+        if page.id in test:
+            n = sum(1 for line in docs.lines(page.id) if line.status == "verified")
+            part = rows[start:start + n]
+            out[page.id] = {"lines": n, "right": sum(norm(r["label"]) == norm(r["prediction"]) for r in part)}
+            start += n
+    if start != len(rows):
+        return {}  # rejected lines shifted the order: no breakdown rather than a wrong one
+    return out
+
+
 def read(model: str, spec: str, real: Path, docset: Path, work: Path, pages: bool) -> dict:
     """Crops of the test receipts (ci_ws) and, with `pages`, whole test pages through Reader.readtext."""
     from ocrtrain.documents.docset import DocumentSet
@@ -130,7 +150,8 @@ def read(model: str, spec: str, real: Path, docset: Path, work: Path, pages: boo
     t = time.time()
     report = evaluate(spec, real / "test", reader_compatible=True)
     row = {"model": model, "lines": len(report.rows), "crop_acc_ci_ws": report.metrics.get("accuracy_ci_ws"),
-           "crop_cer_ci_ws": report.metrics.get("cer_ci_ws"), "crop_seconds": time.time() - t}
+           "crop_cer_ci_ws": report.metrics.get("cer_ci_ws"), "crop_seconds": time.time() - t,
+           "per_receipt": per_receipt(report.rows, docset, real)}
     if pages:
         target = spec
         if spec != "english_g2":
@@ -183,6 +204,10 @@ def main(argv=None) -> int:
                 f"{row['line_precision']:.1%}" if "page_cer" in row else "- | - | - | -")
         print(f"{row['model']} | {'-' if sec is None else f'{sec:.0f}'} | {row['crop_acc_ci_ws']:.1%} "
               f"({row['lines']}) | {row['crop_cer_ci_ws']:.1%} | {page}")
+    for row in rows:
+        worst = sorted(row["per_receipt"].items(), key=lambda kv: kv[1]["right"] / kv[1]["lines"])[:5]
+        print(f"{row['model']}: worst test receipts " + ", ".join(
+            f"{pid} {v['right']}/{v['lines']}" for pid, v in worst))
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "rows": rows}, indent=2))
     print(f"total {time.time() - started:.0f} s")
