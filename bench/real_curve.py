@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.heldout import DEFAULT_DATA
-from bench.real_mix import VARIANTS, _cli, prepare, read, train
+from bench.real_mix import VARIANTS, _cli, prepare, read, split_pages, train
 
 PREDICTION = ("accuracy on the held-out receipts grows by 2-4 points per 10 more training receipts past 20 "
               "(session 12: 30 receipts read 76.7%; the head fits its training lines, so data limits it): "
@@ -33,14 +33,13 @@ PREDICTION = ("accuracy on the held-out receipts grows by 2-4 points per 10 more
 
 def receipts_dataset(work: Path, docset: Path, real: Path, n: int, seed: int = 0) -> Path:
     """WORK/curve/sroie-rN: the real dataset with only N training receipts (see the module doc)."""
-    from ocrtrain.dataset import Dataset
     from ocrtrain.documents.docset import DocumentSet
     from ocrtrain.lmdb_io import is_lmdb
 
     out = work / "curve" / f"sroie-r{n}"
     if is_lmdb(out / "train"):
         return out
-    pages = Dataset(real).manifest["source"]["pages"]
+    pages = split_pages(real)
     train_pages, val_pages = sorted(pages["train"]), sorted(pages["val"])
     random.Random(seed).shuffle(train_pages)
     random.Random(seed).shuffle(val_pages)
@@ -86,13 +85,13 @@ def main(argv=None) -> int:
     print(f"prediction (written before training): {PREDICTION}")
     work, started = Path(args.work), time.time()
     docset, real, synth = prepare(work, Path(args.data), args.synth)
+    from ocrtrain.dataset import Dataset
+
     rows = []
     for n in [int(x) for x in args.receipts.split(",") if x.strip()]:
         ds = receipts_dataset(work, docset, real, n)
         run = train(f"{args.variant}-r{n}", VARIANTS[args.variant][0], ds, synth, work, args.steps)
         row = read(f"r{n}", f"run:{run['run']}@last", real, docset, work, pages=False)
-        from ocrtrain.dataset import Dataset
-
         rows.append({**row, "receipts": n, "train_lines": Dataset(ds).manifest["counts"]["train"],
                      "train_seconds": run["seconds"]})
         print(f"trained on {n} receipts ({rows[-1]['train_lines']} lines): {row['crop_acc_ci_ws']:.1%} of "

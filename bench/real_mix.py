@@ -83,7 +83,6 @@ def _cli(args: list[str]) -> None:
 
 def prepare(work: Path, data: Path, synth: str) -> tuple[Path, Path, Path]:
     """(docset with test pages tagged, real dataset, synthetic dataset)."""
-    from ocrtrain.dataset import Dataset
     from ocrtrain.documents.docset import DocumentSet
     from ocrtrain.lmdb_io import is_lmdb
 
@@ -94,7 +93,7 @@ def prepare(work: Path, data: Path, synth: str) -> tuple[Path, Path, Path]:
         _cli(["pages", "to-dataset", str(docset), "--out", str(real), "--val-fraction", "0.2",
               "--test-fraction", "0.3", "--overwrite"])
     docs = DocumentSet(docset)
-    for split, pages in Dataset(real).manifest["source"]["pages"].items():
+    for split, pages in split_pages(real).items():
         for pid in pages:
             if docs.page(pid).tag != split:
                 docs.set_tag(pid, split)
@@ -121,20 +120,28 @@ def train(name: str, flags: list[str], real: Path, synth: Path, work: Path, step
     return {"variant": name, "run": str(run_dir), "seconds": time.time() - started, "reused": False}
 
 
-def per_receipt(rows: list, docset: Path, real: Path) -> dict:
-    """Test crops right (ci_ws) per receipt: the test LMDB holds each test page's verified lines in
-    document-set order (``pages to-dataset``), so the rows are cut at the pages' line counts."""
+def split_pages(real: Path) -> dict:
+    """{split: page ids} of the real dataset, as ``pages to-dataset`` recorded them."""
     from ocrtrain.dataset import Dataset
-    from ocrtrain.documents.docset import DocumentSet
 
-    docs, test = DocumentSet(docset), set(Dataset(real).manifest["source"]["pages"]["test"])
-    norm = lambda s: "".join(s.upper().split())  # noqa: E731
+    return Dataset(real).manifest["source"]["pages"]
+
+
+def per_receipt(rows: list, docset: Path, real: Path) -> dict:
+    """Test crops right (ci_ws, as the headline figure) per receipt: the test LMDB holds each test
+    page's verified lines in document-set order (``pages to-dataset``), so the rows are cut at the
+    pages' line counts."""
+    from ocrtrain.documents.docset import DocumentSet
+    from ocrtrain.metrics import normalize
+
+    docs, test = DocumentSet(docset), set(split_pages(real)["test"])
     out, start = {}, 0
     for page in docs.pages:
         if page.id in test:
             n = sum(1 for line in docs.lines(page.id) if line.status == "verified")
-            part = rows[start:start + n]
-            out[page.id] = {"lines": n, "right": sum(norm(r["label"]) == norm(r["prediction"]) for r in part)}
+            right = sum(normalize(r["label"], "ci_ws") == normalize(r["prediction"], "ci_ws")
+                        for r in rows[start:start + n])
+            out[page.id] = {"lines": n, "right": right}
             start += n
     if start != len(rows):
         return {}  # rejected lines shifted the order: no breakdown rather than a wrong one
