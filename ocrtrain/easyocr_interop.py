@@ -19,7 +19,8 @@ from .originspec import ENGLISH_G2
 from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes", "make_detector", "make_page_reader"]
+           "read_boxes", "make_detector", "make_page_reader",
+           "page_words", "group_words", "grey_page"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
 
@@ -178,3 +179,36 @@ def read_boxes(reader, image, boxes: Sequence[Sequence[int]],
         result = reader.recognize(image, horizontal_list=[list(b) for b in boxes], free_list=[],
                                   batch_size=batch_size, detail=1)
     return [(corners, Prediction(str(text), float(confidence))) for corners, text, confidence in result]
+
+
+def page_words(reader, path: str, canvas_size: int, mag_ratio: float, text_threshold: float,
+               link_threshold: float, low_text: float) -> tuple:
+    """(CRAFT's word boxes, grey page) for the page image at `path`: the ``get_textbox`` call
+    ``Reader.detect`` makes (its other arguments at their defaults), before words become lines."""
+    from easyocr.utils import reformat_input
+
+    img, grey = reformat_input(path)
+    boxes = reader.get_textbox(reader.detector, img, canvas_size=canvas_size, mag_ratio=mag_ratio,
+                               text_threshold=text_threshold, link_threshold=link_threshold, low_text=low_text,
+                               poly=False, device=reader.device, optimal_num_chars=None, threshold=0.2,
+                               bbox_min_score=0.2, bbox_min_size=3, max_candidates=0)
+    return boxes[0], grey
+
+
+def group_words(words, slope_ths: float, ycenter_ths: float, height_ths: float, width_ths: float,
+                add_margin: float, min_size: int) -> tuple[list, list]:
+    """(horizontal, free) line boxes from CRAFT's words, exactly as ``Reader.detect`` groups them."""
+    from easyocr.utils import diff, group_text_box
+
+    horizontal, free = group_text_box(words, slope_ths, ycenter_ths, height_ths, width_ths, add_margin, True)
+    if min_size:
+        horizontal = [b for b in horizontal if max(b[1] - b[0], b[3] - b[2]) > min_size]
+        free = [q for q in free if max(diff([c[0] for c in q]), diff([c[1] for c in q])) > min_size]
+    return horizontal, free
+
+
+def grey_page(path: str):
+    """The grey page ``Reader.readtext`` recognizes from (``easyocr.utils.reformat_input``)."""
+    from easyocr.utils import reformat_input
+
+    return reformat_input(path)[1]

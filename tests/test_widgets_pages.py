@@ -48,13 +48,16 @@ def test_page_compare_reads_both_models_and_shows_the_pages_side_by_side(tmp_pat
     export_easyocr("english_g2", "g2copy", tmp_path / "bundle")
     panel = PageCompare(Workspace(tmp_path), before=lambda: "english_g2", after=lambda: str(tmp_path / "bundle"),
                         run=lambda: None)
-    assert panel.docset.value == str(docs.path) and panel.tag.value == "test"
+    assert panel.docset.value == str(docs.path) and panel.tag.value == "test" and panel.width_ths.value == 0.5
+    panel.width_ths.value = 1.0  # readtext's grouping, as pages tune-detect suggests it
     panel.read_button.click()
     panel.task.join(300)
     assert panel.status.kind == "ok", panel.status.text
     before, after = panel.result["before"], panel.result["after"]
     assert before["pages"] == after["pages"] == 1 and before["per_page"][0] == after["per_page"][0]  # same model
+    assert before["config"]["width_ths"] == after["config"]["width_ths"] == 1.0
     assert "page CER" in panel.summary.value and panel.summary.value.count("<tr>") == 5
+    assert "width_ths 1</th>" in panel.summary.value
     assert panel.page.options == ("p2",) and panel.view.value.count("<img") == 2
     assert "NOT PRINTED" in panel.view.value and "no box found" in panel.view.value
 

@@ -6,7 +6,8 @@
     ocrtrain pages align DOCSET --text-dir DIR                 (alias: --text)
     ocrtrain pages to-dataset DOCSET --out DATASET [--split-by page|document|tag]
     ocrtrain pages status DOCSET [--json]
-    ocrtrain pages eval MODEL --pages DOCSET [--tag test] [--json]   (Reader.readtext, page by page)
+    ocrtrain pages eval MODEL --pages DOCSET [--tag test] [--width-ths 1.0 ...] [--json]   (Reader.readtext)
+    ocrtrain pages tune-detect DOCSET [--tag val] [--model english_g2] [--json]   (readtext's line grouping)
 """
 from __future__ import annotations
 
@@ -148,6 +149,30 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from ..documents.tune_detect import TuneConfig, grouping_text as text, tune_grouping
+
+    docs = _open(args.docset)
+    with _bars() as bars:
+        result = tune_grouping(docs, config_from_args(TuneConfig, args), model=args.model, callback=bars)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['combinations']} groupings on {result['pages']} pages ({result['lines']} lines) of {docs.path}:")
+    for row in result["rows"][:5]:
+        print(f"  {text(row)}: recall {row['line_recall']:.1%}, precision {row['line_precision']:.1%}, F1 {row['f1']:.1%}")
+    d = result["default"]
+    print(f"  EasyOCR's defaults: recall {d['line_recall']:.1%}, precision {d['line_precision']:.1%}, F1 {d['f1']:.1%}")
+    for row in result["read"]:
+        print(f"  read by {args.model} with {text(row)}: page CER {row['page_cer']:.1%}, "
+              f"lines right {row['lines_correct']:.1%}")
+    best = result["best"]
+    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in best.items())
+    print(f"best ({result['ranked_by']}): {text(best)}\nuse: ocrtrain pages eval MODEL --pages {docs.path} {flags}"
+          f"\n     reader.readtext(image, {', '.join(f'{k}={v:g}' for k, v in best.items())})")
+    return 0
+
+
 def _add(sub, name: str, func, help_text: str, aliases=()) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
     parser.set_defaults(func=func)
@@ -162,6 +187,7 @@ def register(subparsers) -> None:
     from ..documents.page_eval import PageEvalConfig
     from ..documents.preread import PrereadConfig
     from ..documents.to_dataset import ExportConfig
+    from ..documents.tune_detect import TuneConfig
 
     pages = subparsers.add_parser("pages", help="document sets: import pages, detect, pre-read, align, export",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -197,6 +223,12 @@ def register(subparsers) -> None:
     p.add_argument("--pages", required=True, metavar="DOCSET", help="document set with ground-truth lines")
     p.add_argument("--json", action="store_true", help="print the full result (per page, per-line errors) as JSON")
     add_config_arguments(p, PageEvalConfig)
+    p = _add(sub, "tune-detect", _tune, "find readtext's line grouping (width_ths, ...) that fits your pages' lines")
+    p.add_argument("docset", metavar="DOCSET")
+    p.add_argument("--model", help="also read the best groupings with this model (english_g2, a run, a bundle) "
+                                   "and rank them by page CER")
+    p.add_argument("--json", action="store_true", help="print every row as JSON")
+    add_config_arguments(p, TuneConfig)
     p = _add(sub, "status", _status, "lines per status, page by page")
     p.add_argument("docset", metavar="DOCSET")
     p.add_argument("--json", action="store_true", help="print as JSON")

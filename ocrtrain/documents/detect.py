@@ -10,6 +10,7 @@ heights, still merged), ``ycenter_ths`` and ``height_ths``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
@@ -20,12 +21,14 @@ from ..config import Config, check
 from ..events import Callback, Message, Progress, emit
 from .docset import DocumentSet, Line
 
-__all__ = ["DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "match_boxes", "detect_pages"]
+__all__ = ["GroupingConfig", "DetectConfig", "detector", "detect_lines", "reading_order", "box_iou", "match_boxes",
+           "detect_pages"]
 
 
 @dataclass(frozen=True)
-class DetectConfig(Config):
-    """CRAFT detection and word-to-line grouping (the parameters of ``easyocr.Reader.detect``)."""
+class GroupingConfig(Config):
+    """CRAFT detection and word-to-line grouping: the parameters ``Reader.detect`` and ``Reader.readtext``
+    share, with EasyOCR's defaults (``ocrtrain pages tune-detect`` finds values for your pages)."""
 
     text_threshold: float = field(default=0.7, metadata={"help": "text confidence threshold"})
     low_text: float = field(default=0.4, metadata={"help": "text low-bound score"})
@@ -38,8 +41,6 @@ class DetectConfig(Config):
     width_ths: float = field(default=0.5, metadata={"help": "largest horizontal gap (in heights) still merged"})
     add_margin: float = field(default=0.1, metadata={"help": "box margin added, in box heights"})
     min_size: int = field(default=20, metadata={"help": "boxes smaller than this (pixels) are dropped"})
-    redo: bool = field(default=False, metadata={
-        "help": "also detect pages that have lines: their unverified lines are replaced"})
 
     def validate(self) -> None:
         for name in ("text_threshold", "low_text", "link_threshold"):
@@ -47,9 +48,20 @@ class DetectConfig(Config):
         check(64 <= self.canvas_size <= 8192, f"canvas_size must be in [64, 8192], got {self.canvas_size}")
         check(0 < self.mag_ratio <= 8, f"mag_ratio must be in (0, 8], got {self.mag_ratio}")
         check(self.min_size >= 0, f"min_size must be >= 0, got {self.min_size}")
+        for name in ("slope_ths", "ycenter_ths", "height_ths", "width_ths", "add_margin"):
+            check(0 <= getattr(self, name) <= 20, f"{name} must be in [0, 20], got {getattr(self, name)}")
 
     def reader_kwargs(self) -> dict:
-        return {k: v for k, v in self.to_dict().items() if k != "redo"}
+        """The keyword arguments of ``Reader.detect`` / ``Reader.readtext`` these settings give."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(GroupingConfig)}
+
+
+@dataclass(frozen=True)
+class DetectConfig(GroupingConfig):
+    """CRAFT detection and word-to-line grouping (the parameters of ``easyocr.Reader.detect``)."""
+
+    redo: bool = field(default=False, metadata={
+        "help": "also detect pages that have lines: their unverified lines are replaced"})
 
 
 @functools.lru_cache(maxsize=2)
@@ -98,13 +110,21 @@ def detect_lines(image: np.ndarray, config: DetectConfig = DetectConfig(), reade
 
 def box_iou(a: Sequence, b: Sequence) -> float:
     """Intersection over union of the axis-aligned bounding boxes of two polygons."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ax0, ay0, ax1, ay1 = *a.min(axis=0), *a.max(axis=0)
-    bx0, by0, bx1, by1 = *b.min(axis=0), *b.max(axis=0)
-    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    return float(_iou_matrix([a], [b])[0, 0])
+
+
+def _iou_matrix(found: Sequence, truth: Sequence) -> np.ndarray:
+    """[len(found), len(truth)] IoU of the axis-aligned bounding boxes of every pair, at once."""
+    def bounds(polys):
+        pts = [np.asarray(p, float) for p in polys]
+        return np.array([[*p.min(axis=0), *p.max(axis=0)] for p in pts])
+
+    a, b = bounds(found)[:, None, :], bounds(truth)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return inter / union if union > 0 else 0.0
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_boxes(found: Sequence, truth: Sequence, threshold: float = 0.5) -> list[tuple[int, int, float]]:
@@ -113,7 +133,7 @@ def match_boxes(found: Sequence, truth: Sequence, threshold: float = 0.5) -> lis
 
     if not len(found) or not len(truth):
         return []
-    iou = np.array([[box_iou(f, t) for t in truth] for f in found])
+    iou = _iou_matrix(found, truth)
     rows, cols = linear_sum_assignment(-iou)
     return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
 

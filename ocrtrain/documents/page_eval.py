@@ -29,25 +29,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from ..config import Config, check
+from ..config import check
 from ..errors import DatasetError
 from ..originspec import ENGLISH_G2
 from ..events import Callback, Progress, emit
-from .detect import match_boxes, reading_order
+from .detect import GroupingConfig, match_boxes, reading_order
 from .docset import TAGS, DocumentSet
 
-__all__ = ["PageEvalConfig", "page_reader_for", "evaluate_pages"]
+__all__ = ["PageEvalConfig", "page_reader_for", "evaluate_pages", "truth_lines", "score_page", "summarize_pages"]
 
 _MODES = ("raw", "ws", "ci_ws", "loose")
 
 
 @dataclass(frozen=True)
-class PageEvalConfig(Config):
-    """Which pages, and how boxes and text are compared."""
+class PageEvalConfig(GroupingConfig):
+    """Which pages, how ``readtext`` finds lines (EasyOCR's defaults), how boxes and text are compared."""
 
     tag: Optional[str] = field(default=None, metadata={"help": "only pages with this tag (train, val, test)"})
     iou: float = field(default=0.5, metadata={"help": "least IoU for a found box to match a ground-truth box"})
-    canvas_size: int = field(default=2560, metadata={"help": "CRAFT's canvas_size in readtext"})
     page_compare: str = field(default="ci_ws", metadata={
         "help": "page text comparison: raw, ws (space runs collapsed), ci_ws (+ ignore case), loose (no spaces, no case)",
         "choices": _MODES})
@@ -56,9 +55,9 @@ class PageEvalConfig(Config):
     max_errors: int = field(default=200, metadata={"help": "most per-line errors listed"})
 
     def validate(self) -> None:
+        super().validate()
         check(self.tag is None or self.tag in TAGS, f"tag must be one of {TAGS} or empty, got {self.tag!r}")
         check(0 < self.iou <= 1, f"iou must be in (0, 1], got {self.iou}")
-        check(64 <= self.canvas_size <= 8192, f"canvas_size must be in [64, 8192], got {self.canvas_size}")
 
 
 def _norm(text: str, mode: str) -> str:
@@ -102,13 +101,23 @@ def page_reader_for(model: Union[str, Path], gpu: Union[bool, str] = False) -> I
 
 
 def _page_result(reader, docs: DocumentSet, pid: str, config: PageEvalConfig) -> tuple[dict, list]:
-    from rapidfuzz.distance import Levenshtein
-
-    truth = [l for l in docs.lines(pid) if l.status == "verified" and l.text.strip()]
     with warnings.catch_warnings():
         # Reader's DataLoader asks for pinned memory even without a GPU; harmless noise.
         warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
-        result = reader.readtext(str(docs.image_path(pid)), canvas_size=config.canvas_size)
+        result = reader.readtext(str(docs.image_path(pid)), **config.reader_kwargs())
+    return score_page(docs, pid, result, config)
+
+
+def truth_lines(docs: DocumentSet, pid: str) -> list:
+    """Page `pid`'s ground truth: its verified lines that hold text."""
+    return [l for l in docs.lines(pid) if l.status == "verified" and l.text.strip()]
+
+
+def score_page(docs: DocumentSet, pid: str, result: list, config: PageEvalConfig) -> tuple[dict, list]:
+    """(page row, per-line errors) of ``readtext``-style `result` ([(box, text, confidence)]) on page `pid`."""
+    from rapidfuzz.distance import Levenshtein
+
+    truth = truth_lines(docs, pid)
     boxes = [[(float(x), float(y)) for x, y in box] for box, _, _ in result]
     order = reading_order(boxes) if boxes else []
     read = "\n".join(_norm(result[i][1], config.page_compare) for i in order)
@@ -150,12 +159,18 @@ def evaluate_pages(model: Union[str, Path], docs: DocumentSet, config: PageEvalC
             per_page.append(page)
             errors += wrong
             emit(callback, Progress("eval", done, len(pages), {"page": pid, "cer": round(page["cer"], 4)}))
+    return {"model": str(model), "docset": str(docs.path), "config": config.to_dict(),
+            **summarize_pages(per_page), "per_page": per_page, "errors": errors[:config.max_errors],
+            "errors_total": len(errors)}
+
+
+def summarize_pages(per_page: list[dict]) -> dict:
+    """Page CER, line recall/precision, lines read right and the totals over `per_page` rows."""
     total = {k: sum(p[k] for p in per_page) for k in ("truth_lines", "found", "matched", "right", "char_errors",
                                                         "truth_chars")}
-    return {"model": str(model), "docset": str(docs.path), "pages": len(per_page), "config": config.to_dict(),
+    return {"pages": len(per_page),
             "page_cer": total["char_errors"] / max(1, total["truth_chars"]),
             "line_recall": total["matched"] / max(1, total["truth_lines"]),
             "line_precision": total["matched"] / max(1, total["found"]),
             "lines_correct": total["right"] / max(1, total["truth_lines"]),
-            "lines_correct_count": total["right"], **{f"total_{k}": v for k, v in total.items()},
-            "per_page": per_page, "errors": errors[:config.max_errors], "errors_total": len(errors)}
+            "lines_correct_count": total["right"], **{f"total_{k}": v for k, v in total.items()}}

@@ -54,6 +54,12 @@ class PageCompare(W.VBox):
         self.docset = W.Dropdown(description="document set", style=style, layout=W.Layout(width="520px"))
         self.tag = W.Dropdown(options=["test", "val", "train", _ALL], value="test", description="pages tagged",
                               style=style, layout=W.Layout(width="260px"))
+        self.width_ths = W.BoundedFloatText(
+            value=0.5, min=0.0, max=20.0, step=0.1, description="width_ths", style=style,
+            layout=W.Layout(width="220px"),
+            tooltip="readtext's line grouping: word gaps up to this many box heights join one line (EasyOCR's "
+                    "default 0.5; `ocrtrain pages tune-detect DOCSET --tag val` finds yours)")
+        self.width_ths.add_class("ocrtrain-pages-width")
         self.read_button = W.Button(description="Read pages", icon="file-text-o", button_style="primary",
                                     tooltip="Reader.readtext on every page, with the origin and with the run")
         self.read_button.add_class("ocrtrain-pages-read")
@@ -71,7 +77,7 @@ class PageCompare(W.VBox):
             W.HTML("<h3>Whole pages, before / after</h3><span class='ocrtrain-help'>EasyOCR's whole pipeline "
                    "(CRAFT finds the lines, the recognizer reads them) on pages no training saw: tag pages "
                    "<code>test</code> when making the dataset (<code>ocrtrain pages to-dataset</code>).</span>"),
-            W.HBox([self.docset, self.tag]), W.HBox([self.read_button, self.progress]), self.status,
+            W.HBox([self.docset, self.tag, self.width_ths]), W.HBox([self.read_button, self.progress]), self.status,
             self.summary, self.page, self.view]
         self.refresh()
 
@@ -117,14 +123,17 @@ class PageCompare(W.VBox):
                          "a few seconds a page on a CPU) ...")
         self.read_button.disabled = True
         self.progress.layout.visibility = "visible"
-        self.task = BackgroundTask(lambda stop: self._work(before, after, docset, tag, run), self._done,
+        width = float(self.width_ths.value)
+        self.task = BackgroundTask(lambda stop: self._work(before, after, docset, tag, run, width), self._done,
                                    self.status.error, self._finish, name="ocrtrain-pages").start()
 
-    def _work(self, before: str, after: str, docset: str, tag: Optional[str], run: Optional[str]) -> dict:
+    def _work(self, before: str, after: str, docset: str, tag: Optional[str], run: Optional[str],
+              width_ths: float = 0.5) -> dict:
         from ocrtrain.documents.docset import DocumentSet
         from ocrtrain.documents.page_eval import PageEvalConfig, evaluate_pages
 
-        docs, config, throttle = DocumentSet(docset), PageEvalConfig(tag=tag), Throttle(0.5)
+        docs, throttle = DocumentSet(docset), Throttle(0.5)
+        config = PageEvalConfig(tag=tag, width_ths=width_ths)
         out = {"docset": docset, "tag": tag}
         for step, (key, model) in enumerate((("before", before), ("after", after))):
             def on_event(event, step=step) -> None:
@@ -157,7 +166,9 @@ class PageCompare(W.VBox):
             better = None if x is None or y is None or x == y else (y > x) == higher
             mark = "" if better is None else (" ▲" if better else " ▼")
             rows.append(f"<tr><td>{label}</td><td>{_pct(x)}</td><td>{_pct(y)}{mark}</td></tr>")
-        self.summary.value = (f"<table><tr><th>{html.escape(Path(result['docset']).name)} · {b['pages']} pages</th>"
+        width = b.get("config", {}).get("width_ths", 0.5)
+        self.summary.value = (f"<table><tr><th>{html.escape(Path(result['docset']).name)} · {b['pages']} pages"
+                              f" · width_ths {width:g}</th>"
                               f"<th>before: {html.escape(str(b['model']))}</th>"
                               f"<th>after: {html.escape(str(a['model']))}</th></tr>{''.join(rows)}</table>")
         pages = [p["page"] for p in a.get("per_page", [])]
