@@ -12,7 +12,14 @@ column of the line's padding (the image path pads by repeating the last pixel co
 text that gives one constant column, computed and kept with the line's features). The only difference
 from running the VGG on the padded batch: the few columns just after a shorter line's end see the
 image border there, as when the line is read alone, instead of more padding. Validation batches are
-kept whole, so validation metrics are exactly those of the full model.
+kept whole, so validation metrics are those of the full model (up to float rounding: the VGG runs
+on a channels-last copy, ~1.7x faster on this CPU).
+
+A padding column's features come from a column copy of the VGG (:func:`column_model`): on an image
+that is the same in every column, a convolution's inner columns are the convolution of one column
+with the kernel summed over its width, and a pooling's are the pooling of one column, so one pixel
+column gives the middle feature column of the 64-px image (checked against it on the first lines;
+where a layer has no such form the 64-px image is used).
 
 >>> cache = FeatureCache(budget_bytes=0)
 >>> cache.describe()
@@ -20,11 +27,13 @@ kept whole, so validation metrics are exactly those of the full model.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
+from torch import nn
 
-__all__ = ["FeatureCache", "stack_rows", "batch_chunks"]
+__all__ = ["FeatureCache", "stack_rows", "batch_chunks", "column_model"]
 
 #: Width in px of the constant image a padding column's features are read from (see _pad_images).
 PAD_WIDTH = 64
@@ -48,6 +57,7 @@ class FeatureCache:
         self.val: dict[tuple, torch.Tensor] = {}
         self.reused = 0
         self._fast = None  # a channels-last copy of the model for the training lines (see _compute)
+        self._column = None  # the column copy for padding columns, False when it does not match (_pads)
         self._message = message
         self._full_said = False
 
@@ -132,9 +142,30 @@ class FeatureCache:
                 out = self.family.line_features(fast, images).float().cpu()
                 for k, i in enumerate(rows):
                     feats[i] = out[k]
-            pads = self.family.line_features(fast, _pad_images(lines).to(device))
-        middle = pads[:, pads.shape[1] // 2].float().cpu()
+            middle = self._pads(model, fast, lines, device)
         return [(f, middle[i].clone()) for i, f in enumerate(feats)]
+
+    def _pads(self, model, fast, lines: Sequence[torch.Tensor], device) -> torch.Tensor:
+        """[N, C] feature column of each line's padding: by the column copy once it has matched the
+        64-px images on the first lines, else from the 64-px images (see the module doc)."""
+        def wide() -> torch.Tensor:
+            pads = self.family.line_features(fast, _pad_images(lines).to(device))
+            return pads[:, pads.shape[1] // 2].float().cpu()
+
+        if self._column is False:
+            return wide()
+        if self._column is None:  # the first lines of a run (or of a resumed one) check the column copy
+            column = column_model(model)
+            pads = None if column is None else self._column_pads(column, lines, device)
+            reference = wide()
+            ok = pads is not None and torch.allclose(pads, reference, rtol=1e-4, atol=1e-4)
+            self._column = column if ok else False
+            return pads if ok else reference  # so a line's numbers never depend on when the check ran
+        return self._column_pads(self._column, lines, device)
+
+    def _column_pads(self, column, lines: Sequence[torch.Tensor], device) -> torch.Tensor:
+        columns = torch.cat([line[..., -1:] for line in lines]).to(device)
+        return self.family.line_features(column, columns)[:, 0].float().cpu()
 
     def _fast_copy(self, model):
         """The frozen model with channels-last weights: its convolutions run ~1.35x faster on this
@@ -153,8 +184,10 @@ class FeatureCache:
         feats = self.val.get(key)
         if feats is not None:
             return feats
+        fast = self._fast_copy(model)
         with torch.no_grad():
-            feats = self.family.line_features(model, images.to(_device(model)))
+            feats = self.family.line_features(fast, images.to(_device(model)).contiguous(
+                memory_format=torch.channels_last)).contiguous()
         if self._keep(feats.numel() * feats.element_size()):
             self.val[key] = feats
         return feats
@@ -190,6 +223,34 @@ def stack_rows(rows: Sequence[tuple]) -> torch.Tensor:
         out[i, :feats.shape[0]] = feats
         out[i, feats.shape[0]:] = pad
     return out
+
+
+def column_model(model: nn.Module) -> Optional[nn.Module]:
+    """An eval copy of `model` whose 2-d convolutions and max-poolings read one pixel column that
+    stands for an image equal in every column: each convolution's kernel summed over its width, each
+    pooling window one column wide (None when a convolution is grouped: no such form is made)."""
+    column = copy.deepcopy(model).eval()
+    for parent in list(column.modules()):
+        for name, layer in list(parent.named_children()):
+            if isinstance(layer, nn.Conv2d):
+                if layer.groups != 1:
+                    return None
+                new = nn.Conv2d(layer.in_channels, layer.out_channels, (layer.kernel_size[0], 1),
+                                (layer.stride[0], 1), (layer.padding[0], 0), (layer.dilation[0], 1),
+                                bias=layer.bias is not None).to(layer.weight.device)
+                with torch.no_grad():
+                    new.weight.copy_(layer.weight.sum(dim=3, keepdim=True))
+                    if layer.bias is not None:
+                        new.bias.copy_(layer.bias)
+                setattr(parent, name, new)
+            elif isinstance(layer, nn.MaxPool2d):
+                k, s, p = (_pair(v) for v in (layer.kernel_size, layer.stride or layer.kernel_size, layer.padding))
+                setattr(parent, name, nn.MaxPool2d((k[0], 1), (s[0], 1), (p[0], 0), ceil_mode=layer.ceil_mode))
+    return column
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _pad_images(lines: Sequence[torch.Tensor]) -> torch.Tensor:
