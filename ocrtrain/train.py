@@ -145,6 +145,10 @@ class TrainConfig(Config):
     train_last_convs: int = field(default=0, metadata={
         "help": "with frozen features (CPU recipe or freeze_feature_extractor), still train the last N "
                 "convolutions (english_g2 has 7; the last ones work on small maps, so they cost little)"})
+    frozen_rnn_layers: int = field(default=0, metadata={
+        "help": "with frozen features, also keep the first N BiLSTM layers of the head fixed (english_g2 has 2): "
+                "the BiLSTM's backward pass is most of a cached step, so 1 roughly halves the head's cost; "
+                "a speed lever measured in bench/first_run (0 = off)"})
     caseless: str = field(default="off", metadata={
         "help": "train case-insensitively on these training datasets (a letter's upper and lower case count as "
                 "one there): auto = those whose labels are all upper case (SROIE-style ground truth), off, or a "
@@ -194,6 +198,7 @@ class TrainConfig(Config):
                                                  f"-1 = auto), got {self.augment_variants}")
         check(self.feature_cache_mb >= 0, f"feature_cache_mb must be >= 0 (0 = off), got {self.feature_cache_mb}")
         check(0 <= self.train_last_convs <= 64, f"train_last_convs must be in 0..64, got {self.train_last_convs}")
+        check(0 <= self.frozen_rnn_layers <= 8, f"frozen_rnn_layers must be in 0..8, got {self.frozen_rnn_layers}")
         check(self.save_minutes >= 0, f"save_minutes must be >= 0 (0 = off), got {self.save_minutes}")
         check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0 (0 = all), got {self.keep_checkpoints}")
         check(bool(_DEVICE_RE.match(self.device)),

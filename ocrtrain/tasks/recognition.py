@@ -72,6 +72,7 @@ class RecognitionTask(Task):
             thawed = self.model.thaw_last_convs(cfg.train_last_convs)
             ctx.message(f"features frozen except the last {cfg.train_last_convs} convolution(s) "
                         f"({', '.join(thawed)})", "info")
+        self._freeze_rnn(cfg, frozen)
         self._read_lines(train_scans, val_scans)
         self.anchor = OriginAnchor.build(cfg, loaded, ctx.device)
         self.replay_sources = {i for i, s in enumerate(spec.train) if is_replay(s.path)}
@@ -118,6 +119,25 @@ class RecognitionTask(Task):
                              "info")
             return True
         return False
+
+    def _freeze_rnn(self, cfg, frozen: bool) -> None:
+        """Keep the first ``frozen_rnn_layers`` BiLSTM layers fixed (only with frozen features: a layer
+        between trained ones would still pass gradients, saving nothing)."""
+        from torch import nn
+
+        n = cfg.frozen_rnn_layers
+        if not n:
+            return
+        layers = getattr(self.model, "SequenceModeling", None)
+        if not frozen or not isinstance(layers, nn.Sequential):
+            raise ConfigError("frozen_rnn_layers needs an easyocr-crnn model with frozen features (the CPU recipe "
+                              "or freeze_feature_extractor): set it to 0")
+        if n >= len(layers):
+            raise ConfigError(f"frozen_rnn_layers {n} leaves no BiLSTM layer of the {len(layers)} to train: use at "
+                              f"most {len(layers) - 1}")
+        for p in layers[:n].parameters():
+            p.requires_grad_(False)
+        self.ctx.message(f"the first {n} BiLSTM layer(s) stay fixed too (frozen_rnn_layers)", "info")
 
     def _feature_cache(self, cfg, frozen: bool) -> Optional[FeatureCache]:
         """A cache of the frozen features when they are the same at every pass, else None (and why)."""
