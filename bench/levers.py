@@ -68,6 +68,13 @@ LEVERS = {
                     "preset back within 3 points of the default, receipts ~97.5, training ~11 min"),
     "aug-fixed-2": (["--augment-variants", "2"],
                     "two fixed augmentations per line, used in turn: printer as the default, ~13 min"),
+    "frozen-rnn1": (["--frozen-rnn-layers", "1"],
+                    "the default with the first BiLSTM layer fixed too (session 16): the head's backward is "
+                    "most of a cached step, so training ~20-25% faster; receipts within a point, printer "
+                    "preset 2-5 points lower (less of the head adapts to thermal print), SROIE unchanged or "
+                    "higher (less moves away from english_g2) (session 16, bench/first_run only: time right, "
+                    "517.5 s of training vs 841.8 s; receipts 96.7 vs 98.0 and SROIE 51.5 vs 53.0 wrong; printer "
+                    "and general not read yet)"),
     "print-aug": (["--augment-resolution", "0.5", "--augment-ink", "0.8"],
                   "the default plus print-and-scan augmentation (lines shrunk by up to half and scaled back, strokes "
                   "up to 0.8 px bolder or thinner): SROIE's misreadings are low-resolution and faded crops, so "
