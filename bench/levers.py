@@ -73,8 +73,8 @@ LEVERS = {
                     "most of a cached step, so training ~20-25% faster; receipts within a point, printer "
                     "preset 2-5 points lower (less of the head adapts to thermal print), SROIE unchanged or "
                     "higher (less moves away from english_g2) (session 16, bench/first_run only: time right, "
-                    "517.5 s of training vs 841.8 s; receipts 96.7 vs 98.0 and SROIE 51.5 vs 53.0 wrong; printer "
-                    "and general not read yet)"),
+                    "517.5 s of training vs 841.8 s; receipts 96.7 vs 98.0, SROIE 51.5 vs 53.0 and printer 79.7 vs "
+                    "88.7 wrong; general 98.7 vs 99.0)"),
     "print-aug": (["--augment-resolution", "0.5", "--augment-ink", "0.8"],
                   "the default plus print-and-scan augmentation (lines shrunk by up to half and scaled back, strokes "
                   "up to 0.8 px bolder or thinner): SROIE's misreadings are low-resolution and faded crops, so "
