@@ -10,7 +10,7 @@ from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
 from ocrtrain.documents.detect import match_boxes
 from ocrtrain.documents.page_eval import PageEvalConfig, evaluate_pages
 from ocrtrain.errors import DatasetError
-from test_documents_formats import _icdar_row, draw_page
+from test_documents_formats import write_icdar_page
 
 TEXTS = ["TOTAL 12.50", "BREAD 32.00", "COFFEE 49.90"]  # no short words: readtext keeps each line whole
 
@@ -18,12 +18,9 @@ TEXTS = ["TOTAL 12.50", "BREAD 32.00", "COFFEE 49.90"]  # no short words: readte
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     src = tmp_path_factory.mktemp("eval-src")
-    for name in ("p1", "p2"):
-        page, polys = draw_page(TEXTS, size=(400, 220), font_size=28)
-        page.save(src / f"{name}.png")
-        rows = [_icdar_row(p, t) for p, t in zip(polys, TEXTS)]
-        rows.append("300,180,390,180,390,210,300,210,NOT PRINTED")  # a ground-truth line nothing reads
-        (src / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    for name in ("p1", "p2"):  # + a ground-truth line nothing reads
+        write_icdar_page(src, name, TEXTS, ["300,180,390,180,390,210,300,210,NOT PRINTED"], size=(400, 220),
+                         font_size=28)
     docs = DocumentSet(import_pages(src, src.parent / "eval-docs", PageImportConfig(format="icdar")))
     docs.set_tag("p2", "test")
     return docs

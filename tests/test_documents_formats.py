@@ -46,6 +46,14 @@ def _icdar_row(poly, text):
     return ",".join(str(int(round(v))) for p in poly for v in p) + "," + text
 
 
+def write_icdar_page(src, name, texts, extra_rows=(), **draw):
+    """src/NAME.png drawn with `texts` (draw_page's options) and src/NAME.csv, its ICDAR rows + `extra_rows`."""
+    page, polys = draw_page(texts, **draw)
+    page.save(src / f"{name}.png")
+    rows = [_icdar_row(p, t) for p, t in zip(polys, texts)] + list(extra_rows)
+    (src / f"{name}.csv").write_text("\n".join(rows) + "\n")
+
+
 def _import(src, tmp_path, **cfg):
     return DocumentSet(import_pages(src, tmp_path / "docs", PageImportConfig(**cfg)))
 

@@ -11,7 +11,7 @@ from ocrtrain.config import ConfigError
 from ocrtrain.documents import DocumentSet, PageImportConfig, import_pages
 from ocrtrain.documents.detect import GroupingConfig, detector
 from ocrtrain.documents.tune_detect import TuneConfig, _words, group_words, tune_grouping
-from test_documents_formats import _icdar_row, draw_page
+from test_documents_formats import write_icdar_page
 
 # Item and price far apart, as on receipts: EasyOCR's default width_ths (0.5) cuts each line in two.
 TEXTS = ["BREAD       32.00", "COFFEE       49.90", "TOTAL       81.90"]
@@ -22,9 +22,7 @@ FAST = dict(canvas_size=640)
 def receipts(tmp_path_factory):
     src = tmp_path_factory.mktemp("tune-src")
     for name in ("r1", "r2"):
-        page, polys = draw_page(TEXTS, size=(460, 200), font_size=26)
-        page.save(src / f"{name}.png")
-        (src / f"{name}.csv").write_text("\n".join(_icdar_row(p, t) for p, t in zip(polys, TEXTS)) + "\n")
+        write_icdar_page(src, name, TEXTS, size=(460, 200), font_size=26)
     docs = DocumentSet(import_pages(src, src.parent / "tune-docs", PageImportConfig(format="icdar")))
     docs.set_tag("r1", "val")
     docs.set_tag("r2", "test")
