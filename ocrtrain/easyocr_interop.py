@@ -20,7 +20,7 @@ from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
            "read_boxes", "make_detector", "make_page_reader",
-           "page_words", "group_words", "grey_page"]
+           "page_words", "group_words"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
 
@@ -206,9 +206,3 @@ def group_words(words, slope_ths: float, ycenter_ths: float, height_ths: float, 
         free = [q for q in free if max(diff([c[0] for c in q]), diff([c[1] for c in q])) > min_size]
     return horizontal, free
 
-
-def grey_page(path: str):
-    """The grey page ``Reader.readtext`` recognizes from (``easyocr.utils.reformat_input``)."""
-    from easyocr.utils import reformat_input
-
-    return reformat_input(path)[1]

@@ -78,13 +78,13 @@ def _grid(key: str) -> str:
     return key + "s"
 
 
-def _words(reader, path: str, config: GroupingConfig) -> tuple[np.ndarray, tuple[int, int]]:
-    """CRAFT's word boxes on the page at `path` (as ``Reader.detect`` computes them) and the page size."""
+def _words(reader, path: str, config: GroupingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """CRAFT's word boxes on the page at `path` (as ``Reader.detect`` computes them) and the grey page
+    ``readtext`` recognizes from."""
     from ..easyocr_interop import page_words
 
-    words, grey = page_words(reader, path, config.canvas_size, config.mag_ratio, config.text_threshold,
-                             config.link_threshold, config.low_text)
-    return words, (grey.shape[1], grey.shape[0])
+    return page_words(reader, path, config.canvas_size, config.mag_ratio, config.text_threshold,
+                      config.link_threshold, config.low_text)
 
 
 def group_words(words: np.ndarray, grouping: GroupingConfig) -> tuple[list, list]:
@@ -97,8 +97,8 @@ def group_words(words: np.ndarray, grouping: GroupingConfig) -> tuple[list, list
 
 def _geometry(pages: dict, truth: dict, grouping: GroupingConfig, iou: float) -> dict:
     found = matched = lines = 0
-    for pid, (words, size) in pages.items():
-        boxes = _polygons(*group_words(words, grouping), size)
+    for pid, (words, grey) in pages.items():
+        boxes = _polygons(*group_words(words, grouping), (grey.shape[1], grey.shape[0]))
         found += len(boxes)
         lines += len(truth[pid])
         matched += len(match_boxes(boxes, truth[pid], iou))
@@ -109,12 +109,9 @@ def _geometry(pages: dict, truth: dict, grouping: GroupingConfig, iou: float) ->
 
 def _read(reader, docs: DocumentSet, pages: dict, grouping: GroupingConfig, config: TuneConfig) -> dict:
     """Page CER and lines read right with `grouping` (readtext = detect + recognize, CRAFT kept)."""
-    from ..easyocr_interop import grey_page
-
     scoring = PageEvalConfig(**grouping.to_dict(), iou=config.iou)
     rows = []
-    for pid, (words, _) in pages.items():
-        grey = grey_page(str(docs.image_path(pid)))
+    for pid, (words, grey) in pages.items():
         horizontal, free = group_words(words, grouping)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
