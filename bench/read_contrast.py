@@ -27,15 +27,15 @@ from pathlib import Path
 DEFAULT_SETTINGS = "0.1:0.5,0.3:0.5,0.5:0.5,0.5:0.7,0.8:0.7"
 
 
-def read_split(spec: str, split: Path, ths: float, adjust: float):
-    """The EvalReport of `spec` on the LMDB `split` with Reader's retry at (ths, adjust)."""
+def read_splits(spec: str, splits: list[Path], ths: float, adjust: float) -> list:
+    """The EvalReport of `spec` on each LMDB split with Reader's retry at (ths, adjust), one model load."""
     from ocrtrain.evaluate import evaluate
     from ocrtrain.inference import Predictor
 
     predictor = Predictor.from_origin(spec, device="cpu", reader_compatible=True, contrast_ths=ths,
                                       adjust_contrast=adjust)
     predictor.spec = spec
-    return evaluate(predictor, split)
+    return [evaluate(predictor, split) for split in splits]
 
 
 def model_rows(spec: str, real: Path, docset: Path, settings: list[tuple[float, float]]) -> dict:
@@ -45,7 +45,7 @@ def model_rows(spec: str, real: Path, docset: Path, settings: list[tuple[float, 
     rows, test_reports = [], {}
     for ths, adjust in settings:
         started = time.time()
-        val, test = (read_split(spec, real / s, ths, adjust) for s in ("val", "test"))
+        val, test = read_splits(spec, [real / "val", real / "test"], ths, adjust)
         test_reports[(ths, adjust)] = test
         rows.append({"contrast_ths": ths, "adjust_contrast": adjust, "seconds": round(time.time() - started, 1),
                      **{f"{name}_{k}": r.metrics.get(f"{k}_ci_ws") for name, r in (("val", val), ("test", test))

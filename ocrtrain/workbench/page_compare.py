@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import ipywidgets as W
 
 from ocrtrain import runfolder
+from ocrtrain.documents.detect import GroupingConfig
 from ocrtrain.errors import InputError, OcrtrainError
 
 from .downloads import png_data_uri
@@ -55,10 +56,10 @@ class PageCompare(W.VBox):
         self.tag = W.Dropdown(options=["test", "val", "train", _ALL], value="test", description="pages tagged",
                               style=style, layout=W.Layout(width="260px"))
         self.width_ths = W.BoundedFloatText(
-            value=0.5, min=0.0, max=20.0, step=0.1, description="width_ths", style=style,
+            value=GroupingConfig.width_ths, min=0.0, max=20.0, step=0.1, description="width_ths", style=style,
             layout=W.Layout(width="220px"),
             tooltip="readtext's line grouping: word gaps up to this many box heights join one line (EasyOCR's "
-                    "default 0.5; `ocrtrain pages tune-detect DOCSET --tag val` finds yours)")
+                    f"default {GroupingConfig.width_ths:g}; `ocrtrain pages tune-detect DOCSET --tag val` finds yours)")
         self.width_ths.add_class("ocrtrain-pages-width")
         self.read_button = W.Button(description="Read pages", icon="file-text-o", button_style="primary",
                                     tooltip="Reader.readtext on every page, with the origin and with the run")
@@ -128,7 +129,7 @@ class PageCompare(W.VBox):
                                    self.status.error, self._finish, name="ocrtrain-pages").start()
 
     def _work(self, before: str, after: str, docset: str, tag: Optional[str], run: Optional[str],
-              width_ths: float = 0.5) -> dict:
+              width_ths: float) -> dict:
         from ocrtrain.documents.docset import DocumentSet
         from ocrtrain.documents.page_eval import PageEvalConfig, evaluate_pages
 
@@ -166,7 +167,7 @@ class PageCompare(W.VBox):
             better = None if x is None or y is None or x == y else (y > x) == higher
             mark = "" if better is None else (" ▲" if better else " ▼")
             rows.append(f"<tr><td>{label}</td><td>{_pct(x)}</td><td>{_pct(y)}{mark}</td></tr>")
-        width = b.get("config", {}).get("width_ths", 0.5)
+        width = b.get("config", {}).get("width_ths", GroupingConfig.width_ths)
         self.summary.value = (f"<table><tr><th>{html.escape(Path(result['docset']).name)} · {b['pages']} pages"
                               f" · width_ths {width:g}</th>"
                               f"<th>before: {html.escape(str(b['model']))}</th>"
