@@ -8,6 +8,7 @@ importing this module stays cheap.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import warnings
@@ -19,7 +20,7 @@ from .originspec import ENGLISH_G2
 from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes", "make_detector", "make_page_reader",
+           "read_boxes", "make_detector", "make_page_reader", "quiet_reader",
            "page_words", "group_words"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
@@ -145,6 +146,15 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+@contextlib.contextmanager
+def quiet_reader():
+    """Around a Reader call: its DataLoader asks for pinned memory even without a GPU, and torch
+    warns about that at every call; harmless noise, so that one warning is hidden (no other)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+        yield
+
+
 def read_lines(reader, images: Sequence) -> list:
     """``reader.recognize`` on each line crop (whole image = one box) -> list of Prediction."""
     from .inference import Prediction
@@ -152,9 +162,7 @@ def read_lines(reader, images: Sequence) -> list:
 
     out = []
     for image in images:
-        with warnings.catch_warnings():
-            # Reader's DataLoader asks for pinned memory even without a GPU; harmless noise.
-            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+        with quiet_reader():
             result = reader.recognize(to_gray(image), detail=1)
         if result:
             _, text, confidence = result[0]
@@ -174,8 +182,7 @@ def read_boxes(reader, image, boxes: Sequence[Sequence[int]],
     """
     from .inference import Prediction
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+    with quiet_reader():
         result = reader.recognize(image, horizontal_list=[list(b) for b in boxes], free_list=[],
                                   batch_size=batch_size, detail=1)
     return [(corners, Prediction(str(text), float(confidence))) for corners, text, confidence in result]

@@ -24,40 +24,45 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from ..config import check
+from ..easyocr_interop import quiet_reader
 from ..errors import DatasetError
 from ..originspec import ENGLISH_G2
 from ..events import Callback, Progress, emit
 from .detect import GroupingConfig, match_boxes, reading_order
 from .docset import TAGS, DocumentSet
 
-__all__ = ["PageEvalConfig", "page_reader_for", "evaluate_pages", "truth_lines", "score_page", "summarize_pages"]
+__all__ = ["PageScoring", "PageEvalConfig", "page_reader_for", "evaluate_pages", "truth_lines", "score_page", "summarize_pages"]
 
 _MODES = ("raw", "ws", "ci_ws", "loose")
 
 
 @dataclass(frozen=True)
-class PageEvalConfig(GroupingConfig):
-    """Which pages, how ``readtext`` finds lines (EasyOCR's defaults), how boxes and text are compared."""
+class PageScoring(GroupingConfig):
+    """What page scoring shares (page eval, tune-detect): the grouping, which pages, the box match."""
 
     tag: Optional[str] = field(default=None, metadata={"help": "only pages with this tag (train, val, test)"})
     iou: float = field(default=0.5, metadata={"help": "least IoU for a found box to match a ground-truth box"})
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.tag is None or self.tag in TAGS, f"tag must be one of {TAGS} or empty, got {self.tag!r}")
+        check(0 < self.iou <= 1, f"iou must be in (0, 1], got {self.iou}")
+
+
+@dataclass(frozen=True)
+class PageEvalConfig(PageScoring):
+    """Which pages, how ``readtext`` finds lines (EasyOCR's defaults), how boxes and text are compared."""
     page_compare: str = field(default="ci_ws", metadata={
         "help": "page text comparison: raw, ws (space runs collapsed), ci_ws (+ ignore case), loose (no spaces, no case)",
         "choices": _MODES})
     line_compare: str = field(default="loose", metadata={"help": "line text comparison (same choices)",
                                                          "choices": _MODES})
     max_errors: int = field(default=200, metadata={"help": "most per-line errors listed"})
-
-    def validate(self) -> None:
-        super().validate()
-        check(self.tag is None or self.tag in TAGS, f"tag must be one of {TAGS} or empty, got {self.tag!r}")
-        check(0 < self.iou <= 1, f"iou must be in (0, 1], got {self.iou}")
 
 
 def _norm(text: str, mode: str) -> str:
@@ -101,9 +106,7 @@ def page_reader_for(model: Union[str, Path], gpu: Union[bool, str] = False) -> I
 
 
 def _page_result(reader, docs: DocumentSet, pid: str, config: PageEvalConfig) -> tuple[dict, list]:
-    with warnings.catch_warnings():
-        # Reader's DataLoader asks for pinned memory even without a GPU; harmless noise.
-        warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+    with quiet_reader():
         result = reader.readtext(str(docs.image_path(pid)), **config.reader_kwargs())
     return score_page(docs, pid, result, config)
 

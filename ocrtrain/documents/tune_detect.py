@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 import numpy as np
 
 from ..config import check
+from ..easyocr_interop import quiet_reader
 from ..errors import DatasetError
 from ..events import Callback, Progress, emit
 from .detect import GroupingConfig, _polygons, detector, match_boxes
-from .docset import TAGS, DocumentSet
-from .page_eval import PageEvalConfig, page_reader_for, score_page, summarize_pages, truth_lines
+from .docset import DocumentSet
+from .page_eval import PageEvalConfig, PageScoring, page_reader_for, score_page, summarize_pages, truth_lines
 
 __all__ = ["TuneConfig", "GRID_KEYS", "tune_grouping", "grouping_text"]
 
@@ -45,22 +45,18 @@ GRID_KEYS = ("width_ths", "ycenter_ths", "height_ths", "add_margin")
 
 
 @dataclass(frozen=True)
-class TuneConfig(GroupingConfig):
+class TuneConfig(PageScoring):
     """Fixed detection settings (the inherited fields), the grids tried, which pages, how they are scored."""
 
-    tag: Optional[str] = field(default=None, metadata={"help": "tune on pages with this tag (val; keep test apart)"})
     width_thss: tuple[float, ...] = field(default=(0.3, 0.5, 0.7, 1.0, 1.5, 2.0), metadata={
         "help": "width_ths values tried (largest gap merged, in box heights)"})
     ycenter_thss: tuple[float, ...] = field(default=(0.3, 0.5, 0.7), metadata={"help": "ycenter_ths values tried"})
     height_thss: tuple[float, ...] = field(default=(0.3, 0.5, 0.7), metadata={"help": "height_ths values tried"})
     add_margins: tuple[float, ...] = field(default=(0.05, 0.1, 0.2), metadata={"help": "add_margin values tried"})
-    iou: float = field(default=0.5, metadata={"help": "least IoU for a found box to match a ground-truth box"})
     top: int = field(default=3, metadata={"help": "with --model: how many best-F1 settings are also read"})
 
     def validate(self) -> None:
         super().validate()
-        check(self.tag is None or self.tag in TAGS, f"tag must be one of {TAGS} or empty, got {self.tag!r}")
-        check(0 < self.iou <= 1, f"iou must be in (0, 1], got {self.iou}")
         check(self.top >= 0, f"top must be >= 0, got {self.top}")
         for key in GRID_KEYS:
             values = getattr(self, _grid(key))
@@ -113,8 +109,7 @@ def _read(reader, docs: DocumentSet, pages: dict, grouping: GroupingConfig, conf
     rows = []
     for pid, (words, grey) in pages.items():
         horizontal, free = group_words(words, grouping)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
+        with quiet_reader():
             result = reader.recognize(grey, horizontal, free, reformat=False)
         rows.append(score_page(docs, pid, result, scoring)[0])
     summary = summarize_pages(rows)
