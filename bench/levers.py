@@ -75,6 +75,14 @@ LEVERS = {
                     "higher (less moves away from english_g2) (session 16, bench/first_run only: time right, "
                     "517.5 s of training vs 841.8 s; receipts 96.7 vs 98.0, SROIE 51.5 vs 53.0 and printer 79.7 vs "
                     "88.7 wrong; general 98.7 vs 99.0)"),
+    "int8-features": (["--feature-precision", "int8"],
+                      "the default with the training lines' frozen features from an int8 copy of the VGG (session "
+                      "17; bench/int8_features: convolutions ~1.8x faster, features within ~2.5%): training 15-20% "
+                      "faster (the VGG on new lines is about a third of the default's time); receipts, general and "
+                      "SROIE within a point of the default (validation and export stay float32), printer preset "
+                      "within 3 points (session 17, bench/first_run only: receipts 98.0 and SROIE 53.3 vs the "
+                      "default's 98.0 and 53.0 right; time wrong: 829.0 vs 872.6 s of training, -5%, though the "
+                      "machine slowed between the runs: synth 21.0 vs 17.9 s; printer and general not read)"),
     "print-aug": (["--augment-resolution", "0.5", "--augment-ink", "0.8"],
                   "the default plus print-and-scan augmentation (lines shrunk by up to half and scaled back, strokes "
                   "up to 0.8 px bolder or thinner): SROIE's misreadings are low-resolution and faded crops, so "

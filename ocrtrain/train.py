@@ -98,6 +98,10 @@ class TrainConfig(Config):
     feature_cache_mb: int = field(default=2048, metadata={
         "help": "with frozen features (CPU recipe), compute each line's convolutional features once and "
                 "reuse them, using up to N MB of memory (0 = off; off with augmentation, distill, compile, torchrun)"})
+    feature_precision: Literal["float32", "int8"] = field(default="float32", metadata={
+        "help": "with the feature cache on a CPU: int8 computes the training lines' frozen features with an 8-bit "
+                "copy of the VGG (1.6x faster convolutions, features ~2% off; validation and the exported "
+                "model stay float32; bench/first_run: 829 vs 873 s of training, same accuracy), float32 = exact"})
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "mixed precision on CUDA (bf16 or fp16); off on CPU"})
     channels_last: bool = field(default=False, metadata={

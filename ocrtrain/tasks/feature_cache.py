@@ -44,8 +44,11 @@ class FeatureCache:
 
     def __init__(self, budget_bytes: int, family=None, message: Optional[Callable[[str, str], None]] = None,
                  chunks: Optional[dict] = None, load: Optional[Callable[[int, int], torch.Tensor]] = None,
-                 row_variant: Optional[Callable[[int, int], int]] = None):
+                 row_variant: Optional[Callable[[int, int], int]] = None, int8_calibration: Sequence[int] = ()):
         self.family = family
+        # with positions: training lines' features from an int8 copy calibrated on them (int8_features)
+        self.int8_calibration = tuple(int8_calibration)
+        self._int8 = None
         # position -> the positions computed with it in one pass (fixed by config and data: batch_chunks)
         self.chunks = chunks or {}
         self.load = load
@@ -135,11 +138,12 @@ class FeatureCache:
         feats: list[Optional[torch.Tensor]] = [None] * len(lines)
         device = _device(model)
         fast = self._fast_copy(model)
+        line_model = self._int8_copy(model) if self.int8_calibration else fast
         with torch.no_grad():
             for rows in by_width.values():
                 images = torch.cat([lines[i] for i in rows]).to(device)
                 images = images.contiguous(memory_format=torch.channels_last)
-                out = self.family.line_features(fast, images).float().cpu()
+                out = self.family.line_features(line_model, images).float().cpu()
                 for k, i in enumerate(rows):
                     feats[i] = out[k]
             middle = self._pads(model, fast, lines, device)
@@ -176,6 +180,16 @@ class FeatureCache:
 
             self._fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
         return self._fast
+
+    def _int8_copy(self, model):
+        """The int8 copy of the frozen model for training lines, calibrated on the lines at
+        `int8_calibration` (fixed by config and data, so a resumed run calibrates the same)."""
+        if self._int8 is None:
+            from .int8_features import int8_copy
+
+            lines = [self.load(*self.key(pos, 0)) for pos in self.int8_calibration]
+            self._int8 = int8_copy(model, lines)
+        return self._int8
 
     # ---- validation batches
     def val_features(self, model, key: tuple, images: Optional[torch.Tensor]) -> torch.Tensor:

@@ -175,10 +175,24 @@ class RecognitionTask(Task):
 
         cache = FeatureCache(cfg.feature_cache_mb * 2 ** 20, self.family, self.ctx.message,
                              batch_chunks(self._plans(cfg), width, self.height, fixed), loader.line,
-                             loader.row_variant)
+                             loader.row_variant, self._int8_calibration(cfg))
         # rows the cache holds are not decoded again (workers 0 only: a worker sees a copy)
         self._known = KnownRows(cache.holds) if cfg.workers == 0 else None
         return cache
+
+    def _int8_calibration(self, cfg) -> tuple[int, ...]:
+        """Positions of the lines an int8 feature copy is calibrated on (the first two batches of the
+        run), or () for float32 features (and on a GPU, where int8 buys nothing: said once)."""
+        if cfg.feature_precision != "int8":
+            return ()
+        if str(self.ctx.device) != "cpu":
+            self.ctx.message("feature_precision int8 is for the CPU: the features stay float32 on "
+                             f"{self.ctx.device}", "info")
+            return ()
+        self.ctx.message("feature_precision int8: the training lines' frozen features come from an 8-bit copy "
+                         "of the VGG (validation and the exported model stay float32)", "info")
+        first = next(iter(self._plans(cfg)))
+        return tuple(pos for batch in first[:2] for pos in batch)
 
     def _plans(self, cfg):
         """The epoch plans of the whole run (the trainer plans each epoch the same way)."""
