@@ -19,6 +19,7 @@ from torch import nn
 
 from .config import Config, check
 from .errors import ModelError
+from .parallel_rnn import bidirectional_lstm, can_split
 
 __all__ = [
     "ModelConfig",
@@ -89,6 +90,8 @@ class _BiLSTM(nn.Module):
         if x.is_cuda:
             # cuDNN wants one contiguous weight chunk; after load_state_dict it may not be.
             self.rnn.flatten_parameters()
+        if can_split(self.rnn, x):  # training on a CPU: the two directions side by side
+            return self.linear(bidirectional_lstm(self.rnn, x))
         recurrent, _ = self.rnn(x)
         return self.linear(recurrent)
 
