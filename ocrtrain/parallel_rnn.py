@@ -5,8 +5,10 @@ product) over its threads, which buys little for such small products: english_g2
 ran its forward and backward 0.41 s with two threads, 0.51 s with one, on this 2-core machine. The
 two directions of a bidirectional layer are independent, so :func:`bidirectional_lstm` runs each
 in its own thread with half the threads (forward and backward): 0.27-0.30 s there; english_g2's
-whole head (two layers, forward and backward) 0.71 -> 0.62 s (`python -m bench.parallel_rnn`). The arithmetic is each direction's own, as the fused kernel
-computes it, so the outputs and gradients equal the fused layer's up to float rounding.
+whole head (two layers, forward and backward) 0.81 -> 0.66 s for 32 lines 448 px wide
+(`python -m bench.parallel_rnn`, both ways alternating in one process). The arithmetic is each
+direction's own, as the fused kernel computes it, so the outputs and gradients equal the fused
+layer's up to float rounding (a run's figures then move as with another seed).
 
 Used by the recognizer's BiLSTM on CPU (not on CUDA, where cuDNN runs both directions at once,
 nor under ``torch.compile``).
