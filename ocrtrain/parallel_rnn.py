@@ -36,10 +36,11 @@ _NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
 def can_split(rnn: nn.LSTM, x: torch.Tensor) -> bool:
-    """Whether :func:`bidirectional_lstm` applies: a one-layer bidirectional, batch-first LSTM with
-    biases and no projection, on a CPU tensor, with two or more threads, outside torch.compile."""
+    """Whether :func:`bidirectional_lstm` applies: a gradient is wanted (training), the layer is a
+    plain ``nn.LSTM`` (not a quantized copy, as Reader-compatible reading makes) with one bidirectional
+    batch-first layer, biases and no projection, on a CPU tensor, two or more threads, no torch.compile."""
     compiling = getattr(torch, "compiler", None) is not None and torch.compiler.is_compiling()
-    return (ENABLED and rnn.bidirectional and rnn.num_layers == 1 and rnn.batch_first and rnn.bias
+    return (ENABLED and torch.is_grad_enabled() and type(rnn) is nn.LSTM and rnn.bidirectional and rnn.num_layers == 1 and rnn.batch_first and rnn.bias
             and not getattr(rnn, "proj_size", 0) and x.device.type == "cpu" and x.dim() == 3
             and torch.get_num_threads() >= 2 and not compiling)
 

@@ -47,7 +47,13 @@ def test_fused_where_splitting_does_not_apply():
     assert not can_split(torch.nn.LSTM(4, 3, batch_first=True), torch.zeros(1, 2, 4))
     assert not can_split(torch.nn.LSTM(4, 3, num_layers=2, bidirectional=True, batch_first=True), torch.zeros(1, 2, 4))
     with torch.no_grad():  # nothing to differentiate: the fused layer, same numbers
+        assert not can_split(rnn, torch.ones(1, 5, 4))
         assert torch.equal(bidirectional_lstm(rnn, torch.ones(1, 5, 4)), rnn(torch.ones(1, 5, 4))[0])
+    # Reader-compatible reading quantizes the LSTM (no float weights): it keeps its own forward.
+    model = torch.ao.quantization.quantize_dynamic(Recognizer(ModelConfig(), num_class=20).eval(),
+                                                   {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    assert not can_split(model.SequenceModeling[0].rnn, torch.zeros(1, 2, 256))
+    assert model(torch.zeros(1, 1, 64, 96)).shape == (1, 23, 20)
 
 
 def test_errors_reach_the_caller_and_the_thread_count_is_restored(monkeypatch):
