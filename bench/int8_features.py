@@ -22,16 +22,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def _lines(data: str, start: int, count: int) -> list:
     import numpy as np
 
-    from ocrtrain.images import decode_image
-    from ocrtrain.lmdb_io import LmdbReader
     from ocrtrain.preprocess import batch_tensor, resize_to_height
+    from ocrtrain.torchdata import LmdbTextDataset
 
-    reader = LmdbReader(os.path.join(data, "train"))
-    out = []
-    for i in range(start, min(len(reader), start + count)):
-        grey = np.asarray(decode_image(reader.image_bytes(i), f"sample {i}", mode="L"))
-        out.append(batch_tensor([resize_to_height(grey)]))
-    return out
+    split = LmdbTextDataset(os.path.join(data, "train"))
+    return [batch_tensor([resize_to_height(np.asarray(split[i][0]))])
+            for i in range(start, min(len(split), start + count))]
 
 
 def _batches(lines: list, size: int = 32) -> list:

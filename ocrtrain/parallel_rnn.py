@@ -40,9 +40,9 @@ def can_split(rnn: nn.LSTM, x: torch.Tensor) -> bool:
     plain ``nn.LSTM`` (not a quantized copy, as Reader-compatible reading makes) with one bidirectional
     batch-first layer, biases and no projection, on a CPU tensor, two or more threads, no torch.compile."""
     compiling = getattr(torch, "compiler", None) is not None and torch.compiler.is_compiling()
-    return (ENABLED and torch.is_grad_enabled() and type(rnn) is nn.LSTM and rnn.bidirectional and rnn.num_layers == 1 and rnn.batch_first and rnn.bias
-            and not getattr(rnn, "proj_size", 0) and x.device.type == "cpu" and x.dim() == 3
-            and torch.get_num_threads() >= 2 and not compiling)
+    return (ENABLED and torch.is_grad_enabled() and type(rnn) is nn.LSTM and rnn.bidirectional
+            and rnn.num_layers == 1 and rnn.batch_first and rnn.bias and not getattr(rnn, "proj_size", 0)
+            and x.device.type == "cpu" and x.dim() == 3 and torch.get_num_threads() >= 2 and not compiling)
 
 
 def bidirectional_lstm(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:

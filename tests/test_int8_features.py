@@ -1,33 +1,27 @@
 """feature_precision int8: the training lines' frozen features from an 8-bit copy of the VGG."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import draw_line
 from ocrtrain.augment import AugmentConfig
 from ocrtrain.errors import ConfigError
 from ocrtrain.families import get_family
 from ocrtrain.origins import load_origin
-from ocrtrain.preprocess import batch_tensor, resize_to_height
 from ocrtrain.tasks.feature_cache import FeatureCache
 from ocrtrain.tasks.int8_features import int8_copy
 from ocrtrain.train import TrainConfig, fit
+from test_feature_cache import _lines
 
 FAST = dict(max_steps=3, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
             freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
             augment=AugmentConfig(probability=0.0))
 
 
-def _lines(texts):
-    return [batch_tensor([resize_to_height(np.asarray(draw_line(t, height=40, font_size=28)))]) for t in texts]
-
-
 def test_the_int8_copy_gives_english_g2_features_close_to_the_float_ones_and_leaves_the_model_alone():
     model = load_origin("english_g2", device="cpu").model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    lines = _lines(["Melk 12,50", "Kjøttdeig 2 x 45,00 90,00", "TOTAL 135,50", "Ost"])
+    _, lines = _lines(["Melk 12,50", "Kjøttdeig 2 x 45,00 90,00", "TOTAL 135,50", "Ost"])
     fast = int8_copy(model, lines)
     assert any("quantized" in type(m).__module__ for m in fast.FeatureExtraction.modules())
     with torch.no_grad():
@@ -40,7 +34,7 @@ def test_the_int8_copy_gives_english_g2_features_close_to_the_float_ones_and_lea
 
 def test_the_cache_computes_training_lines_with_the_int8_copy_calibrated_on_the_given_positions():
     model, family = load_origin("english_g2", device="cpu").model.eval(), get_family("easyocr-crnn")
-    lines = _lines(["Melk 12,50", "Ost 3,00", "Brød 29,90"])
+    _, lines = _lines(["Melk 12,50", "Ost 3,00", "Brød 29,90"])
     loaded = []
 
     def load(pos, variant):

@@ -36,7 +36,8 @@ from ..events import Callback, Progress, emit
 from .detect import GroupingConfig, match_boxes, reading_order
 from .docset import TAGS, DocumentSet
 
-__all__ = ["PageScoring", "PageEvalConfig", "page_reader_for", "evaluate_pages", "truth_lines", "score_page", "summarize_pages"]
+__all__ = ["PageScoring", "PageEvalConfig", "page_reader_for", "evaluate_pages", "truth_lines", "score_page",
+           "summarize_pages"]
 
 _MODES = ("raw", "ws", "ci_ws", "loose")
 

@@ -191,7 +191,7 @@ class RecognitionTask(Task):
             return ()
         self.ctx.message("feature_precision int8: the training lines' frozen features come from an 8-bit copy "
                          "of the VGG (validation and the exported model stay float32)", "info")
-        first = next(iter(self._plans(cfg)))
+        first = self.plan_epoch(0, cfg.batch_size, cfg.seed)
         return tuple(pos for batch in first[:2] for pos in batch)
 
     def _plans(self, cfg):
