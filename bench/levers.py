@@ -42,6 +42,20 @@ LEVERS = {
                     "than the default; receipts and printer as the default, SROIE within 1 point (session 13: "
                     "wrong on the printer preset: 73.7 vs the default's 84.0 in the same run; receipts 97.3, SROIE "
                     "52.0 vs 52.8; 725 vs 851 s)"),
+    "replay-1000": (["--replay-lines", "1000"],
+                    "a quarter of the replay lines, each seen four times (one augmentation, computed once; "
+                    "rendered in 4 s, not 16): 150-180 s faster than the default; receipts within a point (>= "
+                    "97), SROIE within a point of the default and above english_g2, general within a point, "
+                    "printer within 5 points (session 13's replay-2000 lost 10 there, which may repeat) (session 18, "
+                    "bench.first_run --train-args '--replay-lines 1000': time right but small, train 782.4 vs "
+                    "872.6 s; receipts 97.0 vs 98.0 and SROIE 48.2 vs 53.0, below english_g2's 50.8: wrong, the "
+                    "replay lines' variety is what keeps real receipts)"),
+    "batch-24": (["--batch-size", "24"],
+                 "three quarters of the lines per step (18 receipts + 6 replay): the head's per-step cost "
+                 "falls ~25% and 1000 fewer replay lines are computed, the receipts' two variants still "
+                 "are: training 12-18% faster; receipts within a point (>= 97: validation levels off by "
+                 "step 200 at 32 lines), SROIE within a point of the default (3000 replay lines seen, "
+                 "not 4000; replay-1000 showed that variety matters), printer within 5"),
     "fast-lr": (["--lr", "1e-3", "--max-steps", "350", "--replay-lines", "2000"],
                 "3x the rate for 70% of the steps: ~3 min faster than replay-2000; receipts within a point, "
                 "printer +-2, SROIE 1-2 points lower (a faster move away from english_g2) (session 13: wrong: "

@@ -96,6 +96,17 @@ def _cli(args: list[str]) -> None:
 
 def prepare(work: Path, data: Path, synth: str) -> tuple[Path, Path, Path]:
     """(docset with test pages tagged, real dataset, synthetic dataset)."""
+    from ocrtrain.lmdb_io import is_lmdb
+
+    docset, real = prepare_pages(work, data)
+    synth_ds = Path(synth) if synth else work / "receipts"
+    if not is_lmdb(synth_ds / "train"):
+        _cli(["synth", "--out", str(synth_ds), "--count", "4000", "--seed", "1", "--overwrite"])
+    return docset, real, synth_ds
+
+
+def prepare_pages(work: Path, data: Path) -> tuple[Path, Path]:
+    """(docset with its pages tagged train / val / test by receipt, real line dataset)."""
     from ocrtrain.documents.docset import DocumentSet
     from ocrtrain.lmdb_io import is_lmdb
 
@@ -110,10 +121,7 @@ def prepare(work: Path, data: Path, synth: str) -> tuple[Path, Path, Path]:
         for pid in pages:
             if docs.page(pid).tag != split:
                 docs.set_tag(pid, split)
-    synth_ds = Path(synth) if synth else work / "receipts"
-    if not is_lmdb(synth_ds / "train"):
-        _cli(["synth", "--out", str(synth_ds), "--count", "4000", "--seed", "1", "--overwrite"])
-    return docset, real, synth_ds
+    return docset, real
 
 
 def train(name: str, flags: list[str], real: Path, synth: Path, work: Path, steps: int) -> dict:

@@ -20,7 +20,7 @@ from .originspec import ENGLISH_G2
 from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes", "make_detector", "make_page_reader", "quiet_reader",
+           "read_boxes", "make_detector", "make_page_reader", "craft_net", "quiet_reader",
            "page_words", "group_words"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
@@ -105,13 +105,25 @@ def make_detector(gpu: Union[bool, str] = False):
 
 
 def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = ENGLISH_G2,
-                     gpu: Union[bool, str] = False):
+                     gpu: Union[bool, str] = False, detector: Optional[Union[str, Path]] = None):
     """A whole-pipeline ``easyocr.Reader`` (CRAFT + the recognizer) for ``readtext``, no downloads.
 
     English_g2 without `bundle_dir`, else the user_network `name` of that folder. A bundle folder
     lacks CRAFT, and Reader takes one model folder for both, so the two weight files are linked
-    into a temporary folder for the load (Reader reads them when it is built).
+    into a temporary folder for the load (Reader reads them when it is built). With `detector` (a
+    folder from ``ocrtrain pages train-detect``), its CRAFT replaces EasyOCR's as a user does:
+    ``reader.detector = reader.initDetector(PATH)`` (Reader's constructor accepts only the
+    published craft_mlt_25k.pth when downloads are off: it checks the file's MD5).
     """
+    reader = _page_reader(bundle_dir, name, gpu)
+    if detector is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            reader.detector = reader.initDetector(str(_craft_file(detector)))
+    return reader
+
+
+def _page_reader(bundle_dir: Optional[Union[str, Path]], name: str, gpu: Union[bool, str]):
     import tempfile
 
     import easyocr
@@ -136,6 +148,26 @@ def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = 
             _link((bundle_dir / f"{name}.pth").resolve(), Path(tmp) / f"{name}.pth")
             return easyocr.Reader(["en"], recog_network=name, user_network_directory=str(bundle_dir),
                                   model_storage_directory=tmp, **common)
+
+
+def craft_net(path: Union[str, Path]):
+    """EasyOCR's CRAFT network (float, CPU, not quantized: trainable) with the weights at `path`."""
+    import torch
+    from easyocr.craft import CRAFT
+    from easyocr.detection import copyStateDict
+
+    net = CRAFT(pretrained=False)
+    net.load_state_dict(copyStateDict(torch.load(path, map_location="cpu", weights_only=True)))
+    return net
+
+
+def _craft_file(detector: Union[str, Path]) -> Path:
+    """The CRAFT weights of a detector folder (or a .pth file given as is)."""
+    path = Path(detector)
+    path = path / "craft_mlt_25k.pth" if path.is_dir() else path
+    if not path.is_file():
+        raise ModelError(f"no CRAFT weights at {path}: give a folder written by `ocrtrain pages train-detect`")
+    return path.resolve()
 
 
 def _link(source: Path, target: Path) -> None:

@@ -15,6 +15,16 @@ FONT = next(p for p in sorted(FONT_DIR.glob("Roboto-Regular.ttf"))) if list(FONT
 WORDS = ["Melk", "Brød", "Smør", "Ost", "Kaffe", "Æbler", "Løk", "Blåbær", "Egg", "Rømme", "Øl", "Kjøttdeig"]
 
 
+def cached_recipe(**changes) -> dict:
+    """TrainConfig fields for a few CPU steps of the cached-features recipe on tiny data (no guard,
+    general set, replay or augmentation), with `changes` on top."""
+    from ocrtrain.augment import AugmentConfig
+
+    return {**dict(max_steps=3, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
+                   freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
+                   augment=AugmentConfig(probability=0.0)), **changes}
+
+
 def draw_line(text: str, height: int = 32, font_size: int = 24) -> Image.Image:
     """A white-background black-text line image, drawn with a trdg font."""
     font = ImageFont.truetype(str(FONT), font_size)

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import torch
 
-from conftest import draw_line
+from conftest import cached_recipe, draw_line
 from ocrtrain.augment import AugmentConfig
 from ocrtrain.families import get_family
 from ocrtrain.model import ModelConfig, Recognizer
@@ -12,9 +12,7 @@ from ocrtrain.preprocess import batch_tensor, resize_to_height
 from ocrtrain.tasks.feature_cache import FeatureCache, stack_rows
 from ocrtrain.train import TrainConfig, fit
 
-FAST = dict(max_steps=6, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
-            freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
-            augment=AugmentConfig(probability=0.0))
+FAST = cached_recipe(max_steps=6)
 BORDER = 6  # feature columns next to an image border that see it (VGG receptive field)
 
 

@@ -2,14 +2,12 @@
 import pytest
 import torch
 
-from ocrtrain.augment import AugmentConfig
+from conftest import cached_recipe
 from ocrtrain.errors import ConfigError
 from ocrtrain.origins import load_origin
 from ocrtrain.train import TrainConfig, fit
 
-FAST = dict(max_steps=3, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1, lr=3e-3,
-            freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
-            augment=AugmentConfig(probability=0.0))
+FAST = cached_recipe(lr=3e-3)
 
 
 def _layers(spec):

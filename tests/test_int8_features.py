@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from ocrtrain.augment import AugmentConfig
+from conftest import cached_recipe
 from ocrtrain.errors import ConfigError
 from ocrtrain.families import get_family
 from ocrtrain.origins import load_origin
@@ -13,9 +13,7 @@ from ocrtrain.tasks.int8_features import int8_copy
 from ocrtrain.train import TrainConfig, fit
 from test_feature_cache import _lines
 
-FAST = dict(max_steps=3, val_interval=3, batch_size=4, val_limit=4, workers=0, warmup_steps=1,
-            freeze_feature_extractor=True, device="cpu", guard="", general_val=0, replay=0.0,
-            augment=AugmentConfig(probability=0.0))
+FAST = cached_recipe()
 
 
 def test_the_int8_copy_gives_english_g2_features_close_to_the_float_ones_and_leaves_the_model_alone():

@@ -64,6 +64,8 @@ class PageEvalConfig(PageScoring):
     line_compare: str = field(default="loose", metadata={"help": "line text comparison (same choices)",
                                                          "choices": _MODES})
     max_errors: int = field(default=200, metadata={"help": "most per-line errors listed"})
+    detector: str = field(default="", metadata={
+        "help": "CRAFT from this folder (`ocrtrain pages train-detect`) instead of EasyOCR's"})
 
 
 def _norm(text: str, mode: str) -> str:
@@ -84,26 +86,28 @@ def _bundle_in(folder: Path) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def page_reader_for(model: Union[str, Path], gpu: Union[bool, str] = False) -> Iterator:
-    """An ``easyocr.Reader`` with CRAFT and `model`'s recognizer (exported to a bundle if need be)."""
+def page_reader_for(model: Union[str, Path], gpu: Union[bool, str] = False,
+                    detector: Optional[Union[str, Path]] = None) -> Iterator:
+    """An ``easyocr.Reader`` with CRAFT (EasyOCR's, or `detector`'s) and `model`'s recognizer
+    (exported to a bundle if need be)."""
     from ..easyocr_interop import make_page_reader
 
     text = str(model)
     if text == ENGLISH_G2:
-        yield make_page_reader(None, gpu=gpu)
+        yield make_page_reader(None, gpu=gpu, detector=detector)
         return
     if text.startswith("easyocr:"):
         folder, _, name = text[len("easyocr:"):].rpartition("/")
-        yield make_page_reader(Path(folder or "."), name, gpu=gpu)
+        yield make_page_reader(Path(folder or "."), name, gpu=gpu, detector=detector)
         return
     if Path(text).is_dir() and _bundle_in(Path(text)):
-        yield make_page_reader(Path(text), _bundle_in(Path(text)), gpu=gpu)
+        yield make_page_reader(Path(text), _bundle_in(Path(text)), gpu=gpu, detector=detector)
         return
     from ..export import export_easyocr
 
     with tempfile.TemporaryDirectory(prefix="ocrtrain-page-eval-") as tmp:
         export_easyocr(text, "ocrtrain_page_eval", tmp)
-        yield make_page_reader(Path(tmp), "ocrtrain_page_eval", gpu=gpu)
+        yield make_page_reader(Path(tmp), "ocrtrain_page_eval", gpu=gpu, detector=detector)
 
 
 def _page_result(reader, docs: DocumentSet, pid: str, config: PageEvalConfig) -> tuple[dict, list]:
@@ -157,7 +161,7 @@ def evaluate_pages(model: Union[str, Path], docs: DocumentSet, config: PageEvalC
         raise DatasetError(f"{docs.path} has no pages with verified lines" + (f" tagged {config.tag}" if config.tag else "")
                            + ": import ground truth or verify lines first (or drop --tag)")
     per_page, errors = [], []
-    with page_reader_for(model, gpu) as reader:
+    with page_reader_for(model, gpu, config.detector or None) as reader:
         for done, pid in enumerate(pages, 1):
             page, wrong = _page_result(reader, docs, pid, config)
             per_page.append(page)

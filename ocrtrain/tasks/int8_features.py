@@ -34,7 +34,8 @@ def int8_copy(model: nn.Module, lines: Sequence[torch.Tensor]) -> nn.Module:
     if not lines:
         raise ConfigError("feature_precision int8 needs training lines to calibrate on: the run has none")
     with warnings.catch_warnings():  # torch marks torch.ao.quantization deprecated in favour of torchao
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*deprecat.*")  # its UserWarnings/FutureWarnings say so
         try:
             from torch.ao.quantization import get_default_qconfig_mapping
             from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
